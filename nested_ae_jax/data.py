@@ -1,0 +1,181 @@
+"""Reading a scale's data file and turning it into arrays, with errors that name the problem.
+
+Columns are always selected by name. Numeric inputs and regression targets must be finite
+numbers; categorical columns become integer codes over a category list that is fitted once on
+the training file and stored with the model (an unknown category at prediction time is an
+error). Standardisation statistics are fitted per model on its training rows
+(:func:`fit_stats`) and live in the model's ``stats`` pytree.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from .config import ScaleSpec
+from .errors import DataError, did_you_mean
+
+
+def read_table(path: str | Path, column_names: tuple[str, ...] = ()) -> pd.DataFrame:
+    """Read a CSV file (``column_names``: names for a file without a header row)."""
+    path = Path(path)
+    if not path.exists():
+        raise DataError(f"data file not found: {path} (set --data-root or NESTED_AE_DATA, or "
+                        "fix the path in the config)")
+    if path.is_dir():
+        raise DataError(f"data path is a directory, not a CSV file: {path}")
+    try:
+        if column_names:
+            frame = pd.read_csv(path, header=None, names=list(column_names))
+        else:
+            frame = pd.read_csv(path)
+    except pd.errors.EmptyDataError:
+        raise DataError(f"data file is empty: {path}") from None
+    except (OSError, UnicodeDecodeError, pd.errors.ParserError) as err:
+        raise DataError(f"cannot read data file {path}: {str(err).splitlines()[0]}") from None
+    if len(frame) == 0:
+        raise DataError(f"data file has a header but no rows: {path}")
+    duplicated = frame.columns[frame.columns.duplicated()].tolist()
+    if duplicated:
+        raise DataError(f"{path}: duplicated column name(s) {duplicated}")
+    dup_pandas = [c for c in frame.columns if isinstance(c, str) and c.rsplit(".", 1)[0] in
+                  frame.columns and c.rsplit(".", 1)[-1].isdigit()]
+    if dup_pandas:
+        raise DataError(f"{path}: duplicated column name '{dup_pandas[0].rsplit('.', 1)[0]}'")
+    return frame
+
+
+def require_columns(frame: pd.DataFrame, columns: list[str], source: str) -> None:
+    """Error naming the first missing column and the closest existing name."""
+    for c in columns:
+        if c not in frame.columns:
+            raise DataError(f"{source}: no column '{c}'"
+                            f"{did_you_mean(c, [str(x) for x in frame.columns])}")
+
+
+def numeric_block(frame: pd.DataFrame, columns: list[str], source: str) -> np.ndarray:
+    """(N, len(columns)) float32 of finite numbers, or an error naming column, row and value."""
+    require_columns(frame, columns, source)
+    out = np.empty((len(frame), len(columns)), np.float32)
+    for j, c in enumerate(columns):
+        values = pd.to_numeric(frame[c], errors="coerce").to_numpy(np.float64)
+        bad = ~np.isfinite(values)
+        if bad.any():
+            i = int(np.argmax(bad))
+            raw = frame[c].iloc[i]
+            what = "missing (NaN)" if pd.isna(raw) else f"not a finite number ({raw!r})"
+            raise DataError(f"{source}: column '{c}' row {i + 2} is {what}; "
+                            f"{int(bad.sum())} bad value(s) in that column")
+        out[:, j] = values
+    return out
+
+
+def fit_categories(frame: pd.DataFrame, column: str, source: str) -> tuple[str, ...]:
+    """Sorted class labels of a categorical column."""
+    require_columns(frame, [column], source)
+    values = frame[column]
+    if values.isna().any():
+        raise DataError(f"{source}: column '{column}' row {int(np.argmax(values.isna())) + 2} "
+                        "is empty (categorical values must be present)")
+    cats = tuple(sorted(values.astype(str).unique()))
+    if len(cats) < 2:
+        raise DataError(f"{source}: categorical column '{column}' has a single class "
+                        f"{cats[0]!r}; it carries no information, remove it from the config")
+    return cats
+
+
+def encode_categories(frame: pd.DataFrame, column: str, categories: tuple[str, ...],
+                      source: str) -> np.ndarray:
+    """(N,) int32 codes into ``categories``; unknown labels are an error."""
+    require_columns(frame, [column], source)
+    values = frame[column].astype(str).to_numpy()
+    index = {c: i for i, c in enumerate(categories)}
+    unknown = sorted({v for v in values if v not in index})
+    if unknown:
+        raise DataError(f"{source}: column '{column}' has unknown categor"
+                        f"{'y' if len(unknown) == 1 else 'ies'} {unknown[:3]}; the model knows "
+                        f"{list(categories)}")
+    return np.array([index[v] for v in values], np.int32)
+
+
+@dataclass(frozen=True)
+class Categories:
+    """Class labels per categorical input group and per categorical target head."""
+
+    groups: dict[str, tuple[str, ...]]
+    heads: dict[str, tuple[str, ...]]
+
+    def to_json(self) -> dict:
+        return {"groups": {k: list(v) for k, v in self.groups.items()},
+                "heads": {k: list(v) for k, v in self.heads.items()}}
+
+    @staticmethod
+    def from_json(obj: dict) -> "Categories":
+        return Categories({k: tuple(v) for k, v in obj["groups"].items()},
+                          {k: tuple(v) for k, v in obj["heads"].items()})
+
+
+def fit_scale_categories(spec: ScaleSpec, frame: pd.DataFrame, source: str) -> Categories:
+    groups = {g.name: fit_categories(frame, g.column, source)
+              for g in spec.inputs if g.kind == "categorical"}
+    heads = {h.name: fit_categories(frame, h.target[0], source)
+             for h in spec.heads if h.kind == "categorical" and not h.input}
+    return Categories(groups, heads)
+
+
+def encode_inputs(spec: ScaleSpec, frame: pd.DataFrame, categories: Categories, source: str
+                  ) -> dict[str, np.ndarray]:
+    """Raw encoder inputs of the scale's own groups (latent groups are filled in by the
+    chain): numeric (N, d) float32, categorical (N,) int32 codes."""
+    out = {}
+    for g in spec.inputs:
+        if g.kind == "numeric":
+            out[g.name] = numeric_block(frame, list(g.columns), source)
+        elif g.kind == "categorical":
+            out[g.name] = encode_categories(frame, g.column, categories.groups[g.name], source)
+    return out
+
+
+def encode_targets(spec: ScaleSpec, frame: pd.DataFrame, categories: Categories, source: str
+                   ) -> dict[str, np.ndarray]:
+    """Targets of heads that read data columns: regression (N, k) float32, categorical
+    target columns (N,) int32."""
+    out = {}
+    for h in spec.heads:
+        if h.kind == "regression":
+            out[h.name] = numeric_block(frame, list(h.target), source)
+        elif h.kind == "categorical" and not h.input:
+            out[h.name] = encode_categories(frame, h.target[0], categories.heads[h.name], source)
+    return out
+
+
+def fit_stats(x: np.ndarray, masks: np.ndarray, *, name: str, source: str) -> dict:
+    """Standardisation of ``x`` (N, d) on each mask's rows: {"mean": (M, d), "scale": (M, d)}.
+
+    Population standard deviation (scikit-learn's StandardScaler); a column that is constant
+    over every row is an error, one that is constant only within a fold gets scale 1.
+    """
+    x = np.asarray(x, np.float64)
+    sd_all = x.std(axis=0)
+    if (sd_all == 0).any():
+        col = int(np.argmax(sd_all == 0))
+        raise DataError(f"{source}: input group '{name}' column {col} is constant (zero "
+                        "variance); remove it from the inputs")
+    w = np.asarray(masks, np.float64)
+    n = np.maximum(w.sum(axis=1, keepdims=True), 1.0)
+    mean = w @ x / n
+    var = w @ (x**2) / n - mean**2
+    scale = np.sqrt(np.maximum(var, 0.0))
+    scale = np.where(scale > 1e-12 * np.maximum(np.abs(mean), 1.0), scale, 1.0)
+    return {"mean": mean.astype(np.float32), "scale": scale.astype(np.float32)}
+
+
+def input_group_columns(spec: ScaleSpec) -> list[str]:
+    """The data columns of the scale's own numeric and categorical groups, in order."""
+    cols: list[str] = []
+    for g in spec.inputs:
+        cols.extend(g.columns if g.kind == "numeric" else [g.column] if g.column else [])
+    return cols

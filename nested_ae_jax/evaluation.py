@@ -1,0 +1,112 @@
+"""Honest metrics: per sample, over all evaluated rows, dropout off.
+
+Regression heads: MAE, RMSE, R^2 (raw target units; averaged over target columns when a head
+has several). Reconstruction heads: MAE and RMSE in standardised units. Categorical heads: argmax
+accuracy and mean cross-entropy. Reported per model on its training and validation rows, and
+pooled out-of-fold: every row scored once, by the model that did not train on it.
+"""
+
+from __future__ import annotations
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+from .config import ScaleSpec
+from .losses import head_targets
+from .model import Params, ScaleModel, Stats
+
+
+def predict_models(model: ScaleModel, params: Params, stats: Stats, inputs: dict) -> dict:
+    """Outputs of M models (leading axis M on params and stats) on the same rows, dropout
+    off: {"latent": (M, N, L), "features": {...}, "heads": {HEAD: (M, N, out)}}."""
+    return jax.jit(jax.vmap(lambda p, s: model.apply(p, s, inputs)))(params, stats)
+
+
+def regression_metrics(y: np.ndarray, p: np.ndarray) -> dict[str, float]:
+    """MAE, RMSE and R^2 of (n, k) targets and predictions, averaged over the k columns."""
+    err = p - y
+    ss_tot = ((y - y.mean(axis=0)) ** 2).sum(axis=0)
+    r2 = 1.0 - (err**2).sum(axis=0) / np.where(ss_tot > 0, ss_tot, np.nan)
+    return {"mae": float(np.abs(err).mean()), "rmse": float(np.sqrt((err**2).mean(axis=0)).mean()),
+            "r2": float(np.mean(r2)), "n": int(len(y))}
+
+
+def reconstruction_metrics(y: np.ndarray, p: np.ndarray) -> dict[str, float]:
+    err = p - y
+    return {"mae": float(np.abs(err).mean()), "rmse": float(np.sqrt((err**2).mean())),
+            "n": int(len(y))}
+
+
+def categorical_metrics(codes: np.ndarray, logits: np.ndarray) -> dict[str, float]:
+    logp = np.asarray(jax.nn.log_softmax(jnp.asarray(logits), axis=-1))
+    ce = -np.take_along_axis(logp, codes[:, None].astype(int), axis=-1)[:, 0]
+    return {"accuracy": float((logits.argmax(axis=-1) == codes).mean()),
+            "cross_entropy": float(ce.mean()), "n": int(len(codes))}
+
+
+def head_metrics(spec: ScaleSpec, targets: dict, outputs: dict, rows: np.ndarray) -> dict:
+    """{HEAD: metrics} of one model's outputs (no model axis) on the boolean ``rows``."""
+    out = {}
+    if not rows.any():
+        return out
+    for h in spec.heads:
+        y, p = np.asarray(targets[h.name])[rows], np.asarray(outputs["heads"][h.name])[rows]
+        if h.kind == "regression":
+            out[h.name] = regression_metrics(y, p)
+        elif h.kind == "reconstruction":
+            out[h.name] = reconstruction_metrics(y, p)
+        else:
+            out[h.name] = categorical_metrics(y, p)
+    return out
+
+
+def comparison_targets(spec: ScaleSpec, outputs: dict, targets: dict) -> dict:
+    """What each head is scored against, per model: {HEAD: (M, N, ...)}."""
+    return jax.vmap(lambda o: head_targets(spec, o, targets))(outputs)
+
+
+def take_model(tree: dict, m: int) -> dict:
+    return jax.tree.map(lambda a: np.asarray(a)[m], tree)
+
+
+def pooled_outputs(outputs: dict, model_of_row: np.ndarray) -> dict:
+    """Out-of-fold outputs: row i taken from model ``model_of_row[i]`` (rows with -1 dropped
+    later by the caller's mask). Leaves (M, N, ...) -> (N, ...)."""
+    rows = np.arange(len(model_of_row))
+    pick = np.maximum(model_of_row, 0)
+    return jax.tree.map(lambda a: np.asarray(a)[pick, rows], outputs)
+
+
+def scale_metrics(spec: ScaleSpec, outputs: dict, targets: dict, train_mask: np.ndarray,
+                  val_mask: np.ndarray, model_of_row: np.ndarray | None) -> dict:
+    """Metrics of M models of one scale.
+
+    outputs: predict_models output (M, N, ...); targets: the scale's target arrays;
+    train_mask/val_mask: (M, N); model_of_row: (N,) index of the model that validates each row
+    (-1: none), or None when no model has validation rows.
+    Returns {"heads": {HEAD: {"pooled_val": {...}}}, "folds": [{"train": {...}, "val": {...}}]}
+    where each fold entry is {HEAD: metrics}.
+    """
+    compare = comparison_targets(spec, outputs, targets)
+    folds = []
+    for m in range(train_mask.shape[0]):
+        o, t = take_model(outputs, m), take_model(compare, m)
+        folds.append({"train": head_metrics(spec, t, o, train_mask[m] > 0),
+                      "val": head_metrics(spec, t, o, val_mask[m] > 0)})
+    heads: dict[str, dict] = {h.name: {} for h in spec.heads}
+    if model_of_row is not None and (model_of_row >= 0).any():
+        pooled = head_metrics(spec, pooled_outputs(compare, model_of_row),
+                              pooled_outputs(outputs, model_of_row), model_of_row >= 0)
+        for name, m in pooled.items():
+            heads[name]["pooled_val"] = m
+    for name in heads:
+        heads[name]["pooled_train_mean"] = _mean_over_models([f["train"].get(name) for f in folds])
+    return {"heads": heads, "folds": folds}
+
+
+def _mean_over_models(entries: list[dict | None]) -> dict:
+    entries = [e for e in entries if e]
+    if not entries:
+        return {}
+    return {k: float(np.mean([e[k] for e in entries])) for k in entries[0] if k != "n"}

@@ -1,0 +1,174 @@
+"""One scale's supervised autoencoder as pure functions over explicit parameter pytrees.
+
+Parameters are plain nested dicts of arrays::
+
+    {"encoder": [{"w": (in, out), "b": (out,)}, ...],
+     "heads":   {HEAD: [{"w": ..., "b": ...}, ...], ...}}
+
+Fixed statistics (the standardisation of numeric and latent input groups, fitted on training
+rows) live beside the parameters in a ``stats`` pytree ``{GROUP: {"mean": (d,), "scale": (d,)}}``
+so that ``apply`` maps *raw* inputs to outputs and gradients reach the raw descriptors.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any, Callable, NamedTuple
+
+import jax
+import jax.numpy as jnp
+
+from .config import ScaleSpec
+
+Params = dict[str, Any]
+Stats = dict[str, dict[str, jax.Array]]
+
+_ACTIVATIONS: dict[str, Callable[[jax.Array], jax.Array]] = {
+    "linear": lambda x: x,
+    "relu": jax.nn.relu,
+    "tanh": jnp.tanh,
+    "sigmoid": jax.nn.sigmoid,
+    "softplus": jax.nn.softplus,
+    "gelu": jax.nn.gelu,
+    "elu": jax.nn.elu,
+    "leaky_relu": jax.nn.leaky_relu,
+}
+
+
+@dataclass(frozen=True)
+class ScaleDims:
+    """Array widths a scale's model needs, read off its data: input widths in encoder order
+    (categorical groups: number of classes) and output width of every head."""
+
+    inputs: tuple[tuple[str, int], ...]
+    heads: tuple[tuple[str, int], ...]
+
+    @property
+    def input_width(self) -> int:
+        return sum(w for _, w in self.inputs)
+
+    def width(self, group: str) -> int:
+        return dict(self.inputs)[group]
+
+
+def init_dense(key: jax.Array, fan_in: int, fan_out: int, scheme: str, gain: float) -> dict:
+    """Xavier (Glorot) weights, zero biases: normal sigma = gain*sqrt(2/(in+out)), uniform
+    bound = gain*sqrt(6/(in+out)) (PyTorch's xavier_normal_/xavier_uniform_)."""
+    if scheme == "xavier_normal":
+        w = gain * jnp.sqrt(2.0 / (fan_in + fan_out)) * jax.random.normal(key, (fan_in, fan_out))
+    else:
+        bound = gain * jnp.sqrt(6.0 / (fan_in + fan_out))
+        w = jax.random.uniform(key, (fan_in, fan_out), minval=-bound, maxval=bound)
+    return {"w": w, "b": jnp.zeros((fan_out,))}
+
+
+def init_mlp(key: jax.Array, sizes: list[int], scheme: str, gain: float) -> list[dict]:
+    """Dense layers for widths ``sizes = [in, hidden..., out]``."""
+    keys = jax.random.split(key, len(sizes) - 1)
+    return [init_dense(k, a, b, scheme, gain) for k, a, b in zip(keys, sizes[:-1], sizes[1:])]
+
+
+def apply_mlp(layers: list[dict], x: jax.Array, activation: str, output_activation: str,
+              dropout: jax.Array | float = 0.0, noise: list[jax.Array] | None = None
+              ) -> jax.Array:
+    """Dense layers; ``activation`` and (inverted) dropout after every hidden layer.
+
+    x: (..., in) -> (..., out). noise: one U(0, 1) array per hidden layer, shaped like its
+    activations (see :func:`dropout_noise`); no dropout when None (evaluation).
+    """
+    for i, layer in enumerate(layers):
+        x = x @ layer["w"] + layer["b"]
+        if i < len(layers) - 1:
+            x = _ACTIVATIONS[activation](x)
+            if noise:
+                x = jnp.where(noise[i] >= dropout, x / (1.0 - dropout), 0.0)
+    return _ACTIVATIONS[output_activation](x)
+
+
+def dropout_noise(key: jax.Array, spec: ScaleSpec, rows: tuple[int, ...]) -> dict:
+    """Uniform noise for every dropout layer of the scale, for ``rows`` (e.g. (steps, batch))
+    at once: {"encoder": [(*rows, width) per hidden layer] | None, "heads": {HEAD: ...}}.
+
+    Drawing a whole epoch's noise in one call is much faster than per mini-batch. Modules
+    whose configured rate is 0 get None: no dropout and no random numbers.
+    """
+    def draw(k: jax.Array, hidden: tuple[int, ...], rate: float) -> list | None:
+        if rate == 0 or not hidden:
+            return None
+        return [jax.random.uniform(kk, (*rows, w))
+                for kk, w in zip(jax.random.split(k, len(hidden)), hidden)]
+
+    k_enc, k_heads = jax.random.split(key)
+    head_keys = jax.random.split(k_heads, len(spec.heads))
+    return {"encoder": draw(k_enc, spec.encoder.hidden, spec.encoder.dropout),
+            "heads": {h.name: draw(k, h.hidden, h.dropout) for h, k in zip(spec.heads, head_keys)}}
+
+
+def standardise_inputs(spec: ScaleSpec, dims: ScaleDims, stats: Stats,
+                       inputs: dict[str, jax.Array]) -> dict[str, jax.Array]:
+    """Raw inputs -> encoder features per group: numeric/latent (N, d) standardised with
+    ``stats``; categorical (N,) integer codes -> (N, n_classes) one-hot."""
+    feats = {}
+    for name, width in dims.inputs:
+        x = inputs[name]
+        if spec.group(name).kind == "categorical":
+            feats[name] = jax.nn.one_hot(x, width)
+        else:
+            feats[name] = (x - stats[name]["mean"]) / stats[name]["scale"]
+    return feats
+
+
+class ScaleModel(NamedTuple):
+    """A scale's model as a pair of pure functions (like optax's GradientTransformation).
+
+    init(key) -> params.
+    apply(params, stats, inputs, *, noise=None, dropout=None) -> {"latent": (N, L),
+        "features": {GROUP: (N, d)} (standardised / one-hot encoder inputs, the
+        reconstruction targets), "heads": {HEAD: (N, out)} (categorical heads: logits)}.
+        Dropout is applied only when ``noise`` (from :func:`dropout_noise`) is given;
+        ``dropout`` overrides the config's rates: {"encoder": rate, "heads": {HEAD: rate}}
+        (arrays allowed, for sweeps).
+    """
+
+    init: Callable[[jax.Array], Params]
+    apply: Callable[..., dict]
+    spec: ScaleSpec
+    dims: ScaleDims
+
+
+def default_dropout(spec: ScaleSpec) -> dict:
+    return {"encoder": spec.encoder.dropout, "heads": {h.name: h.dropout for h in spec.heads}}
+
+
+def scale_model(spec: ScaleSpec, dims: ScaleDims) -> ScaleModel:
+    """Build the pure init/apply pair of one scale from its spec and data widths."""
+    enc = spec.encoder
+    head_width = dict(dims.heads)
+
+    def init(key: jax.Array) -> Params:
+        k_enc, k_heads = jax.random.split(key)
+        head_keys = jax.random.split(k_heads, len(spec.heads))
+        return {
+            "encoder": init_mlp(k_enc, [dims.input_width, *enc.hidden, enc.latent_size],
+                                enc.init, enc.init_gain),
+            "heads": {h.name: init_mlp(k, [enc.latent_size, *h.hidden, head_width[h.name]],
+                                       h.init, h.init_gain)
+                      for h, k in zip(spec.heads, head_keys)},
+        }
+
+    def apply(params: Params, stats: Stats, inputs: dict[str, jax.Array], *,
+              noise: dict | None = None, dropout: dict | None = None) -> dict:
+        rates = default_dropout(spec) if dropout is None else dropout
+        noise = noise or {"encoder": None, "heads": {}}
+        feats = standardise_inputs(spec, dims, stats, inputs)
+        x = jnp.concatenate([feats[name] for name, _ in dims.inputs], axis=-1)
+        latent = apply_mlp(params["encoder"], x, enc.activation, enc.latent_activation,
+                           rates["encoder"], noise["encoder"])
+        heads = {}
+        for h in spec.heads:
+            out_act = "linear" if h.kind == "categorical" else h.output_activation
+            heads[h.name] = apply_mlp(params["heads"][h.name], latent, h.activation, out_act,
+                                      rates["heads"][h.name], noise["heads"].get(h.name))
+        return {"latent": latent, "features": feats, "heads": heads}
+
+    return ScaleModel(init, apply, spec, dims)
