@@ -95,6 +95,8 @@ class HeadSpec:
     init_gain: float = _key("gain of the Xavier init", 1.0, gt=0.0)
     l1: float = _key("L1 penalty on this head's weights", 0.0, min=0.0)
     l2: float = _key("L2 penalty on this head's weights", 0.0, min=0.0)
+    reference: tuple[tuple[str, float], ...] = _key(
+        "published figures to print beside ours, e.g. {mae = 0.167, r2 = 0.956}", ())
 
     @property
     def loss_name(self) -> str:
@@ -114,6 +116,9 @@ class TrainingSpec:
     seed: int = _key("seed of initial weights, shuffling and dropout", 0, min=0)
     chunk_epochs: int = _key("epochs per compiled chunk (progress and checkpoints between "
                              "chunks)", 100, gt=0)
+    checkpoint_every: int = _key("save a checkpoint every this many epochs (rounded to chunks; "
+                                 "0 = only at the end); --resume continues from it", 500,
+                                 min=0)
     select: str = _key("parameters evaluated and used for prediction: last (the paper) or best "
                        "(lowest validation loss; optimistic for validation metrics)", "last",
                        choices=("last", "best"))
@@ -406,7 +411,7 @@ def _table(obj: Any) -> dict:
             out[f.name] = _table(value)
         elif f.name in ("inputs", "heads"):
             out[f.name] = {v.name: _table(v) for v in value}
-        elif f.name in ("rename", "finetune_weights"):
+        elif f.name in ("rename", "finetune_weights", "reference"):
             out[f.name] = dict(value)
         elif isinstance(value, tuple):
             out[f.name] = list(value)
@@ -453,7 +458,7 @@ def key_reference() -> str:
                     f.name in ("inputs", "heads"):
                 continue
             tp = hints[f.name]
-            tname = ("table" if f.name in ("rename", "finetune_weights") else
+            tname = ("table" if f.name in ("rename", "finetune_weights", "reference") else
                      f"list of {typing.get_args(tp)[0].__name__}"
                      if typing.get_origin(tp) is tuple else tp.__name__)
             default = "required" if f.default is dataclasses.MISSING else repr(f.default)

@@ -79,21 +79,25 @@ def pooled_outputs(outputs: dict, model_of_row: np.ndarray) -> dict:
 
 
 def scale_metrics(spec: ScaleSpec, outputs: dict, targets: dict, train_mask: np.ndarray,
-                  val_mask: np.ndarray, model_of_row: np.ndarray | None) -> dict:
+                  val_mask: np.ndarray, model_of_row: np.ndarray | None,
+                  n_cv: int | None = None) -> dict:
     """Metrics of M models of one scale.
 
     outputs: predict_models output (M, N, ...); targets: the scale's target arrays;
     train_mask/val_mask: (M, N); model_of_row: (N,) index of the model that validates each row
-    (-1: none), or None when no model has validation rows.
-    Returns {"heads": {HEAD: {"pooled_val": {...}}}, "folds": [{"train": {...}, "val": {...}}]}
-    where each fold entry is {HEAD: metrics}.
+    (-1: none), or None when no model has validation rows. n_cv: the first n_cv models are
+    folds; later ones (a model trained on all rows) are reported under "all_rows".
+    Returns {"heads": {HEAD: {"pooled_val": {...}}}, "folds": [{"train": {...}, "val": {...}}],
+    "all_rows": {"train": {...}}} where each fold entry is {HEAD: metrics}.
     """
     compare = comparison_targets(spec, outputs, targets)
+    n_cv = train_mask.shape[0] if n_cv is None else n_cv
     folds = []
     for m in range(train_mask.shape[0]):
         o, t = take_model(outputs, m), take_model(compare, m)
         folds.append({"train": head_metrics(spec, t, o, train_mask[m] > 0),
                       "val": head_metrics(spec, t, o, val_mask[m] > 0)})
+    extra, folds = folds[n_cv:], folds[:n_cv]
     heads: dict[str, dict] = {h.name: {} for h in spec.heads}
     if model_of_row is not None and (model_of_row >= 0).any():
         pooled = head_metrics(spec, pooled_outputs(compare, model_of_row),
@@ -102,7 +106,10 @@ def scale_metrics(spec: ScaleSpec, outputs: dict, targets: dict, train_mask: np.
             heads[name]["pooled_val"] = m
     for name in heads:
         heads[name]["pooled_train_mean"] = _mean_over_models([f["train"].get(name) for f in folds])
-    return {"heads": heads, "folds": folds}
+    out = {"heads": heads, "folds": folds}
+    if extra:
+        out["all_rows"] = {"train": extra[0]["train"]}
+    return out
 
 
 def _mean_over_models(entries: list[dict | None]) -> dict:

@@ -7,7 +7,6 @@ scale's latent gets it computed in-graph by the (frozen) upstream model, see ``n
 
 from __future__ import annotations
 
-import dataclasses
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -48,16 +47,23 @@ class ScaleData:
 
 @dataclass
 class Folds:
-    """Row masks of the models trained together. fold_of_row: (N,) validation fold of each
-    row (-1: none, cv.kind = none); train/val: (F, N) float32."""
+    """Row masks of the models trained together: the CV folds, then (has_full) one model on
+    all rows. fold_of_row: (N,) validation fold of each row (-1: none, cv.kind = none);
+    train/val: (models, N) float32."""
 
     fold_of_row: np.ndarray
     train: np.ndarray
     val: np.ndarray
+    has_full: bool = False
 
     @property
     def n_models(self) -> int:
         return self.train.shape[0]
+
+    @property
+    def n_cv(self) -> int:
+        """Models that are cross-validation folds (the first n_cv)."""
+        return self.n_models - int(self.has_full)
 
 
 @dataclass
@@ -116,16 +122,18 @@ def load_scale_data(spec: ScaleSpec, path: Path, categories: Categories | None =
     return ScaleData(frame, inputs, targets, categories, source)
 
 
-def make_folds(spec: ScaleSpec, data: ScaleData, group_columns: list[str]) -> Folds:
+def make_folds(spec: ScaleSpec, data: ScaleData, group_columns: list[str],
+               with_full: bool = False) -> Folds:
     """Cross-validation masks from the scale's cv settings.
 
     group_columns: the raw columns that make up an encoder input row (for grouping identical
-    input rows when cv.group_by is empty).
+    input rows when cv.group_by is empty). with_full: add a model trained on all rows (it
+    feeds downstream scales when chain.feed = all_rows).
     """
     cv, n = spec.cv, data.n_rows
     if cv.kind == "none":
         return Folds(np.full(n, -1, np.int32), np.ones((1, n), np.float32),
-                     np.zeros((1, n), np.float32))
+                     np.zeros((1, n), np.float32), has_full=True)
     groups = labels = None
     if cv.kind == "group":
         cols = list(cv.group_by) or group_columns
@@ -140,7 +148,11 @@ def make_folds(spec: ScaleSpec, data: ScaleData, group_columns: list[str]) -> Fo
     fold_of_row = splits.assign_folds(n, kind=cv.kind, n_splits=cv.n_splits, shuffle=cv.shuffle,
                                       random_state=cv.random_state, groups=groups, labels=labels)
     train, val = splits.fold_masks(fold_of_row, cv.n_splits)
-    return Folds(fold_of_row.astype(np.int32), train.astype(np.float32), val.astype(np.float32))
+    if with_full:
+        train = np.concatenate([train, np.ones((1, n), bool)])
+        val = np.concatenate([val, np.zeros((1, n), bool)])
+    return Folds(fold_of_row.astype(np.int32), train.astype(np.float32), val.astype(np.float32),
+                 has_full=with_full)
 
 
 def fit_input_stats(spec: ScaleSpec, data: ScaleData, folds: Folds) -> dict:
@@ -180,42 +192,51 @@ def progress_printer(scale: str, epochs: int, out: Progress | None) -> Callable 
     return on_chunk
 
 
+ScaleCallback = Callable[["ScaleResult", TrainState, dict, int], None]
+
+
 def fit_scale(spec: ScaleSpec, data: ScaleData, *, group_columns: list[str] | None = None,
-              progress: Progress | None = None, extra_callback: Callable | None = None,
+              with_full: bool = False, progress: Progress | None = None,
+              on_chunk: ScaleCallback | None = None,
               resume: tuple[TrainState, dict] | None = None) -> ScaleResult:
     """Cross-validate one scale: folds, scalers, train all folds in one compiled call,
-    evaluate every fold and the pooled out-of-fold predictions."""
+    evaluate every fold and the pooled out-of-fold predictions.
+
+    on_chunk(result_so_far, state, history, epochs_done): after every compiled chunk (the
+    result's state/outputs/metrics are not filled yet). resume: (state, history) to continue.
+    """
     start = time.perf_counter()
     dims = scale_dims(spec, data)
-    folds = make_folds(spec, data, group_columns or input_group_columns(spec))
+    folds = make_folds(spec, data, group_columns or input_group_columns(spec), with_full)
     stats = fit_input_stats(spec, data, folds)
     batch = model_batch(spec, folds, stats)
     model = scale_model(spec, dims)
     arrays = {"inputs": jax.tree.map(jnp.asarray, data.inputs),
               "targets": jax.tree.map(jnp.asarray, data.targets)}
+    result = ScaleResult(spec, dims, data, folds, batch, None, {}, {}, {}, 0.0)
     printer = progress_printer(spec.name, spec.training.epochs, progress)
 
-    def on_chunk(*args):
+    def chunk_done(state, history, done, seconds):
         if printer:
-            printer(*args)
-        if extra_callback:
-            extra_callback(*args)
+            printer(state, history, done, seconds)
+        if on_chunk:
+            on_chunk(result, state, history, done)
 
     state0, hist0 = resume if resume is not None else (None, None)
     try:
         state, history = train_models(model, arrays, batch, state=state0, history=hist0,
-                                      on_chunk=on_chunk)
+                                      on_chunk=chunk_done)
     except NonFiniteLoss as err:
         fold = int(np.asarray(batch.fold)[err.model])
         raise NestedAEError(f"scale '{spec.name}' fold {fold}: non-finite training loss at "
                             f"epoch {err.epoch} (head '{err.head}'); lower "
                             f"scales.{spec.name}.training.learning_rate or check the data"
                             ) from None
-    result = ScaleResult(spec, dims, data, folds, batch, state, history, {}, {}, 0.0)
+    result.state, result.history = state, history
     result.outputs = predict_models(model, result.params, batch.stats, arrays["inputs"])
     model_of_row = folds.fold_of_row if spec.cv.kind != "none" else None
     result.metrics = scale_metrics(spec, result.outputs, data.targets, folds.train, folds.val,
-                                   model_of_row)
+                                   model_of_row, folds.n_cv)
     result.seconds = time.perf_counter() - start
     return result
 
@@ -231,10 +252,12 @@ class FitResult:
 
 def fit_config(cfg: Config, *, data_root: str | None = None, progress: Progress | None = None,
                frames: dict[str, pd.DataFrame] | None = None,
-               on_scale_chunk: Callable[[str], Callable] | None = None) -> FitResult:
+               on_chunk: ScaleCallback | None = None,
+               resume: dict[str, tuple[TrainState, dict]] | None = None) -> FitResult:
     """Train every scale of ``cfg`` in order (each frozen before the next starts).
 
     frames: data given in memory per scale name instead of reading the config's files.
+    on_chunk: see :func:`fit_scale`. resume: {SCALE: (state, history)} checkpointed earlier.
     """
     from . import nesting
 
@@ -249,16 +272,15 @@ def fit_config(cfg: Config, *, data_root: str | None = None, progress: Progress 
         group_cols = input_group_columns(spec)
         for g in spec.inputs:
             if g.kind == "latent":
-                data.inputs[g.name] = nesting.transfer_latent(cfg, results[g.scale], g, data)
+                data.inputs[g.name] = nesting.transfer_latent(cfg, results, g, data)
                 group_cols += nesting.upstream_columns(results[g.scale].spec, g)
+        feeds_all_rows = cfg.chain.feed == "all_rows" and any(
+            spec.name in s.upstream for s in cfg.scales)
         if progress:
             progress(f"scale '{spec.name}': {data.n_rows} rows, "
                      f"{spec.cv.kind} cv, {spec.training.epochs} epochs")
-        callback = on_scale_chunk(spec.name) if on_scale_chunk else None
-        results[spec.name] = fit_scale(spec, data, group_columns=group_cols, progress=progress,
-                                       extra_callback=callback)
+        results[spec.name] = fit_scale(spec, data, group_columns=group_cols,
+                                       with_full=feeds_all_rows and spec.cv.kind != "none",
+                                       progress=progress, on_chunk=on_chunk,
+                                       resume=(resume or {}).get(spec.name))
     return FitResult(cfg, results, time.perf_counter() - start)
-
-
-def replace_data(data: ScaleData, **changes) -> ScaleData:
-    return dataclasses.replace(data, **changes)

@@ -122,8 +122,9 @@ def init_state(model: ScaleModel, batch: ModelBatch) -> TrainState:
     def one(seed, hp):
         params = model.init(jax.random.fold_in(_random_key(seed), 0))
         opt_state = optimizer(training, hp["learning_rate"]).init(params)
-        return TrainState(params, opt_state, params, jnp.asarray(jnp.inf),
-                          jnp.asarray(-1), jnp.asarray(0))
+        # explicit dtypes: weakly typed carries would recompile the chunk after its first call
+        return TrainState(params, opt_state, params, jnp.asarray(jnp.inf, jnp.float32),
+                          jnp.asarray(-1, jnp.int32), jnp.asarray(0, jnp.int32))
 
     return jax.jit(jax.vmap(one))(batch.seed, batch.hparams)
 

@@ -1,0 +1,88 @@
+"""Predictions of a trained run on new rows: stored scalers and categories, no re-fitting.
+
+For a chain, the rows need only the raw columns of the target scale's data file (the upstream
+scales' inputs are read from it under the config's renames). Predictions are the mean over the
+target scale's cross-validation models, with their standard deviation; ``fold`` picks one.
+"""
+
+from __future__ import annotations
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pandas as pd
+
+from . import nesting
+from .errors import NestedAEError
+from .rundir import TrainedRun, head_columns
+
+
+def _ensemble_summary(spec, outputs: dict) -> tuple[dict, dict]:
+    """Mean over models (categorical heads: log of the mean probability) and std of
+    regression heads. Leaves (M, N, ...) -> (N, ...)."""
+    mean = {"latent": outputs["latent"].mean(axis=0), "features": {}, "heads": {}}
+    std = {}
+    for h in spec.heads:
+        out = outputs["heads"][h.name]
+        if h.kind == "categorical":
+            mean["heads"][h.name] = jnp.log(jax.nn.softmax(out, axis=-1).mean(axis=0))
+        else:
+            mean["heads"][h.name] = out.mean(axis=0)
+            std[h.name] = out.std(axis=0)
+    return mean, std
+
+
+def predict_frame(run: TrainedRun, frame: pd.DataFrame, *, scale: str | None = None,
+                  fold: int | None = None, source: str = "<data>") -> pd.DataFrame:
+    """Columns ``SCALE.HEAD`` (and ``.std`` over the fold models, ``.prob`` for categorical)
+    for the target scale (default: the last) and every upstream scale on the same rows;
+    ``SCALE.latent_j`` of the target scale when ``fold`` picks one model."""
+    cfg = run.config
+    target = scale or cfg.scales[-1].name
+    cfg.scale(target)  # error naming the scale if unknown
+    specs = {s.name: s for s in cfg.scales}
+    upto = [n for n in specs if n == target or n in nesting._ancestors(specs, target)]
+    loaded = run.scales
+    inputs = nesting.chain_inputs({n: specs[n] for n in upto},
+                                  {n: loaded[n].categories for n in upto}, frame, target, source)
+    models, cp, ensembles = {}, {}, set()
+    for n in upto[:-1]:
+        entry, is_ens = nesting.feeding_entry(cfg.chain, loaded[n].params, loaded[n].stats,
+                                              loaded[n].n_cv, loaded[n].has_full)
+        if cfg.chain.transfer_scaler == "refit" and n in specs[target].upstream:
+            entry = nesting.refit_upstream_stats(entry, loaded[n].model, inputs[n], is_ens)
+        models[n], cp[n] = loaded[n].model, entry
+        if is_ens:
+            ensembles.add(n)
+    chain = nesting.nest(models, frozenset(ensembles))
+    upstream = jax.jit(chain.apply)(cp, inputs) if models else {}
+
+    tgt = loaded[target]
+    n_models = tgt.n_cv
+    if fold is not None and not 0 <= fold < n_models:
+        raise NestedAEError(f"--fold {fold}: scale '{target}' has folds 0..{n_models - 1}")
+    pick = np.arange(n_models) if fold is None else np.array([fold])
+    x = dict(inputs[target])
+    for g in tgt.model.spec.inputs:
+        if g.kind == "latent":
+            x[g.name] = upstream[g.scale]["latent"]
+    params = jax.tree.map(lambda a: jnp.asarray(a)[pick], tgt.params)
+    stats = jax.tree.map(lambda a: jnp.asarray(a)[pick], tgt.stats)
+    outputs = jax.jit(jax.vmap(lambda p, s: tgt.model.apply(p, s, x)))(params, stats)
+    mean, std = _ensemble_summary(tgt.model.spec, outputs)
+
+    cols: dict[str, np.ndarray] = {}
+    for n in upto[:-1]:
+        cols.update(head_columns(specs[n], upstream[n], None, loaded[n].categories, f"{n}."))
+    cols.update(head_columns(specs[target], mean, None, tgt.categories, f"{target}."))
+    for h in specs[target].heads:
+        if h.name in std and h.kind == "regression" and fold is None:
+            s = np.asarray(std[h.name])
+            names = [h.name] if s.shape[1] == 1 else [f"{h.name}[{t}]" for t in h.target]
+            cols.update({f"{target}.{n}.std": s[:, j] for j, n in enumerate(names)})
+        if h.kind == "categorical":
+            cols[f"{target}.{h.name}.prob"] = np.exp(np.asarray(mean["heads"][h.name])).max(-1)
+    if fold is not None:
+        latent = np.asarray(mean["latent"])
+        cols.update({f"{target}.latent_{j}": latent[:, j] for j in range(latent.shape[1])})
+    return pd.DataFrame(cols, index=frame.index)
