@@ -74,8 +74,7 @@ def restore(directory: str | Path, template: Any, step: int | None = None) -> An
 
     directory = Path(directory)
     step, _ = read_record(directory, step)
-    abstract = jax.tree.map(lambda a: jax.ShapeDtypeStruct(np.shape(a), np.asarray(a).dtype),
-                            template)
+    abstract = jax.tree.map(lambda a: jax.ShapeDtypeStruct(np.shape(a), a.dtype), template)
     try:
         with _manager(directory) as mngr:
             out = mngr.restore(step, args=ocp.args.Composite(

@@ -8,6 +8,8 @@ pooled out-of-fold: every row scored once, by the model that did not train on it
 
 from __future__ import annotations
 
+import functools
+
 import jax
 import jax.numpy as jnp
 import numpy as np
@@ -20,7 +22,12 @@ from .model import Params, ScaleModel, Stats
 def predict_models(model: ScaleModel, params: Params, stats: Stats, inputs: dict) -> dict:
     """Outputs of M models (leading axis M on params and stats) on the same rows, dropout
     off: {"latent": (M, N, L), "features": {...}, "heads": {HEAD: (M, N, out)}}."""
-    return jax.jit(jax.vmap(lambda p, s: model.apply(p, s, inputs)))(params, stats)
+    return _compiled_predict(model)(params, stats, inputs)
+
+
+@functools.cache
+def _compiled_predict(model: ScaleModel):
+    return jax.jit(jax.vmap(lambda p, s, x: model.apply(p, s, x), in_axes=(0, 0, None)))
 
 
 def regression_metrics(y: np.ndarray, p: np.ndarray) -> dict[str, float]:

@@ -12,6 +12,7 @@ so that ``apply`` maps *raw* inputs to outputs and gradients reach the raw descr
 
 from __future__ import annotations
 
+import functools
 from dataclasses import dataclass
 from typing import Any, Callable, NamedTuple
 
@@ -140,8 +141,13 @@ def default_dropout(spec: ScaleSpec) -> dict:
     return {"encoder": spec.encoder.dropout, "heads": {h.name: h.dropout for h in spec.heads}}
 
 
+@functools.cache
 def scale_model(spec: ScaleSpec, dims: ScaleDims) -> ScaleModel:
-    """Build the pure init/apply pair of one scale from its spec and data widths."""
+    """Build the pure init/apply pair of one scale from its spec and data widths.
+
+    Cached: equal (spec, dims) give the very same functions, so compiled programs keyed on
+    the model are reused across calls.
+    """
     enc = spec.encoder
     head_width = dict(dims.heads)
 

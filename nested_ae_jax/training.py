@@ -11,6 +11,7 @@ optimiser step.
 
 from __future__ import annotations
 
+import functools
 import math
 import time
 from typing import Any, Callable, NamedTuple
@@ -117,6 +118,11 @@ def _random_key(seed: jax.Array) -> jax.Array:
 
 def init_state(model: ScaleModel, batch: ModelBatch) -> TrainState:
     """Initial weights (from each model's seed), optimiser state and best-so-far trackers."""
+    return _compiled_init(model)(batch.seed, batch.hparams)
+
+
+@functools.cache
+def _compiled_init(model: ScaleModel) -> Callable:
     training = model.spec.training
 
     def one(seed, hp):
@@ -126,7 +132,7 @@ def init_state(model: ScaleModel, batch: ModelBatch) -> TrainState:
         return TrainState(params, opt_state, params, jnp.asarray(jnp.inf, jnp.float32),
                           jnp.asarray(-1, jnp.int32), jnp.asarray(0, jnp.int32))
 
-    return jax.jit(jax.vmap(one))(batch.seed, batch.hparams)
+    return jax.jit(jax.vmap(one))
 
 
 def _epoch_fn(model: ScaleModel, n_steps: int, may_be_empty: bool, batch_size: int) -> Callable:
@@ -202,8 +208,15 @@ def steps_per_epoch(batch: ModelBatch, batch_size: int) -> tuple[int, bool]:
 
 
 def compile_chunk(model: ScaleModel, batch: ModelBatch, batch_size: int) -> Callable:
-    """jit(vmap over models(scan over ``n_epochs`` epochs)); ``n_epochs`` is static."""
-    epoch = _epoch_fn(model, *steps_per_epoch(batch, batch_size), batch_size=batch_size)
+    """jit(vmap over models(scan over ``n_epochs`` epochs)); ``n_epochs`` is static.
+    Cached per (model, batch layout): repeated trainings reuse the compiled program."""
+    return _compiled_chunk(model, *steps_per_epoch(batch, batch_size), batch_size)
+
+
+@functools.cache
+def _compiled_chunk(model: ScaleModel, n_steps: int, may_be_empty: bool,
+                    batch_size: int) -> Callable:
+    epoch = _epoch_fn(model, n_steps, may_be_empty, batch_size)
 
     def chunk_one(state, mb, data, n_epochs):
         return jax.lax.scan(lambda s, _: epoch(s, mb, data), state, None, length=n_epochs)

@@ -1,0 +1,29 @@
+"""nested_ae_jax: nested supervised autoencoders (NestedAE) for multi-scale materials property
+prediction, in JAX.
+
+Where things live:
+    config      TOML -> frozen dataclasses (every key documented)
+    data        CSV columns by name -> arrays; categories; scalers
+    splits      cross-validation folds (k-fold, grouped, stratified)
+    model       one scale's encoder + heads: pure init/apply over parameter pytrees
+    losses      per-row losses, masked means, weight penalties
+    training    compiled training of many models at once (vmap over models, scan over epochs)
+    evaluation  honest per-sample metrics, per fold and pooled out-of-fold
+    nesting     the nesting combinator: scales composed into one differentiable chain
+    runner      fit a config scale by scale
+    rundir      run directories; checkpoint       orbax checkpoints
+    predict     trained run -> predictions on new rows
+    synthetic   nested synthetic data with known intrinsic dimensions; demo  the default job
+    plots, io   figures; crash-safe file output
+    cli         the ``nested-ae`` command
+"""
+
+from .config import Config, load_config, parse_config
+from .errors import ConfigError, DataError, NestedAEError, RunDirError
+from .model import ScaleModel, scale_model
+from .nesting import Chain, nest
+from .runner import fit_config
+
+__all__ = ["Chain", "Config", "ConfigError", "DataError", "NestedAEError", "RunDirError",
+           "ScaleModel", "fit_config", "load_config", "nest", "parse_config", "scale_model"]
+__version__ = "0.1.0"

@@ -1,0 +1,112 @@
+"""One scale's model: pure init/apply over explicit parameter pytrees; losses by hand."""
+
+from __future__ import annotations
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+
+from conftest import REPO, tiny_scale
+from nested_ae_jax.config import load_config, parse_config
+from nested_ae_jax.losses import weight_penalty
+from nested_ae_jax.model import ScaleDims, dropout_noise, init_dense, scale_model
+from nested_ae_jax.training import hyperparameters, loss_terms
+
+
+def tiny_model(**extra):
+    table = tiny_scale(**extra)
+    table["inputs"]["kind"] = {"kind": "categorical", "column": "k"}
+    table["heads"]["kind"] = {"kind": "categorical", "input": "kind"}
+    spec = parse_config({"scales": {"s": table}}).scales[0]
+    dims = ScaleDims((("x", 3), ("kind", 4)), (("y", 1), ("x", 3), ("kind", 4)))
+    return scale_model(spec, dims)
+
+
+def test_apply_maps_raw_inputs_to_latent_features_and_heads():
+    model = tiny_model(latent=5)
+    params = model.init(jax.random.key(0))
+    stats = {"x": {"mean": jnp.array([1.0, 2.0, 3.0]), "scale": jnp.array([2.0, 2.0, 2.0])}}
+    x = jnp.arange(21.0).reshape(7, 3)
+    out = model.apply(params, stats, {"x": x, "kind": jnp.array([0, 1, 2, 3, 0, 1, 2])})
+    assert out["latent"].shape == (7, 5)
+    assert out["heads"]["y"].shape == (7, 1)
+    assert out["heads"]["x"].shape == (7, 3)
+    assert out["heads"]["kind"].shape == (7, 4)
+    np.testing.assert_allclose(out["features"]["x"], (x - stats["x"]["mean"]) / 2.0)
+    np.testing.assert_array_equal(out["features"]["kind"].sum(axis=1), 1.0)
+    assert params["encoder"][0]["w"].shape == (7, 5)  # 3 numeric + 4 one-hot
+
+
+def test_paper_ae1_has_1788_parameters():
+    spec = load_config(REPO / "experiments/perovskite/ae1_bandgap.toml").scales[0]
+    model = scale_model(spec, ScaleDims((("descriptors", 15),), (("gap", 1),
+                                                                  ("descriptors", 15))))
+    params = model.init(jax.random.key(0))
+    assert sum(a.size for a in jax.tree.leaves(params)) == 1788
+
+
+@pytest.mark.parametrize("scheme, gain", [("xavier_normal", 1.0), ("xavier_normal", 10.0),
+                                          ("xavier_uniform", 2.0)])
+def test_xavier_init_has_the_glorot_spread_and_zero_bias(scheme, gain):
+    layer = init_dense(jax.random.key(1), 300, 200, scheme, gain)
+    expected_sd = gain * np.sqrt(2.0 / 500)
+    assert abs(float(layer["w"].std()) / expected_sd - 1) < 0.02
+    assert float(jnp.abs(layer["b"]).max()) == 0.0
+
+
+def test_dropout_only_with_noise_and_scaled_to_keep_the_mean():
+    model = tiny_model()
+    params = model.init(jax.random.key(0))
+    stats = {"x": {"mean": jnp.zeros(3), "scale": jnp.ones(3)}}
+    inputs = {"x": jax.random.normal(jax.random.key(2), (500, 3)),
+              "kind": jnp.zeros(500, jnp.int32)}
+    a = model.apply(params, stats, inputs)["heads"]["y"]
+    b = model.apply(params, stats, inputs)["heads"]["y"]
+    np.testing.assert_array_equal(a, b)
+    noise = dropout_noise(jax.random.key(3), model.spec, (500,))
+    assert noise["encoder"] is None and noise["heads"]["x"] is None
+    assert noise["heads"]["y"][0].shape == (500, 8)
+    c = model.apply(params, stats, inputs, noise=noise)["heads"]["y"]
+    assert not np.allclose(a, c)
+
+
+def test_loss_equals_a_hand_computation():
+    """total = MAE(y) + MAE(reconstruction) + CE(kind) + 0.01 * sum|W_encoder|."""
+    model = tiny_model()
+    params = model.init(jax.random.key(4))
+    rng = np.random.default_rng(0)
+    x = rng.normal(size=(6, 3)).astype(np.float32)
+    kind = np.array([0, 1, 2, 3, 1, 0])
+    y = rng.normal(size=(6, 1)).astype(np.float32)
+    stats = {"x": {"mean": jnp.asarray(x.mean(0)), "scale": jnp.asarray(x.std(0))}}
+    weights = jnp.ones(6)
+    total, heads = loss_terms(model, params, stats, {"x": x, "kind": kind}, {"y": y}, weights,
+                              hyperparameters(model.spec))
+
+    def dense(layer, h):
+        return h @ np.asarray(layer["w"]) + np.asarray(layer["b"])
+    xs = (x - x.mean(0)) / x.std(0)
+    feats = np.concatenate([xs, np.eye(4)[kind]], axis=1)
+    z = np.tanh(dense(params["encoder"][0], feats))
+    hy = np.maximum(dense(params["heads"]["y"][0], z), 0)
+    pred_y = dense(params["heads"]["y"][1], hy)
+    pred_x = dense(params["heads"]["x"][0], z)
+    logits = dense(params["heads"]["kind"][0], z)
+    logp = logits - np.log(np.exp(logits).sum(1, keepdims=True))
+    mae_y = np.abs(pred_y - y).mean()
+    mae_x = np.abs(pred_x - xs).mean()
+    ce = -logp[np.arange(6), kind].mean()
+    l1 = 0.01 * np.abs(np.asarray(params["encoder"][0]["w"])).sum()
+    np.testing.assert_allclose(heads["y"], mae_y, rtol=1e-5)
+    np.testing.assert_allclose(heads["x"], mae_x, rtol=1e-5)
+    np.testing.assert_allclose(heads["kind"], ce, rtol=1e-5)
+    np.testing.assert_allclose(total, mae_y + mae_x + ce + l1, rtol=1e-5)
+
+
+def test_penalty_covers_weights_not_biases():
+    params = {"encoder": [{"w": jnp.array([[1.0, -2.0]]), "b": jnp.array([100.0, 100.0])}],
+              "heads": {"h": [{"w": jnp.array([[3.0]]), "b": jnp.array([50.0])}]}}
+    l1 = {"encoder": 0.5, "heads": {"h": 0.0}}
+    l2 = {"encoder": 0.0, "heads": {"h": 2.0}}
+    assert float(weight_penalty(params, l1, l2)) == pytest.approx(0.5 * 3 + 2.0 * 9)

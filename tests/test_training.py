@@ -1,0 +1,110 @@
+"""Compiled training of many models at once: masks, padding, determinism, guards."""
+
+from __future__ import annotations
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+
+from conftest import tiny_scale
+from nested_ae_jax.config import parse_config
+from nested_ae_jax.model import ScaleDims, scale_model
+from nested_ae_jax.runner import Folds, model_batch
+from nested_ae_jax.training import (NonFiniteLoss, hyperparameters, loss_terms,
+                                    steps_per_epoch, train_models)
+
+
+def setup(n=30, epochs=10, lr=5e-2, folds=3, batch=8):
+    table = tiny_scale(epochs=epochs, batch=batch)
+    table["training"]["learning_rate"] = lr
+    spec = parse_config({"scales": {"s": table}}).scales[0]
+    model = scale_model(spec, ScaleDims((("x", 3),), (("y", 1), ("x", 3))))
+    rng = np.random.default_rng(0)
+    x = rng.normal(size=(n, 3)).astype(np.float32)
+    y = (x @ np.array([[1.0], [2.0], [-1.0]])).astype(np.float32)
+    fold = np.arange(n) % folds
+    train = np.stack([fold != f for f in range(folds)]).astype(np.float32)
+    stats = {"x": {"mean": np.zeros((folds, 3), np.float32),
+                   "scale": np.ones((folds, 3), np.float32)}}
+    batch_ = model_batch(spec, Folds(fold, train, 1 - train), stats)
+    data = {"inputs": {"x": jnp.asarray(x)}, "targets": {"y": jnp.asarray(y)}}
+    return spec, model, data, batch_
+
+
+def test_padded_masked_batch_gives_the_gradient_of_the_unpadded_batch():
+    spec, model, data, _ = setup()
+    params = model.init(jax.random.key(0))
+    stats = {"x": {"mean": jnp.zeros(3), "scale": jnp.ones(3)}}
+    hp = hyperparameters(spec)
+
+    def grad(inputs, targets, weights):
+        return jax.grad(lambda p: loss_terms(model, p, stats, inputs, targets, weights, hp)[0])(
+            params)
+
+    small = grad({"x": data["inputs"]["x"][:5]}, {"y": data["targets"]["y"][:5]}, jnp.ones(5))
+    idx = jnp.array([0, 1, 2, 3, 4, 0, 0, 0])  # padded to 8 with a repeated row, masked out
+    padded = grad({"x": data["inputs"]["x"][idx]}, {"y": data["targets"]["y"][idx]},
+                  jnp.array([1.0] * 5 + [0.0] * 3))
+    for a, b in zip(jax.tree.leaves(small), jax.tree.leaves(padded)):
+        np.testing.assert_allclose(a, b, rtol=1e-6, atol=1e-7)
+
+
+def test_steps_per_epoch_keeps_the_last_partial_batch():
+    _, _, _, batch = setup(n=30, folds=3, batch=8)  # 20 training rows per fold
+    assert steps_per_epoch(batch, 8) == (3, False)
+    _, _, _, batch = setup(n=31, folds=3, batch=7)  # 20 or 21 rows: 3 batches each
+    assert steps_per_epoch(batch, 7) == (3, False)
+    _, _, _, batch = setup(n=22, folds=2, batch=11)  # 11 rows each
+    assert steps_per_epoch(batch, 11) == (1, False)
+    _, _, _, batch = setup(n=23, folds=2, batch=11)  # 11 and 12 rows: 1 vs 2 batches
+    assert steps_per_epoch(batch, 11) == (2, True)
+
+
+def test_training_lowers_the_loss_and_records_every_epoch():
+    spec, model, data, batch = setup()
+    state, history = train_models(model, data, batch)
+    assert history["train/total"].shape == (3, 10)
+    assert set(history) == {"train/y", "train/x", "train/total", "val/y", "val/x", "val/total"}
+    assert (history["train/y"][:, -1] < 0.5 * history["train/y"][:, 0]).all()
+    assert np.asarray(state.epoch).tolist() == [10, 10, 10]
+    best = np.asarray(state.best_epoch)
+    np.testing.assert_allclose(np.asarray(state.best_loss),
+                               history["val/total"][np.arange(3), best], rtol=1e-6)
+
+
+def test_same_seed_same_numbers_and_folds_share_initial_weights():
+    spec, model, data, batch = setup()
+    s1, h1 = train_models(model, data, batch)
+    s2, h2 = train_models(model, data, batch)
+    for a, b in zip(jax.tree.leaves(s1.params), jax.tree.leaves(s2.params)):
+        np.testing.assert_array_equal(a, b)
+    np.testing.assert_array_equal(h1["val/total"], h2["val/total"])
+    from nested_ae_jax.training import init_state
+    init = init_state(model, batch).params
+    w = np.asarray(init["encoder"][0]["w"])
+    np.testing.assert_array_equal(w[0], w[1])  # the paper: every fold from seed 0's weights
+
+
+def test_resuming_from_a_chunk_equals_an_uninterrupted_run():
+    spec, model, data, batch = setup()
+    saved = {}
+
+    def keep_first_chunk(state, history, done, seconds):
+        if done == 5:  # what a checkpoint after the first chunk of 5 epochs would hold
+            saved["state"], saved["history"] = state, dict(history)
+
+    full_state, full_hist = train_models(model, data, batch, on_chunk=keep_first_chunk)
+    resumed, hist = train_models(model, data, batch, state=saved["state"],
+                                 history=saved["history"])
+    for a, b in zip(jax.tree.leaves(full_state.params), jax.tree.leaves(resumed.params)):
+        np.testing.assert_allclose(a, b, rtol=1e-6)
+    np.testing.assert_allclose(full_hist["val/total"], hist["val/total"], rtol=1e-6)
+
+
+def test_non_finite_loss_stops_training_and_names_model_epoch_head():
+    spec, model, data, batch = setup(epochs=10, lr=1e30)
+    with pytest.raises(NonFiniteLoss) as err:
+        train_models(model, data, batch)
+    assert err.value.head in ("y", "x")
+    assert 0 <= err.value.epoch < 10 and 0 <= err.value.model < 3
