@@ -100,6 +100,13 @@ def cmd_predict(args) -> int:
     return 0
 
 
+def cmd_keys(args) -> int:
+    from .config import key_reference
+
+    print(key_reference())
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="nested-ae", description="Nested supervised autoencoders (NestedAE) in JAX: "
@@ -143,6 +150,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--no-inputs", action="store_true",
                    help="write only the prediction columns")
     p.set_defaults(func=cmd_predict)
+
+    p = sub.add_parser("keys", help="print every config key (type, default, meaning)")
+    p.set_defaults(func=cmd_keys)
     return parser
 
 

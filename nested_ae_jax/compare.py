@@ -682,3 +682,25 @@ def add_cli(subparsers) -> None:
                    help="seeds of a reconstruction comparison (default 10)")
     p.add_argument("--quiet", action="store_true", help="no progress output")
     p.set_defaults(func=cmd_compare)
+
+
+def main(argv: list[str] | None = None) -> int:
+    """``python -m nested_ae_jax.compare ...``: the same as ``nested-ae compare ...``."""
+    import argparse
+
+    parser = argparse.ArgumentParser(prog="python -m nested_ae_jax.compare")
+    parser.add_argument("--debug", action="store_true", help="show tracebacks on errors")
+    sub = parser.add_subparsers(dest="command", required=True)
+    add_cli(sub)
+    args = parser.parse_args(["compare", *(sys.argv[1:] if argv is None else argv)])
+    try:
+        return args.func(args)
+    except NestedAEError as err:
+        if args.debug:
+            raise
+        print(f"error: {err}", file=sys.stderr)
+        return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main())

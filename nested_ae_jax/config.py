@@ -13,7 +13,6 @@ import dataclasses
 import math
 import os
 import tomllib
-import types
 import typing
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -470,6 +469,3 @@ def key_reference() -> str:
             rows.append(f"| `{table}` | `{f.name}` | {tname} | `{default}` | {doc} |")
     return "\n".join(rows)
 
-
-if __name__ == "__main__":
-    print(key_reference())

@@ -53,6 +53,7 @@ MARGIN = 0.01  # soft constraints aim this far inside a bound (units of the head
 RHO = (10.0, 1e4)  # penalty weight at the first and last step (geometric ramp)
 PRUNE = (0.5, 0.8, 0.95)  # where the support is pruned (share of the steps done)
 KINDS = {"max": 0, "min": 1, "target": 2}
+MAX_TERMS = 8  # objective terms (padded: one compiled program for any objective)
 
 
 class DesignError(NestedAEError):
@@ -169,6 +170,13 @@ def _heads_on_latent(model, params: dict, latent: jax.Array) -> dict:
     return out
 
 
+def _safe_std(v: jax.Array) -> jax.Array:
+    """Std over axis 0 with a finite gradient where the models agree exactly (std 0)."""
+    var = jnp.var(v, axis=0)
+    pos = var > 0
+    return jnp.where(pos, jnp.sqrt(jnp.where(pos, var, 1.0)), 0.0)
+
+
 class Designer:
     """A trained run made ready for design: the chain as one function of (fractions, device
     choices), its head names, the design variables and the reference data for the
@@ -282,7 +290,7 @@ class Designer:
         for s, h, j, is_std in self._head_src:
             if s == self.target:
                 v = outs["heads"][h][..., j]
-                cols.append(v.std(axis=0) if is_std else v.mean(axis=0))
+                cols.append(_safe_std(v) if is_std else v.mean(axis=0))
             else:
                 cols.append(up[s]["heads"][h][:, j])
         rec = []
@@ -305,7 +313,7 @@ class Designer:
         n = len(fractions)
         f = np.asarray(fractions, np.float32)
         c = np.asarray(codes, np.int32).reshape(n, len(self.cats))
-        size = min(chunk, max(n, 1))
+        size = min(chunk, max(256, 1 << (max(n, 1) - 1).bit_length()))  # few shapes
         heads, recs = [], []
         for i in range(0, n, size):
             fi, ci = f[i:i + size], c[i:i + size]
@@ -665,28 +673,28 @@ def _masked_softmax(logits: jax.Array, mask: jax.Array, slices: list[slice]) -> 
     return jnp.concatenate(parts, axis=-1)
 
 
-def _top_k_mask(fractions: jax.Array, mask: jax.Array, slices: list[slice], k: int
-                ) -> jax.Array:
+def _top_k_mask(fractions: jax.Array, mask: jax.Array, slices: list[slice], k) -> jax.Array:
+    """``mask`` keeping, per site, only the ``k`` largest allowed fractions (ties: first
+    ion); ``k`` may be traced."""
     parts = []
     for sl in slices:
         f = jnp.where(mask[..., sl], fractions[..., sl], -1.0)
         n = f.shape[-1]
-        if k >= n:
-            parts.append(mask[..., sl])
-            continue
-        kth = jax.lax.top_k(f, k)[0][..., -1:]
-        parts.append(mask[..., sl] & (f >= kth))
+        fi, fj = f[..., :, None], f[..., None, :]
+        earlier = jnp.arange(n)[None, :] < jnp.arange(n)[:, None]
+        rank = ((fj > fi) | ((fj == fi) & earlier)).sum(-1)
+        parts.append(mask[..., sl] & (rank < k))
     return jnp.concatenate(parts, axis=-1)
 
 
-def _optimiser(d: Designer, steps: int, cap: int | None, lr: float):
-    """The compiled multi-start run (cached per steps/cap/lr on the Designer).
+def _optimiser(d: Designer, steps: int, lr: float):
+    """The multi-start run, jit-compiled (cached per steps/lr on the Designer).
 
-    The steps run in phases (:data:`PRUNE` gives where each later phase starts). Before each
-    later phase every start's support is pruned: ions under :data:`SNAP` and, with a cap, all
-    but the ``cap`` largest of each site get -inf logits (exactly 0 from then on), so the
-    returned compositions are optimised on the support they are reported with."""
-    key = (steps, cap, lr)
+    At the steps given by :data:`PRUNE` every start's support is pruned: ions under
+    :data:`SNAP` and all but the ``cap`` largest of each site get -inf logits (exactly 0 from
+    then on), so the returned compositions are optimised on the support they are reported
+    with. ``cap`` is an argument (no recompilation per cap)."""
+    key = (steps, lr)
     if key in d._opt_cache:
         return d._opt_cache[key]
     slices = list(d.space.site_slices().values())
@@ -708,16 +716,16 @@ def _optimiser(d: Designer, steps: int, cap: int | None, lr: float):
     grad_all = jax.vmap(jax.value_and_grad(loss_one),
                         in_axes=(0, 0, 0, 0, 0, None, None, None))
 
-    def prune(logits, mask):
+    def prune(logits, mask, cap):
         f = _masked_softmax(logits, mask, slices)
-        mask = mask & (f >= SNAP)
-        return mask if cap is None else _top_k_mask(f, mask, slices, cap)
+        return _top_k_mask(f, mask & (f >= SNAP), slices, cap)
 
     @jax.jit
-    def optimise(logits, mask, codes, lo, hi, prob, scales):
+    def optimise(logits, mask, codes, lo, hi, prob, scales, cap):
         def step(carry, t):
             logits, state, mask = carry
-            mask = jnp.where(jnp.isin(t, prune_at), prune(logits, mask), mask)
+            mask = jax.lax.cond(jnp.isin(t, prune_at).any(), prune, lambda lg, m, c: m,
+                                logits, mask, cap)
             rho = RHO[0] * (RHO[1] / RHO[0]) ** (t / max(steps - 1, 1))
             loss, g = grad_all(logits, mask, codes, lo, hi, prob, scales, rho)
             upd, state = opt.update(g, state, logits)
@@ -732,8 +740,17 @@ def _optimiser(d: Designer, steps: int, cap: int | None, lr: float):
 
 
 def _prob_arrays(d: Designer, p: Problem) -> dict:
-    return {"params": d.params, "idx": jnp.asarray(p.obj_index), "kind": jnp.asarray(p.obj_kind),
-            "weight": jnp.asarray(p.obj_weight), "value": jnp.asarray(p.obj_value)}
+    """Objective arrays padded to :data:`MAX_TERMS` (weight 0) so one compiled run serves
+    every objective."""
+    n = len(p.obj_index)
+    if n > MAX_TERMS:
+        raise DesignError(f"at most {MAX_TERMS} objective terms")
+
+    def pad(a, dtype):
+        return jnp.asarray(np.concatenate([a, np.zeros(MAX_TERMS - n, a.dtype)]), dtype)
+    return {"params": d.params, "idx": pad(p.obj_index, jnp.int32),
+            "kind": pad(p.obj_kind, jnp.int32), "weight": pad(p.obj_weight, jnp.float32),
+            "value": pad(p.obj_value, jnp.float32)}
 
 
 def _start(d: Designer, v: Variables, starts: int, seed: int):
@@ -767,12 +784,13 @@ def optimise(d: Designer, p: Problem, v: Variables, *, starts: int, steps: int, 
     scales = _scales(p, heads0)
     lo = np.broadcast_to(p.lower if lower is None else lower, (starts, len(d.heads)))
     hi = np.broadcast_to(p.upper if upper is None else upper, (starts, len(d.heads)))
-    run = _optimiser(d, steps, v.cap, lr)
+    run = _optimiser(d, steps, lr)
+    cap = len(d.space.ions) if v.cap is None else v.cap
     args = (jnp.asarray(logits), jnp.asarray(mask), jnp.asarray(codes),
             jnp.asarray(lo, jnp.float32), jnp.asarray(hi, jnp.float32), _prob_arrays(d, p),
-            scales)
+            scales, jnp.asarray(cap, jnp.int32))
     t0 = time.perf_counter()
-    shapes = ("compiled", steps, v.cap, lr, starts, len(p.obj_index))
+    shapes = ("compiled", steps, lr, starts)
     compiled = d._opt_cache.get(shapes)
     if compiled is None:
         compiled = d._opt_cache[shapes] = run.lower(*args).compile()
@@ -923,7 +941,7 @@ def latent_sampling(run, objective: Any = None, constraints: Any = (),
         for s, h, j, is_std in d._head_src:
             if s == d.target:
                 val = outs["heads"][h][..., j]
-                cols.append(val.std(0) if is_std else val.mean(0))
+                cols.append(_safe_std(val) if is_std else val.mean(0))
             else:
                 cols.append(rh[h][:, j])
         return jnp.stack(cols, -1), rh[rec_head.name]

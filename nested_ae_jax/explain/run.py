@@ -307,7 +307,7 @@ class _Writer:
     def figure(self, name: str, fig, caption: str) -> None:
         io.atomic_savefig(self.out / name, fig, dpi=110)
         self.files.append(name)
-        self.text(f"![{caption}]({name})\n\n*{caption}*\n")
+        self.text(f"\n![{name}]({name})\n\n*{caption}*\n")
 
     def index(self, header: list[str]) -> str:
         lines = list(header)

@@ -1,0 +1,58 @@
+"""The command line: the demo job, one-line errors, exit codes."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+
+import pytest
+
+from conftest import REPO
+
+
+def run_cli(*args, cwd=None):
+    return subprocess.run([sys.executable, "-m", "nested_ae_jax.cli", *args], cwd=cwd,
+                          capture_output=True, text=True, timeout=600)
+
+
+def test_demo_trains_a_two_scale_chain_and_writes_a_run(tmp_path):
+    out = tmp_path / "demo"
+    proc = run_cli("demo", "--out", str(out), "--epochs", "30", "--rows", "200", "--quiet")
+    assert proc.returncode == 0, proc.stderr
+    assert "scale2.y2" in proc.stdout and "wall time" in proc.stdout
+    doc = json.loads((out / "metrics.json").read_text())
+    assert set(doc["scales"]) == {"scale1", "scale2"}
+    assert 0 < doc["scales"]["scale2"]["heads"]["y2"]["pooled_val"]["mae"] < 1.0
+    pred = tmp_path / "pred.csv"
+    proc = run_cli("predict", str(out), "--data", str(out / "data" / "scale2.csv"),
+                   "--out", str(pred))
+    assert proc.returncode == 0, proc.stderr
+    header = pred.read_text().splitlines()[0].split(",")
+    assert {"scale2.y2", "scale2.y2.std", "scale1.y1", "scale2.kind"} <= set(header)
+    proc = run_cli("demo", "--out", str(out), "--epochs", "5", "--quiet")
+    assert proc.returncode == 2 and "already holds a run" in proc.stderr
+
+
+@pytest.mark.parametrize("args, message", [
+    (["train", "nope.toml", "--out", "x"], "error: config file not found: nope.toml"),
+    (["predict", "no_run_here", "--data", "d.csv", "--out", "p.csv"],
+     "error: run directory not found"),
+])
+def test_input_errors_are_one_line_without_traceback(tmp_path, args, message):
+    proc = run_cli(*args, cwd=tmp_path)
+    assert proc.returncode == 2
+    assert proc.stderr.strip().splitlines() == [proc.stderr.strip()]
+    assert message in proc.stderr and "Traceback" not in proc.stderr
+
+
+def test_debug_flag_shows_the_traceback(tmp_path):
+    proc = run_cli("--debug", "train", "nope.toml", "--out", "x", cwd=tmp_path)
+    assert proc.returncode != 0 and "Traceback" in proc.stderr
+
+
+def test_help_lists_every_command():
+    proc = run_cli("--help")
+    assert proc.returncode == 0
+    for command in ("demo", "train", "predict"):
+        assert command in proc.stdout
