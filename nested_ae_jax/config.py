@@ -113,6 +113,8 @@ class TrainingSpec:
     b2: float = _key("Adam beta2", 0.999, min=0.0, lt=1.0)
     eps: float = _key("Adam epsilon", 1e-8, gt=0.0)
     seed: int = _key("seed of initial weights, shuffling and dropout", 0, min=0)
+    ensemble: int = _key("models per fold, seeds seed, seed+1, ..., trained in the same "
+                         "compiled call; predictions are their mean (std reported)", 1, gt=0)
     chunk_epochs: int = _key("epochs per compiled chunk (progress and checkpoints between "
                              "chunks)", 100, gt=0)
     checkpoint_every: int = _key("save a checkpoint every this many epochs (rounded to chunks; "

@@ -138,18 +138,29 @@ def chain_inputs(specs: dict[str, ScaleSpec], categories: dict[str, Categories],
 # Which trained upstream model feeds the next scale
 
 
-def feeding_entry(chain_spec: ChainSpec, params, stats, n_cv: int, has_full: bool
-                  ) -> tuple[dict, bool]:
-    """The {"params", "stats"} of a trained scale's model batch (leading axis = models: the CV
-    folds, then the all-rows model if trained) that feeds downstream scales, and whether it is
-    an ensemble."""
-    def pick(i):
-        return jax.tree.map(lambda a: jnp.asarray(a)[i], {"params": params, "stats": stats})
+def model_indices(n_cv: int, has_full: bool, members: int = 1,
+                  fold: int | str | None = None) -> np.ndarray:
+    """Positions on a scale's model axis (members x [CV folds, all-rows model], member-major)
+    of: every CV model (fold None), one fold's members (int) or the all-rows models ("full")."""
+    per = n_cv + int(has_full)
+    folds = np.arange(n_cv) if fold is None else np.array([n_cv if fold == "full" else fold])
+    return (np.arange(members)[:, None] * per + folds[None, :]).reshape(-1)
+
+
+def feeding_entry(chain_spec: ChainSpec, params, stats, n_cv: int, has_full: bool,
+                  members: int = 1) -> tuple[dict, bool]:
+    """The {"params", "stats"} of a trained scale's model batch that feeds downstream scales,
+    and whether it is an ensemble (then with a leading model axis)."""
     if chain_spec.feed == "all_rows":
-        return pick(n_cv if has_full else 0), False
-    if chain_spec.feed == "fold_mean" and n_cv > 1:
-        return pick(np.arange(n_cv)), True
-    return pick(min(chain_spec.feed_fold, n_cv - 1)), False
+        idx = model_indices(n_cv, has_full, members, "full" if has_full else 0)
+    elif chain_spec.feed == "fold_mean":
+        idx = model_indices(n_cv, has_full, members)
+    else:
+        idx = model_indices(n_cv, has_full, members, min(chain_spec.feed_fold, n_cv - 1))
+    entry = jax.tree.map(lambda a: jnp.asarray(a)[idx], {"params": params, "stats": stats})
+    if len(idx) == 1:
+        return jax.tree.map(lambda a: a[0], entry), False
+    return entry, True
 
 
 def refit_upstream_stats(entry: dict, model: ScaleModel, inputs: dict, ensemble: bool) -> dict:
@@ -176,7 +187,7 @@ def trained_chain(cfg: Config, results: dict, upto: list[str]) -> tuple[Chain, C
         r = results[name]
         models[name] = r.model
         entry, is_ens = feeding_entry(cfg.chain, r.params, r.batch.stats, r.folds.n_cv,
-                                      r.folds.has_full)
+                                      r.folds.has_full, r.spec.training.ensemble)
         params[name] = entry
         if is_ens:
             ensembles.add(name)

@@ -14,7 +14,7 @@ import pandas as pd
 
 from . import nesting
 from .errors import NestedAEError
-from .rundir import TrainedRun, head_columns
+from .rundir import TrainedRun, head_columns, regression_columns
 
 
 def _ensemble_summary(spec, outputs: dict) -> tuple[dict, dict]:
@@ -48,7 +48,8 @@ def predict_frame(run: TrainedRun, frame: pd.DataFrame, *, scale: str | None = N
     models, cp, ensembles = {}, {}, set()
     for n in upto[:-1]:
         entry, is_ens = nesting.feeding_entry(cfg.chain, loaded[n].params, loaded[n].stats,
-                                              loaded[n].n_cv, loaded[n].has_full)
+                                              loaded[n].n_cv, loaded[n].has_full,
+                                              specs[n].training.ensemble)
         if cfg.chain.transfer_scaler == "refit" and n in specs[target].upstream:
             entry = nesting.refit_upstream_stats(entry, loaded[n].model, inputs[n], is_ens)
         models[n], cp[n] = loaded[n].model, entry
@@ -59,9 +60,9 @@ def predict_frame(run: TrainedRun, frame: pd.DataFrame, *, scale: str | None = N
 
     tgt = loaded[target]
     n_models = tgt.n_cv
-    if fold is not None and not 0 <= fold < n_models:
+    if fold is not None and not 0 <= fold < n_models:  # n_models: CV folds
         raise NestedAEError(f"--fold {fold}: scale '{target}' has folds 0..{n_models - 1}")
-    pick = np.arange(n_models) if fold is None else np.array([fold])
+    pick = nesting.model_indices(tgt.n_cv, tgt.has_full, specs[target].training.ensemble, fold)
     x = dict(inputs[target])
     for g in tgt.model.spec.inputs:
         if g.kind == "latent":
@@ -78,8 +79,8 @@ def predict_frame(run: TrainedRun, frame: pd.DataFrame, *, scale: str | None = N
     for h in specs[target].heads:
         if h.name in std and h.kind == "regression" and fold is None:
             s = np.asarray(std[h.name])
-            names = [h.name] if s.shape[1] == 1 else [f"{h.name}[{t}]" for t in h.target]
-            cols.update({f"{target}.{n}.std": s[:, j] for j, n in enumerate(names)})
+            cols.update({f"{target}.{n}.std": s[:, j]
+                         for j, n in enumerate(regression_columns(h))})
         if h.kind == "categorical":
             cols[f"{target}.{h.name}.prob"] = np.exp(np.asarray(mean["heads"][h.name])).max(-1)
     if fold is not None:

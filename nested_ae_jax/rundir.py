@@ -169,7 +169,7 @@ def load_scale(run_dir: Path, name: str, step: int | None = None) -> tuple[Confi
     dims = ScaleDims(tuple(map(tuple, record["dims"]["inputs"])),
                      tuple(map(tuple, record["dims"]["heads"])))
     model = scale_model(spec, dims)
-    n_models = record["n_cv"] + int(record["has_full"] and spec.cv.kind != "none")
+    n_models = (record["n_cv"] + int(record["has_full"])) * spec.training.ensemble
     template = state_template(model, n_models, record["epochs_done"])
     arrays = checkpoint.restore(directory, template, step)
     return cfg, LoadedScale(model, Categories.from_json(record["categories"]), arrays["state"],
@@ -211,6 +211,12 @@ def load_run(run_dir: str | Path) -> TrainedRun:
 # Tables and figures
 
 
+def regression_columns(head) -> list[str]:
+    """Column names of a regression head's outputs: HEAD, or HEAD[target] for each of
+    several targets."""
+    return [head.name] if len(head.target) == 1 else [f"{head.name}[{t}]" for t in head.target]
+
+
 def head_columns(spec, outputs: dict, targets: dict | None, categories: Categories,
                  prefix: str = "") -> dict[str, np.ndarray]:
     """Columns for regression and categorical heads of one set of outputs (no model axis):
@@ -220,8 +226,7 @@ def head_columns(spec, outputs: dict, targets: dict | None, categories: Categori
     for h in spec.heads:
         pred = np.asarray(outputs["heads"][h.name])
         if h.kind == "regression":
-            names = [h.name] if len(h.target) == 1 else [f"{h.name}[{t}]" for t in h.target]
-            for j, n in enumerate(names):
+            for j, n in enumerate(regression_columns(h)):
                 cols[f"{prefix}{n}"] = pred[:, j]
                 if targets is not None:
                     cols[f"{prefix}{n}.true"] = np.asarray(targets[h.name])[:, j]
@@ -244,6 +249,12 @@ def oof_table(result: ScaleResult) -> pd.DataFrame:
     cols = {"scale": result.spec.name, "row": np.arange(result.data.n_rows),
             "fold": result.folds.fold_of_row}
     cols.update(head_columns(result.spec, outputs, result.data.targets, result.data.categories))
+    if result.outputs_std is not None:  # spread over ensemble members
+        std = pooled_outputs(result.outputs_std, model_of_row)
+        for h in result.spec.heads:
+            if h.kind == "regression":
+                for j, name in enumerate(regression_columns(h)):
+                    cols[f"{name}.std"] = np.asarray(std[h.name])[:, j]
     latent = np.asarray(outputs["latent"])
     cols.update({f"latent_{j}": latent[:, j] for j in range(latent.shape[1])})
     return pd.DataFrame(cols)
@@ -282,8 +293,7 @@ def write_figures(run_dir: Path, fit: FitResult) -> list[Path]:
         for h in r.spec.heads:
             if h.kind != "regression":
                 continue
-            for col in [c for c in oof.columns if c.startswith(h.name) and not
-                        c.endswith(".true")]:
+            for col in regression_columns(h):
                 fig = plots.parity_figure(oof[f"{col}.true"].to_numpy(), oof[col].to_numpy(),
                                           folds=oof["fold"].to_numpy()
                                           if r.spec.cv.kind != "none" else None,

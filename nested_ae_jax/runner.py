@@ -68,7 +68,9 @@ class Folds:
 
 @dataclass
 class ScaleResult:
-    """Everything a trained scale leaves behind (params have leading axis F = models)."""
+    """Everything a trained scale leaves behind. params/state/batch have a leading model axis
+    (training.ensemble members x folds, member-major); outputs/metrics are per fold (the mean
+    over members)."""
 
     spec: ScaleSpec
     dims: ScaleDims
@@ -80,6 +82,7 @@ class ScaleResult:
     outputs: dict
     metrics: dict
     seconds: float
+    outputs_std: dict | None = None  # per head, over ensemble members (training.ensemble > 1)
 
     @property
     def model(self) -> ScaleModel:
@@ -131,9 +134,9 @@ def make_folds(spec: ScaleSpec, data: ScaleData, group_columns: list[str],
     feeds downstream scales when chain.feed = all_rows).
     """
     cv, n = spec.cv, data.n_rows
-    if cv.kind == "none":
+    if cv.kind == "none":  # one model on every row, reported as a fold without validation
         return Folds(np.full(n, -1, np.int32), np.ones((1, n), np.float32),
-                     np.zeros((1, n), np.float32), has_full=True)
+                     np.zeros((1, n), np.float32))
     groups = labels = None
     if cv.kind == "group":
         cols = list(cv.group_by) or group_columns
@@ -163,16 +166,35 @@ def fit_input_stats(spec: ScaleSpec, data: ScaleData, folds: Folds) -> dict:
             for g in spec.inputs if g.kind != "categorical"}
 
 
-def model_batch(spec: ScaleSpec, folds: Folds, stats: dict, seeds: np.ndarray | None = None,
-                hparams: dict | None = None) -> ModelBatch:
-    """One model per fold (all from the config's seed, as in the paper) unless given."""
-    m = folds.n_models
-    seeds = np.full(m, spec.training.seed, np.int32) if seeds is None else seeds
-    hp = hyperparameters(spec) if hparams is None else hparams
-    hp = jax.tree.map(lambda v: jnp.broadcast_to(jnp.asarray(v, jnp.float32), (m,)), hp)
-    return ModelBatch(jnp.asarray(folds.train), jnp.asarray(folds.val),
-                      jax.tree.map(jnp.asarray, stats), jnp.asarray(seeds, jnp.int32),
-                      jnp.arange(m, dtype=jnp.int32), hp)
+def model_batch(spec: ScaleSpec, folds: Folds, stats: dict,
+                replicas: list[tuple[int, dict]] | None = None) -> ModelBatch:
+    """The models of one compiled training call: every replica (seed, hyper-parameters) times
+    every fold, replica-major (model r * n_folds + f). Default: the config's ensemble, i.e.
+    seeds seed, seed+1, ... (one replica: every fold from the config's seed, as in the paper).
+    """
+    if replicas is None:
+        hp = hyperparameters(spec)
+        replicas = [(spec.training.seed + j, hp) for j in range(spec.training.ensemble)]
+    per = folds.n_models
+    hps = [jax.tree.map(lambda v: np.full(per, v, np.float32), hp) for _, hp in replicas]
+    tile = lambda a: np.concatenate([np.asarray(a)] * len(replicas))  # noqa: E731
+    return ModelBatch(
+        jnp.asarray(tile(folds.train)), jnp.asarray(tile(folds.val)),
+        jax.tree.map(lambda a: jnp.asarray(tile(a)), stats),
+        jnp.asarray(np.repeat([seed for seed, _ in replicas], per), jnp.int32),
+        jnp.asarray(np.tile(np.arange(per), len(replicas)), jnp.int32),
+        jax.tree.map(lambda *v: jnp.asarray(np.concatenate(v)), *hps))
+
+
+def member_mean(outputs: dict, members: int) -> tuple[dict, dict]:
+    """Mean and standard deviation over ensemble members of (members * F, N, ...) outputs ->
+    (F, N, ...). Categorical heads average probabilities (returned as log-probabilities)."""
+    def split(a):
+        a = jnp.asarray(a)
+        return a.reshape(members, a.shape[0] // members, *a.shape[1:])
+    mean = jax.tree.map(lambda a: split(a).mean(axis=0), outputs)
+    std = jax.tree.map(lambda a: split(a).std(axis=0), outputs["heads"])
+    return mean, std
 
 
 def progress_printer(scale: str, epochs: int, out: Progress | None) -> Callable | None:
@@ -233,7 +255,15 @@ def fit_scale(spec: ScaleSpec, data: ScaleData, *, group_columns: list[str] | No
                             f"scales.{spec.name}.training.learning_rate or check the data"
                             ) from None
     result.state, result.history = state, history
-    result.outputs = predict_models(model, result.params, batch.stats, arrays["inputs"])
+    outputs = predict_models(model, result.params, batch.stats, arrays["inputs"])
+    members = spec.training.ensemble
+    if members > 1:
+        probs = {h.name: jax.nn.softmax(outputs["heads"][h.name], axis=-1)
+                 for h in spec.heads if h.kind == "categorical"}
+        outputs["heads"].update(probs)
+        outputs, result.outputs_std = member_mean(outputs, members)
+        outputs["heads"].update({n: jnp.log(outputs["heads"][n]) for n in probs})
+    result.outputs = outputs
     model_of_row = folds.fold_of_row if spec.cv.kind != "none" else None
     result.metrics = scale_metrics(spec, result.outputs, data.targets, folds.train, folds.val,
                                    model_of_row, folds.n_cv)
