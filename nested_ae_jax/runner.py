@@ -280,6 +280,29 @@ class FitResult:
     seconds: float = 0.0
 
 
+def prepare_scale(cfg: Config, spec: ScaleSpec, results: dict[str, ScaleResult], *,
+                  data_root: str | None = None, frames: dict[str, pd.DataFrame] | None = None
+                  ) -> tuple[ScaleData, list[str], bool]:
+    """A scale's data with its latent inputs computed by the trained upstream ``results``;
+    the raw columns of an encoder input row (for grouped CV); whether to add an all-rows model
+    (it feeds downstream scales when chain.feed = all_rows)."""
+    from . import nesting
+
+    config_dir = str(Path(cfg.source).parent) if cfg.source and cfg.source != "<config>" else None
+    frame = (frames or {}).get(spec.name)
+    path = resolve_data_path(spec.data, config_dir, data_root) if frame is None \
+        else Path(f"<{spec.name} data>")
+    data = load_scale_data(spec, path, frame=frame)
+    group_cols = input_group_columns(spec)
+    for g in spec.inputs:
+        if g.kind == "latent":
+            data.inputs[g.name] = nesting.transfer_latent(cfg, results, g, data)
+            group_cols += nesting.upstream_columns(results[g.scale].spec, g)
+    with_full = cfg.chain.feed == "all_rows" and spec.cv.kind != "none" and any(
+        spec.name in s.upstream for s in cfg.scales)
+    return data, group_cols, with_full
+
+
 def fit_config(cfg: Config, *, data_root: str | None = None, progress: Progress | None = None,
                frames: dict[str, pd.DataFrame] | None = None,
                on_chunk: ScaleCallback | None = None,
@@ -292,25 +315,14 @@ def fit_config(cfg: Config, *, data_root: str | None = None, progress: Progress 
     from . import nesting
 
     start = time.perf_counter()
-    config_dir = str(Path(cfg.source).parent) if cfg.source and cfg.source != "<config>" else None
     results: dict[str, ScaleResult] = {}
     for spec in cfg.scales:
-        frame = (frames or {}).get(spec.name)
-        path = resolve_data_path(spec.data, config_dir, data_root) if frame is None \
-            else Path(f"<{spec.name} data>")
-        data = load_scale_data(spec, path, frame=frame)
-        group_cols = input_group_columns(spec)
-        for g in spec.inputs:
-            if g.kind == "latent":
-                data.inputs[g.name] = nesting.transfer_latent(cfg, results, g, data)
-                group_cols += nesting.upstream_columns(results[g.scale].spec, g)
-        feeds_all_rows = cfg.chain.feed == "all_rows" and any(
-            spec.name in s.upstream for s in cfg.scales)
+        data, group_cols, with_full = prepare_scale(cfg, spec, results, data_root=data_root,
+                                                    frames=frames)
         if progress:
             progress(f"scale '{spec.name}': {data.n_rows} rows, "
                      f"{spec.cv.kind} cv, {spec.training.epochs} epochs")
         results[spec.name] = fit_scale(spec, data, group_columns=group_cols,
-                                       with_full=feeds_all_rows and spec.cv.kind != "none",
-                                       progress=progress, on_chunk=on_chunk,
-                                       resume=(resume or {}).get(spec.name))
+                                       with_full=with_full, progress=progress,
+                                       on_chunk=on_chunk, resume=(resume or {}).get(spec.name))
     return FitResult(cfg, results, time.perf_counter() - start)

@@ -245,29 +245,52 @@ ChunkCallback = Callable[[TrainState, dict[str, np.ndarray], int, float], None]
 def train_models(model: ScaleModel, data: dict, batch: ModelBatch, *,
                  state: TrainState | None = None,
                  history: dict[str, np.ndarray] | None = None,
-                 on_chunk: ChunkCallback | None = None) -> tuple[TrainState, dict[str, np.ndarray]]:
+                 on_chunk: ChunkCallback | None = None,
+                 devices: list | None = None) -> tuple[TrainState, dict[str, np.ndarray]]:
     """Train every model of ``batch`` for the scale's epochs, in compiled chunks.
 
     data: {"inputs": {GROUP: (N, ...)}, "targets": {HEAD: (N, ...)}} shared by all models.
     state/history: resume from a previous (checkpointed) state and its history.
     on_chunk(state, history, epochs_done, seconds): called after each chunk (progress,
-    checkpoints). Returns the final state and the per-epoch history {"train/HEAD": (M, E), ...}.
-    Raises :class:`NonFiniteLoss` at the end of the chunk in which a loss became non-finite.
+    checkpoints). devices: spread the models over these devices (default: all devices, when
+    there are several; see :mod:`parallel`). Returns the final state and the per-epoch history
+    {"train/HEAD": (M, E), ...}. Raises :class:`NonFiniteLoss` at the end of the chunk in
+    which a loss became non-finite.
     """
+    from . import parallel
+
     training = model.spec.training
     chunk = compile_chunk(model, batch, training.batch_size)
     state = init_state(model, batch) if state is None else state
-    done = int(np.asarray(state.epoch).max())
+    n_models = int(batch.seed.shape[0])
+    devices = jax.devices() if devices is None else devices
+    if len(devices) > 1:
+        mesh = parallel.model_mesh(devices)
+        n_pad = -n_models % len(devices)
+        batch, state = (parallel.shard_models(parallel.pad_models(t, n_pad), mesh)
+                        for t in (batch, state))
+        data = parallel.replicate(data, mesh)
+    done = int(np.asarray(parallel.to_host(state.epoch)).max())
     history = {} if history is None else {k: np.asarray(v)[:, :done] for k, v in history.items()}
     start = time.perf_counter()
     while done < training.epochs:
         n = min(training.chunk_epochs, training.epochs - done)
         state, record = chunk(state, batch, data, n)
-        record = {k: np.asarray(v) for k, v in record.items()}  # (M, n); blocks until done
+        record = {k: v[:n_models] for k, v in parallel.to_host(record).items()}  # (M, n)
         check_finite(record, done)
         history = {k: np.concatenate([history[k], v], axis=1) if k in history else v
                    for k, v in record.items()}
         done += n
         if on_chunk is not None:
-            on_chunk(state, history, done, time.perf_counter() - start)
-    return state, history
+            on_chunk(_first(state, n_models, len(devices) > 1), history, done,
+                     time.perf_counter() - start)
+    return _first(state, n_models, len(devices) > 1), history
+
+
+def _first(state: TrainState, n_models: int, sharded: bool) -> TrainState:
+    """The state of the real models (padding dropped), on the host when it was sharded."""
+    if not sharded:
+        return state
+    from . import parallel
+
+    return jax.tree.map(lambda a: jnp.asarray(a[:n_models]), parallel.to_host(state))

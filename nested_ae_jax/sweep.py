@@ -1,0 +1,191 @@
+"""Hyper-parameter sweeps: every combination of a grid, trained in as few compiled calls as
+the array shapes allow.
+
+Settings that only change numbers — seed, learning rate, L1/L2 weights, dropout rates, loss
+weights — become per-model values of one ``vmap``ped program (with the folds), so a 20-seed x
+5-fold sweep is one compile and one call. Settings that change shapes or the program (latent
+size, hidden widths, batch size, epochs, activations, ...) split the combinations into groups,
+each compiled once.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import itertools
+import time
+from dataclasses import dataclass
+from typing import Any, Callable
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pandas as pd
+
+from .config import Config, ScaleSpec, override, parse_value
+from .errors import ConfigError
+from .evaluation import predict_models, scale_metrics
+from .model import scale_model
+from .runner import (fit_config, fit_input_stats, make_folds, model_batch, prepare_scale,
+                     progress_printer, scale_dims)
+from .training import hyperparameters, train_models
+
+# per-model (vectorised) settings: (table, field); heads.* means every head
+_VECTORISED = {("training", "learning_rate"), ("training", "seed"), ("encoder", "l1"),
+               ("encoder", "l2"), ("encoder", "dropout"), ("heads", "l1"), ("heads", "l2"),
+               ("heads", "dropout"), ("heads", "weight")}
+_PLACEHOLDER = {"learning_rate": 1e-3, "seed": 0, "weight": 1.0}
+
+
+def parse_grid(items: list[str]) -> dict[str, list]:
+    """``["encoder.l1=0,0.01", "encoder.hidden=[8],[16,16]"]`` -> {key: [values]}; commas
+    inside brackets do not split."""
+    grid: dict[str, list] = {}
+    for item in items:
+        key, sep, text = item.partition("=")
+        if not sep or not key.strip() or not text.strip():
+            raise ConfigError(f"--grid {item!r}: expected KEY=V1,V2,...")
+        values, depth, current = [], 0, ""
+        for ch in text:
+            depth += (ch == "[") - (ch == "]")
+            if ch == "," and depth == 0:
+                values.append(current)
+                current = ""
+            else:
+                current += ch
+        values.append(current)
+        grid[key.strip()] = [parse_value(v.strip()) for v in values]
+    return grid
+
+
+def combinations(grid: dict[str, list]) -> list[dict[str, Any]]:
+    """The cartesian product of a grid, as a list of {key: value}."""
+    keys = list(grid)
+    return [dict(zip(keys, values)) for values in itertools.product(*(grid[k] for k in keys))]
+
+
+def _canonical(spec: ScaleSpec, nonzero: set[tuple[str, str, str]]) -> ScaleSpec:
+    """The spec with every vectorised setting replaced by a placeholder, so that combinations
+    differing only in those settings compile to the same program. A penalty or dropout rate
+    that is non-zero in any combination stays non-zero (so the program applies it)."""
+    def fix(obj, table: str, name: str = ""):
+        changes = {}
+        for f in ("learning_rate", "seed", "l1", "l2", "dropout", "weight"):
+            if (table, f) in _VECTORISED and hasattr(obj, f):
+                changes[f] = _PLACEHOLDER.get(f, 0.5 if (table, name, f) in nonzero else 0.0)
+        return dataclasses.replace(obj, **changes)
+    return dataclasses.replace(
+        spec, training=fix(spec.training, "training"), encoder=fix(spec.encoder, "encoder"),
+        heads=tuple(fix(h, "heads", h.name) for h in spec.heads))
+
+
+def _nonzero_settings(specs: list[ScaleSpec]) -> set[tuple[str, str, str]]:
+    out = set()
+    for s in specs:
+        for f in ("l1", "l2", "dropout"):
+            if getattr(s.encoder, f):
+                out.add(("encoder", "", f))
+            out |= {("heads", h.name, f) for h in s.heads if getattr(h, f)}
+    return out
+
+
+@dataclass
+class SweepResult:
+    """runs: one row per combination (settings, pooled validation metrics per head);
+    folds: one row per combination and fold; best: the best row of ``runs``."""
+
+    runs: pd.DataFrame
+    folds: pd.DataFrame
+    best: dict
+    metric: str
+    n_groups: int
+    n_models: int
+    seconds: float
+
+
+def _metric_rows(metrics: dict, prefix: str = "") -> dict[str, float]:
+    out = {}
+    for head, m in metrics.items():
+        for k, v in m.items():
+            if k != "n":
+                out[f"{prefix}{head}.{k}"] = v
+    return out
+
+
+def default_metric(spec: ScaleSpec) -> str:
+    """The first regression head's MAE (else the first head's first metric)."""
+    head = next((h for h in spec.heads if h.kind == "regression"), spec.heads[0])
+    return f"{head.name}.{'accuracy' if head.kind == 'categorical' else 'mae'}"
+
+
+def sweep(cfg: Config, grid: dict[str, list], *, scale: str | None = None,
+          seeds: int | None = None, data_root: str | None = None,
+          progress: Callable[[str], None] | None = None, metric: str | None = None,
+          devices: list | None = None) -> SweepResult:
+    """Train every combination of ``grid`` (keys: settings of the swept scale, e.g.
+    ``encoder.l1`` or ``heads.gap.dropout``) with cross-validation; ``seeds`` adds a grid over
+    training.seed = 0..seeds-1. Upstream scales of a chain are trained once, as configured.
+    """
+    start = time.perf_counter()
+    target = cfg.scale(scale or cfg.scales[-1].name)
+    grid = dict(grid)
+    if seeds:
+        grid["training.seed"] = list(range(seeds))
+    if not grid:
+        raise ConfigError("sweep: give at least one --grid KEY=V1,V2 or --seeds N")
+    combos = combinations(grid)
+    specs = [override(cfg, {f"{target.name}.{k}": v for k, v in c.items()}).scale(target.name)
+             for c in combos]
+    position = [s.name for s in cfg.scales].index(target.name)
+    if target.training.ensemble > 1:
+        raise ConfigError(f"sweep: scales.{target.name}.training.ensemble > 1 is not swept; "
+                          "set it to 1 and use --seeds N for seed replicas")
+    upstream = dataclasses.replace(cfg, scales=cfg.scales[:position])
+    results = fit_config(upstream, data_root=data_root, progress=progress).scales \
+        if position else {}
+    data, group_cols, _ = prepare_scale(cfg, target, results, data_root=data_root)
+    arrays = {"inputs": jax.tree.map(jnp.asarray, data.inputs),
+              "targets": jax.tree.map(jnp.asarray, data.targets)}
+
+    nonzero = _nonzero_settings(specs)
+    groups: dict[ScaleSpec, list[int]] = {}
+    for i, s in enumerate(specs):
+        groups.setdefault(_canonical(s, nonzero), []).append(i)
+    run_rows: list[dict] = [{} for _ in combos]
+    fold_rows: list[dict] = []
+    n_models = 0
+    for g, (canon, members) in enumerate(groups.items()):
+        if progress:
+            progress(f"sweep group {g + 1}/{len(groups)}: {len(members)} combination(s) x "
+                     f"folds in one compiled call")
+        folds = make_folds(canon, data, group_cols)
+        stats = fit_input_stats(canon, data, folds)
+        replicas = [(specs[i].training.seed, hyperparameters(specs[i])) for i in members]
+        batch = model_batch(canon, folds, stats, replicas)
+        model = scale_model(canon, scale_dims(canon, data))
+        printer = progress_printer(f"{target.name} group {g + 1}", canon.training.epochs,
+                                   progress)
+        state, _ = train_models(model, arrays, batch, on_chunk=printer, devices=devices)
+        params = state.best_params if canon.training.select == "best" else state.params
+        outputs = predict_models(model, params, batch.stats, arrays["inputs"])
+        per = folds.n_models
+        n_models += per * len(members)
+        for r, i in enumerate(members):
+            sl = slice(r * per, (r + 1) * per)
+            out = jax.tree.map(lambda a: a[sl], outputs)
+            m = scale_metrics(specs[i], out, data.targets, folds.train, folds.val,
+                              folds.fold_of_row if canon.cv.kind != "none" else None, folds.n_cv)
+            pooled = {h: v.get("pooled_val", v.get("pooled_train_mean", {}))
+                      for h, v in m["heads"].items()}
+            run_rows[i] = {"run": i, **combos[i], **_metric_rows(pooled)}
+            for f, fm in enumerate(m["folds"]):
+                fold_rows.append({"run": i, **combos[i], "fold": f,
+                                  **_metric_rows(fm["val"] or fm["train"])})
+    runs = pd.DataFrame(run_rows)
+    metric = metric or default_metric(target)
+    if metric not in runs:
+        raise ConfigError(f"sweep --metric {metric!r} is not a reported metric; choose from "
+                          f"{[c for c in runs.columns if '.' in c]}")
+    maximise = metric.endswith((".r2", ".accuracy"))
+    best = runs.loc[runs[metric].idxmax() if maximise else runs[metric].idxmin()].to_dict()
+    return SweepResult(runs, pd.DataFrame(fold_rows), best, metric, len(groups), n_models,
+                       time.perf_counter() - start)
