@@ -235,6 +235,9 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("keys", help="print every config key (type, default, meaning)")
     p.set_defaults(func=cmd_keys)
+
+    from .design import add_cli as add_design_cli
+    add_design_cli(sub)
     return parser
 
 

@@ -24,7 +24,6 @@ conventions (verified by the tests):
 
 from __future__ import annotations
 
-import re
 from dataclasses import dataclass
 from pathlib import Path
 

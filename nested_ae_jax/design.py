@@ -34,7 +34,7 @@ import sys
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Iterable, Mapping, Sequence
+from typing import Any, Iterable, Mapping
 
 import jax
 import jax.numpy as jnp
@@ -45,7 +45,7 @@ import pandas as pd
 from . import nesting
 from .composition import CompositionSpace, load_space
 from .errors import NestedAEError, did_you_mean
-from .model import apply_mlp
+from .model import apply_heads
 
 SNAP = 0.01  # fractions below this are zeroed at the end (1 % resolution)
 DEDUPE = 0.05  # candidates whose fractions round to the same multiple of this are one
@@ -159,15 +159,6 @@ def _constraints(constraints: Any) -> list[Constraint]:
 
 # ----------------------------------------------------------------------------------------------
 # The differentiable chain: fractions + categorical codes -> heads
-
-
-def _heads_on_latent(model, params: dict, latent: jax.Array) -> dict:
-    """Every head of a scale applied to a given latent (as ``model.apply`` does)."""
-    out = {}
-    for h in model.spec.heads:
-        act = "linear" if h.kind == "categorical" else h.output_activation
-        out[h.name] = apply_mlp(params["heads"][h.name], latent, h.activation, act)
-    return out
 
 
 def _safe_std(v: jax.Array) -> jax.Array:
@@ -538,7 +529,7 @@ def _variables(d: Designer, exclude: Iterable[str], fix: Any, cap: int | None) -
     if cap is not None and cap < 1:
         raise DesignError("--max-ions-per-site must be >= 1")
     combos = np.array(list(itertools.product(*[np.flatnonzero(ok) for ok in cat_allowed])),
-                      np.int32).reshape(-1, len(d.cats))
+                      np.int32).reshape(-1, len(d.cats)) if d.cats else np.zeros((1, 0), np.int32)
     return Variables(allowed, combos, cap, exclude, fixed_sites)
 
 
@@ -618,12 +609,13 @@ def _clean(fractions: np.ndarray, space: CompositionSpace) -> np.ndarray:
 
 
 def candidate_table(d: Designer, p: Problem, v: Variables, fractions: np.ndarray,
-                    codes: np.ndarray, extra: dict | None = None,
-                    dedupe: bool = True) -> pd.DataFrame:
-    """Clean, re-evaluate, hard-check, de-duplicate and rank compositions; one row each."""
+                    codes: np.ndarray, extra: dict | None = None, dedupe: bool = True,
+                    evaluated: tuple[np.ndarray, np.ndarray] | None = None) -> pd.DataFrame:
+    """Clean, re-evaluate, hard-check, de-duplicate and rank compositions; one row each.
+    ``evaluated``: heads and reconstruction errors of already cleaned ``fractions``."""
     space = d.space
     f = _clean(fractions, space)
-    heads, recon = d.evaluate(f, codes)
+    heads, recon = d.evaluate(f, codes) if evaluated is None else evaluated
     score = score_np(p, heads)
     viol = violation_np(p, heads)
     slices = space.site_slices()
@@ -721,7 +713,15 @@ def _optimiser(d: Designer, steps: int, lr: float):
         return _top_k_mask(f, mask & (f >= SNAP), slices, cap)
 
     @jax.jit
-    def optimise(logits, mask, codes, lo, hi, prob, scales, cap):
+    def optimise(logits, mask, codes, lo, hi, prob, cap):
+        # normalisation: spread of each head and of the score over the starting population
+        heads0, _ = d._forward(prob["params"], _masked_softmax(logits, mask, slices), codes)
+        sd = jnp.nanstd(heads0, axis=0)
+        ss = jnp.nanstd(_score(heads0, prob["idx"], prob["kind"], prob["weight"],
+                               prob["value"]))
+        scales = {"heads": jnp.where(jnp.isfinite(sd) & (sd > 1e-6), sd, 1.0),
+                  "score": jnp.where(jnp.isfinite(ss) & (ss > 1e-6), ss, 1.0)}
+
         def step(carry, t):
             logits, state, mask = carry
             mask = jax.lax.cond(jnp.isin(t, prune_at).any(), prune, lambda lg, m, c: m,
@@ -733,7 +733,12 @@ def _optimiser(d: Designer, steps: int, lr: float):
 
         (logits, _, mask), losses = jax.lax.scan(step, (logits, opt.init(logits), mask),
                                                  jnp.arange(steps))
-        return _masked_softmax(logits, mask, slices), losses
+        # clean (fractions under SNAP -> 0, sites renormalised) and evaluate
+        f = _masked_softmax(logits, mask, slices)
+        f = jnp.where(f < SNAP, 0.0, f)
+        f = jnp.concatenate([f[:, sl] / f[:, sl].sum(-1, keepdims=True) for sl in slices], -1)
+        heads, recon = d._forward(prob["params"], f, codes)
+        return f, heads, recon, losses
 
     d._opt_cache[key] = optimise
     return optimise
@@ -753,6 +758,15 @@ def _prob_arrays(d: Designer, p: Problem) -> dict:
             "value": pad(p.obj_value, jnp.float32)}
 
 
+def _softmax_np(logits: np.ndarray, mask: np.ndarray, space: CompositionSpace) -> np.ndarray:
+    z = np.where(mask, logits.astype(np.float64), -np.inf)
+    out = np.zeros_like(z)
+    for sl in space.site_slices().values():
+        e = np.exp(z[:, sl] - z[:, sl].max(axis=1, keepdims=True))
+        out[:, sl] = e / e.sum(axis=1, keepdims=True)
+    return out
+
+
 def _start(d: Designer, v: Variables, starts: int, seed: int):
     rng = np.random.default_rng(seed)
     logits = rng.normal(0.0, 1.5, (starts, len(d.space.ions))).astype(np.float32)
@@ -761,44 +775,32 @@ def _start(d: Designer, v: Variables, starts: int, seed: int):
     return logits, mask, codes
 
 
-def _scales(p: Problem, heads0: np.ndarray) -> dict:
-    """Spread of each head and of the score over the starting population (normalisation)."""
-    sd = np.nanstd(heads0, axis=0)
-    sd = np.where(np.isfinite(sd) & (sd > 1e-6), sd, 1.0)
-    ss = float(np.nanstd(score_np(p, heads0)))
-    return {"heads": jnp.asarray(sd, jnp.float32),
-            "score": jnp.asarray(ss if math.isfinite(ss) and ss > 1e-6 else 1.0, jnp.float32)}
-
-
 def optimise(d: Designer, p: Problem, v: Variables, *, starts: int, steps: int, seed: int,
              lr: float = 0.1, lower: np.ndarray | None = None,
              upper: np.ndarray | None = None) -> dict:
     """Run the multi-start gradient design. ``lower``/``upper`` (starts, n_heads) override the
-    problem's bounds per start (Pareto bands). Returns fractions, codes, timings."""
+    problem's bounds per start (Pareto bands). Returns the cleaned fractions, codes, their
+    heads and reconstruction errors ("evaluated"), losses and timings."""
     if starts < 1 or steps < 1:
         raise DesignError("--starts and --steps must be >= 1")
     logits, mask, codes = _start(d, v, starts, seed)
-    slices = list(d.space.site_slices().values())
-    f0 = np.asarray(_masked_softmax(jnp.asarray(logits), jnp.asarray(mask), slices))
-    heads0, _ = d.evaluate(f0, codes)
-    scales = _scales(p, heads0)
     lo = np.broadcast_to(p.lower if lower is None else lower, (starts, len(d.heads)))
     hi = np.broadcast_to(p.upper if upper is None else upper, (starts, len(d.heads)))
     run = _optimiser(d, steps, lr)
     cap = len(d.space.ions) if v.cap is None else v.cap
     args = (jnp.asarray(logits), jnp.asarray(mask), jnp.asarray(codes),
             jnp.asarray(lo, jnp.float32), jnp.asarray(hi, jnp.float32), _prob_arrays(d, p),
-            scales, jnp.asarray(cap, jnp.int32))
+            jnp.asarray(cap, jnp.int32))
     t0 = time.perf_counter()
     shapes = ("compiled", steps, lr, starts)
     compiled = d._opt_cache.get(shapes)
     if compiled is None:
         compiled = d._opt_cache[shapes] = run.lower(*args).compile()
     t1 = time.perf_counter()
-    fractions, losses = compiled(*args)
-    fractions = np.asarray(jax.block_until_ready(fractions))
+    fractions, heads, recon, losses = jax.block_until_ready(compiled(*args))
     t2 = time.perf_counter()
-    return {"fractions": fractions, "codes": codes, "losses": np.asarray(losses),
+    return {"fractions": np.asarray(fractions), "codes": codes, "losses": np.asarray(losses),
+            "evaluated": (np.asarray(heads), np.asarray(recon)),
             "compile_s": t1 - t0, "run_s": t2 - t1, "evaluations": starts * steps}
 
 
@@ -832,7 +834,8 @@ def design(run, objective: Any = None, constraints: Any = (), exclude: Iterable[
     v = d.variables(exclude, fix, max_ions_per_site)
     res = optimise(d, p, v, starts=starts, steps=steps, seed=seed, lr=learning_rate)
     t0 = time.perf_counter()
-    table = candidate_table(d, p, v, res["fractions"], res["codes"])
+    table = candidate_table(d, p, v, res["fractions"], res["codes"],
+                            evaluated=res["evaluated"])
     table.attrs["design"] = {
         "objective": [o.__dict__ for o in p.objectives],
         "constraints": [str(c) for c in p.constraints], "exclude": list(v.exclude),
@@ -932,7 +935,7 @@ def latent_sampling(run, objective: Any = None, constraints: Any = (),
     lo, hi = z_train.min(0), z_train.max(0)
 
     def heads_of_latent(params, z, codes):
-        rh = _heads_on_latent(rmodel, params["up"][root]["params"], z)
+        rh = apply_heads(rmodel.spec, params["up"][root]["params"], z)
         x = {g.name: z if g.kind == "latent" else codes[:, [c[1] for c in d.cats].index(g.name)]
              for g in d.tmodel.spec.inputs}
         tp = params["tgt"]
@@ -1033,9 +1036,7 @@ def pareto_front(run, x: str, y: str, constraints: Any = (), exclude: Iterable[s
     v = d.variables(exclude, fix, max_ions_per_site)
     ix = d.head_index(hx)
     logits, mask, codes = _start(d, v, starts, seed)
-    f0 = np.asarray(_masked_softmax(jnp.asarray(logits), jnp.asarray(mask),
-                                    list(d.space.site_slices().values())))
-    heads0, _ = d.evaluate(f0, codes)
+    heads0, _ = d.evaluate(_softmax_np(logits, mask, d.space), codes)
     a = max(np.nanquantile(heads0[:, ix], 0.01), p.lower[ix])
     b = min(np.nanquantile(heads0[:, ix], 0.99), p.upper[ix])
     edges = np.linspace(a, b, bands + 1)
@@ -1046,7 +1047,7 @@ def pareto_front(run, x: str, y: str, constraints: Any = (), exclude: Iterable[s
     lower[:, ix] = np.maximum(lower[:, ix], edges[band])
     upper[:, ix] = np.minimum(upper[:, ix], edges[band + 1])
     res = optimise(d, p, v, starts=starts, steps=steps, seed=seed, lower=lower, upper=upper)
-    table = candidate_table(d, p, v, res["fractions"], res["codes"])
+    table = candidate_table(d, p, v, res["fractions"], res["codes"], evaluated=res["evaluated"])
     feas = table[table["feasible"]]
     sx = feas[hx].to_numpy() * (1 if dx == "max" else -1)
     sy = feas[hy].to_numpy() * (1 if dy == "max" else -1)
@@ -1058,23 +1059,27 @@ def pareto_front(run, x: str, y: str, constraints: Any = (), exclude: Iterable[s
 
 
 def pareto_figure(front: pd.DataFrame, candidates: pd.DataFrame, x: str, y: str):
-    """Scatter of the feasible candidates and the Pareto front (object API, Agg canvas)."""
+    """Scatter of the feasible candidates and the Pareto front, a few front points labelled
+    with their formula (object API, Agg canvas)."""
     from matplotlib.backends.backend_agg import FigureCanvasAgg
     from matplotlib.figure import Figure
 
-    fig = Figure(figsize=(5.5, 4.2), layout="constrained", dpi=100)
+    fig = Figure(figsize=(6.4, 4.6), layout="constrained", dpi=100)
     FigureCanvasAgg(fig)
     ax = fig.add_subplot()
     feas = candidates[candidates["feasible"]]
-    ax.scatter(feas[x], feas[y], s=8, c="0.7", label=f"feasible candidates ({len(feas)})")
-    ax.plot(front[x], front[y], "o-", color="C3", ms=4, label=f"Pareto front ({len(front)})")
-    for _, r in front.iloc[:: max(1, len(front) // 6)].iterrows():
-        ax.annotate(r["formula"], (r[x], r[y]), fontsize=6, xytext=(3, 3),
-                    textcoords="offset points")
+    ax.scatter(feas[x], feas[y], s=6, c="0.75", label=f"feasible candidates ({len(feas)})")
+    ax.plot(front[x], front[y], "o-", color="C3", ms=3.5, lw=1.2,
+            label=f"Pareto front ({len(front)})")
+    step = max(1, len(front) // 5)
+    for _, r in front.iloc[::step].iterrows():
+        ann = ax.annotate(r["formula"], (r[x], r[y]), fontsize=6, xytext=(4, 4),
+                          textcoords="offset points", annotation_clip=True, clip_on=True)
+        ann.set_in_layout(False)
     ax.set_xlabel(x)
     ax.set_ylabel(y)
     ax.legend(fontsize=8, loc="best")
-    ax.set_title(f"Pareto front: {y} vs {x}", fontsize=10)
+    ax.set_title(f"{y} vs {x}", fontsize=10)
     return fig
 
 

@@ -119,6 +119,18 @@ def standardise_inputs(spec: ScaleSpec, dims: ScaleDims, stats: Stats,
     return feats
 
 
+def apply_heads(spec: ScaleSpec, params: Params, latent: jax.Array,
+                dropout: dict | None = None, noise: dict | None = None) -> dict:
+    """Every head of a scale on a given latent (N, L) -> {HEAD: (N, out)}; categorical heads
+    give logits. Used by ``apply`` and to decode points of the latent space."""
+    out = {}
+    for h in spec.heads:
+        act = "linear" if h.kind == "categorical" else h.output_activation
+        out[h.name] = apply_mlp(params["heads"][h.name], latent, h.activation, act,
+                                (dropout or {}).get(h.name, 0.0), (noise or {}).get(h.name))
+    return out
+
+
 class ScaleModel(NamedTuple):
     """A scale's model as a pair of pure functions (like optax's GradientTransformation).
 
@@ -170,11 +182,7 @@ def scale_model(spec: ScaleSpec, dims: ScaleDims) -> ScaleModel:
         x = jnp.concatenate([feats[name] for name, _ in dims.inputs], axis=-1)
         latent = apply_mlp(params["encoder"], x, enc.activation, enc.latent_activation,
                            rates["encoder"], noise["encoder"])
-        heads = {}
-        for h in spec.heads:
-            out_act = "linear" if h.kind == "categorical" else h.output_activation
-            heads[h.name] = apply_mlp(params["heads"][h.name], latent, h.activation, out_act,
-                                      rates["heads"][h.name], noise["heads"].get(h.name))
+        heads = apply_heads(spec, params, latent, rates["heads"], noise["heads"])
         return {"latent": latent, "features": feats, "heads": heads}
 
     return ScaleModel(init, apply, spec, dims)

@@ -276,6 +276,9 @@ def metrics_document(fit: FitResult) -> dict:
                           "best_epoch": np.asarray(r.state.best_epoch).tolist(),
                           "seconds": round(r.seconds, 3), "select": r.spec.training.select}
                    for name, r in fit.scales.items()},
+        **({"finetuned": {"scales": fit.finetuned["metrics"],
+                          "seconds": round(fit.finetuned["seconds"], 3)}}
+           if fit.finetuned else {}),
         "wall_seconds": round(fit.seconds, 3),
         "versions": {"python": platform.python_version(), "jax": jax.__version__,
                      "backend": jax.default_backend()},
@@ -316,6 +319,9 @@ def write_run(fit: FitResult, run_dir: Path, data_root: str | None = None,
     if checkpoints:
         for r in fit.scales.values():
             save_scale(run_dir, cfg, r)
+        if fit.finetuned:  # {"params": {SCALE: ...}, "stats": {SCALE: ...}}, leading fold axis
+            checkpoint.save(run_dir / "checkpoints" / "_finetuned", cfg.chain.finetune_epochs,
+                            fit.finetuned["params"], {"config": config_to_dict(cfg)})
     io.atomic_write_csv(run_dir / "oof_predictions.csv",
                         pd.concat([oof_table(r) for r in fit.scales.values()], ignore_index=True))
     io.atomic_write_csv(run_dir / "history.csv",

@@ -278,6 +278,7 @@ class FitResult:
     config: Config
     scales: dict[str, ScaleResult]
     seconds: float = 0.0
+    finetuned: dict | None = None  # chain.finetune_epochs > 0: see finetune.finetune_chain
 
 
 def prepare_scale(cfg: Config, spec: ScaleSpec, results: dict[str, ScaleResult], *,
@@ -325,4 +326,10 @@ def fit_config(cfg: Config, *, data_root: str | None = None, progress: Progress 
         results[spec.name] = fit_scale(spec, data, group_columns=group_cols,
                                        with_full=with_full, progress=progress,
                                        on_chunk=on_chunk, resume=(resume or {}).get(spec.name))
-    return FitResult(cfg, results, time.perf_counter() - start)
+    finetuned = None
+    if cfg.chain.finetune_epochs and len(cfg.scales) > 1:
+        from .finetune import finetune_chain
+        if progress:
+            progress(f"joint fine-tuning of the chain: {cfg.chain.finetune_epochs} epochs")
+        finetuned = finetune_chain(cfg, results, progress)
+    return FitResult(cfg, results, time.perf_counter() - start, finetuned)

@@ -123,3 +123,21 @@ def test_saved_chain_predicts_the_same_numbers_from_the_last_scale_columns_only(
                                np.asarray(fit.scales["down"].outputs["heads"]["y"][2, :, 0]),
                                rtol=1e-5, atol=1e-5)
     assert "up.y" in table  # the upstream property on the downstream rows
+
+
+def test_joint_finetuning_moves_the_upstream_encoder_through_the_downstream_loss(chain_run):
+    cfg, fit, out, down = chain_run
+    from nested_ae_jax.config import override
+    from nested_ae_jax.finetune import finetune_chain
+    # only the downstream loss counts: any change upstream came through the chain
+    tuned_cfg = override(cfg, {"chain.finetune_epochs": 5, "chain.finetune_learning_rate": 1e-2,
+                               "chain.finetune_weights": {"up": 0.0, "down": 1.0}})
+    tuned = finetune_chain(tuned_cfg, fit.scales)
+    before = np.asarray(fit.scales["up"].params["encoder"][0]["w"][0])  # the feeding fold 0
+    after = np.asarray(tuned["params"]["params"]["up"]["encoder"][0]["w"])  # one per copy
+    assert after.shape[0] == 3  # one chain copy per downstream fold
+    assert np.abs(after - before).max() > 1e-4
+    assert np.abs(after[0] - after[1]).max() > 0  # copies train on different folds
+    hist = tuned["history"]
+    assert hist["train/down"].shape == (3, 5) and np.isfinite(hist["val/down"]).all()
+    assert "pooled_val" in tuned["metrics"]["down"]["heads"]["y"]
