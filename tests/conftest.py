@@ -9,6 +9,11 @@ import pytest
 
 REPO = Path(__file__).resolve().parents[1]
 
+# Compiled programs are cached on disk and shared by the test processes (and subprocesses):
+# many tests compile the same small programs. Set before JAX initialises.
+os.environ.setdefault("JAX_COMPILATION_CACHE_DIR", str(REPO / ".pytest_cache" / "jax"))
+os.environ.setdefault("JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS", "0.5")
+
 
 def data_root() -> Path:
     return Path(os.environ.get("NESTED_AE_DATA") or REPO.parent / "shared" / "data")
