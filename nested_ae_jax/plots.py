@@ -25,7 +25,6 @@ __all__ = [
     "latent_map_figure",
     "size_scan_figure",
     "heatmap_figure",
-    "regression_metrics",
 ]
 
 _QUALITATIVE = "tab10"
@@ -51,18 +50,6 @@ def _marker_size(n: int) -> float:
 
 def _unit_suffix(unit: str) -> str:
     return f" ({unit})" if unit else ""
-
-
-def regression_metrics(y_true: np.ndarray, y_pred: np.ndarray) -> dict[str, float]:
-    """Per-sample pooled MAE, RMSE and R^2 (R^2 is NaN when y_true is constant)."""
-    t = np.asarray(y_true, dtype=np.float64).ravel()
-    p = np.asarray(y_pred, dtype=np.float64).ravel()
-    err = p - t
-    mae = float(np.mean(np.abs(err)))
-    rmse = float(np.sqrt(np.mean(err**2)))
-    ss_tot = float(np.sum((t - t.mean()) ** 2))
-    r2 = float(1.0 - np.sum(err**2) / ss_tot) if ss_tot > 0 else float("nan")
-    return {"MAE": mae, "RMSE": rmse, "R2": r2, "n": int(t.size)}
 
 
 # --------------------------------------------------------------------------------------------
@@ -135,11 +122,13 @@ def parity_figure(
 
     u = f" {unit}" if unit else ""
     if t.size:
-        m = regression_metrics(t, p)
+        from .evaluation import regression_metrics  # the same metrics as metrics.json
+
+        m = regression_metrics(t[:, None], p[:, None])
         lines = [
-            f"MAE = {m['MAE']:.4g}{u}",
-            f"RMSE = {m['RMSE']:.4g}{u}",
-            f"R$^2$ = {m['R2']:.4g}",
+            f"MAE = {m['mae']:.4g}{u}",
+            f"RMSE = {m['rmse']:.4g}{u}",
+            f"R$^2$ = {m['r2']:.4g}",
             f"n = {m['n']}",
         ]
     else:
