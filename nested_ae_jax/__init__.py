@@ -13,6 +13,10 @@ Where things live:
     runner      fit a config scale by scale
     rundir      run directories; checkpoint       orbax checkpoints
     predict     trained run -> predictions on new rows
+    sweep       hyper-parameter grids in few compiled calls; parallel  models over devices
+    finetune    optional joint end-to-end training of a chain
+    design      gradient-based inverse design; composition  ions -> descriptors
+    explain     latent activity, correlations, Shapley values, latent-size scan; shapley
     synthetic   nested synthetic data with known intrinsic dimensions; demo  the default job
     plots, io   figures; crash-safe file output
     cli         the ``nested-ae`` command

@@ -1,4 +1,4 @@
-"""The ``nested-ae`` command line: demo, train, predict.
+"""The ``nested-ae`` command line: demo, train, predict, sweep, design, explain, compare, keys.
 
 Errors caused by input (config, data, run directory) print one line ``error: ...`` and exit
 with status 2; ``--debug`` shows the traceback instead.
@@ -237,7 +237,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(func=cmd_keys)
 
     from .design import add_cli as add_design_cli
+    from .explain import add_cli as add_explain_cli
     add_design_cli(sub)
+    add_explain_cli(sub)
     return parser
 
 

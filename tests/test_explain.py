@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import argparse
 import itertools
+import json
 import math
 import re
 
@@ -280,15 +281,33 @@ def test_latent_map_is_the_latent_when_2d_and_pca_of_a_plane_otherwise():
 
 @pytest.fixture(scope="module")
 def demo_run(tmp_path_factory):
-    from nested_ae_jax.demo import demo_config, write_demo_data
+    """A trained two-scale run on 60 synthetic rows (2 folds, a few epochs): scale1 (3
+    descriptors -> 2 latents -> y1), scale2 (scale1's latent + 2 descriptors + a category ->
+    3 latents -> y2)."""
     from nested_ae_jax.rundir import prepare_out_dir, write_run
     from nested_ae_jax.runner import fit_config
 
     tmp = tmp_path_factory.mktemp("explain")
-    write_demo_data(tmp / "data", rows=120)
-    fit = fit_config(demo_config(tmp / "data", epochs=20))
+    for name, frame in make_nested_data(60, n_scales=2, seed=0).items():
+        frame.to_csv(tmp / f"{name}.csv", index=False)
+    training = {"epochs": 4, "batch_size": 16, "chunk_epochs": 4, "checkpoint_every": 0}
+    cv = {"kind": "kfold", "n_splits": 2}
+    cfg = parse_config({"scales": {
+        "scale1": {"data": str(tmp / "scale1.csv"),
+                   "inputs": {"d": {"kind": "numeric", "columns": ["s1_f0", "s1_f1", "s1_f2"]}},
+                   "encoder": {"latent_size": 2},
+                   "heads": {"y1": {"kind": "regression", "target": "y1"},
+                             "d": {"kind": "reconstruction", "input": "d"}},
+                   "training": training, "cv": cv},
+        "scale2": {"data": str(tmp / "scale2.csv"),
+                   "inputs": {"lat": {"kind": "latent", "scale": "scale1"},
+                              "d": {"kind": "numeric", "columns": ["s2_f0", "s2_f1"]},
+                              "kind": {"kind": "categorical", "column": "s2_kind"}},
+                   "encoder": {"latent_size": 3},
+                   "heads": {"y2": {"kind": "regression", "target": "y2", "hidden": [4]}},
+                   "training": training, "cv": cv}}}, str(tmp / "cfg.toml"))
     out = prepare_out_dir(tmp / "run")
-    write_run(fit, out)
+    write_run(fit_config(cfg), out)
     return out
 
 
@@ -296,7 +315,8 @@ def test_explain_command_writes_the_folder_and_an_index_of_every_figure(demo_run
     parser = argparse.ArgumentParser()
     add_cli(parser.add_subparsers(dest="command"))
     args = parser.parse_args(["explain", str(demo_run), "--background", "8", "--rows", "5",
-                              "--scan-sizes", "2", "--scan-epochs", "10", "--quiet"])
+                              "--scan-sizes", "2", "--scan-epochs", "2",
+                              "--scan-scales", "scale1", "--quiet"])
     assert args.func(args) == 0
     assert "scale1 (fold 0)" in capsys.readouterr().out
     out = demo_run / "explain"
@@ -309,36 +329,35 @@ def test_explain_command_writes_the_folder_and_an_index_of_every_figure(demo_run
     for kind in ("activity", "corr_pearson", "corr_adjusted", "shapley", "latent_map"):
         for scale in ("scale1", "scale2"):
             assert f"{kind}_{scale}.png" in pngs
-    assert {"gradients_scale2_y2.png", "scan_scale1_val-descriptors.png"} <= set(pngs)
+    assert {"gradients_scale2_y2.png", "scan_scale1_val-d.png"} <= set(pngs)
+    assert not [p for p in pngs if p.startswith("scan_scale2")]
 
     activity = pd.read_csv(out / "latent_activity.csv")
-    assert len(activity[activity["scale"] == "scale1"]) == 5 * 2  # 5 folds x 2 latents
+    assert len(activity[activity["scale"] == "scale1"]) == 2 * 2  # 2 folds x 2 latents
     assert activity.groupby("scale")["explained"].sum().tolist() == [2, 3]
 
     shap = pd.read_csv(out / "shapley_scale2.csv")
-    players = ["scale1.latent_0", "scale1.latent_1"] + [f"s2_f{i}" for i in range(6)] + \
-        ["s2_kind"]
+    players = ["scale1.latent_0", "scale1.latent_1", "s2_f0", "s2_f1", "s2_kind"]
     assert list(shap.columns[4:]) == players
-    assert shap["row"].nunique() == 5 and set(shap["output"]) == {"y2", "latent_0",
-                                                                  "latent_1", "latent_2"}
+    assert shap["row"].nunique() == 5
+    assert set(shap["output"]) == {"y2", "latent_0", "latent_1", "latent_2"}
     np.testing.assert_allclose(shap[players].sum(axis=1), shap["f_x"] - shap["base"],
                                atol=1e-4)
 
     grads = pd.read_csv(out / "gradients_scale2_y2.csv")
-    assert len(grads) == 120
-    assert [c for c in grads.columns if c.startswith("scale1.")] == \
-        [f"scale1.s1_f{i}" for i in range(6)]  # d y2 / d raw scale-1 descriptors
+    assert len(grads) == 60
+    assert list(grads.columns[1:]) == ["scale1.s1_f0", "scale1.s1_f1", "scale1.s1_f2",
+                                       "scale2.s2_f0", "scale2.s2_f1"]
 
-    corr = pd.read_csv(out / "corr_pearson_scale1.csv").set_index("variable")
-    assert {"latent_0", "s1_f0", "y1"} <= set(corr.columns)
-    assert corr.loc["y1", "y1"] == pytest.approx(1.0)
+    corr = pd.read_csv(out / "corr_pearson_scale2.csv").set_index("variable")
+    assert {"latent_0", "scale1.latent_1", "s2_f0", "s2_kind=a", "y2"} <= set(corr.columns)
+    assert corr.loc["y2", "y2"] == pytest.approx(1.0)
 
     scan_table = pd.read_csv(out / "scan_scale1.csv")
     assert sorted(scan_table["latent_size"].unique()) == [1, 2]
-    assert len(scan_table) == 10
+    assert len(scan_table) == 2 * 2
 
-    import json
     summary = json.loads((out / "summary.json").read_text())
-    assert summary["shapley"]["scale1"]["coalitions"] == 2 ** 6
+    assert summary["shapley"]["scale1"]["coalitions"] == 2 ** 3
     assert summary["shapley"]["scale2"]["max_efficiency_error"] < 1e-4
-    assert set(summary["scan"]) == {"scale1", "scale2"}
+    assert set(summary["scan"]) == {"scale1"}

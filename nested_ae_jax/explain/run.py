@@ -79,7 +79,7 @@ def explained_index(run: TrainedRun, name: str, fold: int | None = None) -> tupl
     if feeds and cfg.chain.feed == "all_rows" and loaded.has_full and loaded.n_cv < total:
         return loaded.n_cv, "all-rows model"
     i = min(cfg.chain.feed_fold, max(loaded.n_cv - 1, 0))
-    return i, (f"fold {i}" if loaded.n_cv else "all-rows model")
+    return i, (f"fold {i}" if loaded.n_cv and spec.cv.kind != "none" else "all-rows model")
 
 
 def _pick(tree, i):
@@ -322,7 +322,7 @@ def _rng_rows(n: int, k: int, rng: np.random.Generator) -> np.ndarray:
 
 def explain_run(run_dir, out_dir=None, *, background: int = DEFAULT_BACKGROUND,
                 max_rows: int = DEFAULT_ROWS, seed: int = 0, progress: Progress | None = None,
-                scan_sizes: int | None = None, scan_epochs: int | None = None,
+                scan_sizes: int | None = None, scan_epochs: int | dict | None = None,
                 scan_scales: list[str] | None = None, fold: int | None = None,
                 data_root: str | None = None) -> dict:
     """Write every explanation of a trained run to ``out_dir`` (default RUN_DIR/explain):
@@ -332,7 +332,8 @@ def explain_run(run_dir, out_dir=None, *, background: int = DEFAULT_BACKGROUND,
     background / max_rows: background-set size and number of explained rows of the Shapley
     values (random rows of each scale, ``seed``). scan_sizes: K of the latent-size scan 1..K
     (None: each scale's own latent size; 0: no scan); scan_epochs: its epochs (None: the
-    scale's); scan_scales: scales to scan (None: all). fold: explain this model of every scale
+    scale's; a dict {SCALE: epochs} sets them per scale); scan_scales: scales to scan (None:
+    all). fold: explain this model of every scale
     instead of the default (see the module docstring).
     """
     say = progress or (lambda _line: None)
@@ -509,19 +510,22 @@ def explain_run(run_dir, out_dir=None, *, background: int = DEFAULT_BACKGROUND,
         if scan_sizes == 0 or (scan_scales is not None and name not in scan_scales):
             continue
         k = scan_sizes or view.spec.encoder.latent_size
+        epochs = (scan_epochs.get(name) if isinstance(scan_epochs, dict) else scan_epochs) \
+            or view.spec.training.epochs
         t0 = time.perf_counter()
         say(f"  scan {name}: latent sizes 1..{k}, {view.folds.n_cv or 1} folds, "
-            f"{scan_epochs or view.spec.training.epochs} epochs")
+            f"{epochs} epochs")
         table = scan.latent_size_scan(view.spec, view.data, list(range(1, k + 1)),
-                                      folds=view.folds, epochs=scan_epochs, progress=progress)
+                                      folds=view.folds, epochs=epochs, progress=progress)
         summ = scan.scan_summary(table)
         secs = time.perf_counter() - t0
         w.csv(f"scan_{name}.csv", table, f"{name}: losses per latent size and fold")
         w.csv(f"scan_summary_{name}.csv", summ, f"{name}: mean/std over folds and elbow")
-        elbows = {}
-        for loss in summ["loss"].unique():
-            e = int(summ.loc[summ["loss"] == loss, "elbow"].iloc[0])
-            elbows[loss] = e
+        elbows = {loss: int(summ.loc[summ["loss"] == loss, "elbow"].iloc[0])
+                  for loss in summ["loss"].unique()}
+        w.text(f"- {name}: sizes 1..{k}, {table['fold'].nunique()} folds, {epochs} epochs, "
+               f"{secs:.0f} s; elbows: " + ", ".join(f"{a} {b}" for a, b in elbows.items()))
+        for loss, e in elbows.items():
             fig = plots.size_scan_figure(table.rename(columns={"latent_size": "latent size"}),
                                          x="latent size", y=loss,
                                          title=f"{name}: {loss} vs latent size")
@@ -530,11 +534,12 @@ def explain_run(run_dir, out_dir=None, *, background: int = DEFAULT_BACKGROUND,
                      f"{name}: {loss} against latent size (mean +- std over folds); dotted "
                      f"line: elbow at {e}.")
         means = summ.pivot(index="latent_size", columns="loss", values="mean")
-        summary["scan"][name] = {"sizes": [1, k], "epochs": scan_epochs or
-                                 view.spec.training.epochs, "elbow": elbows,
+        summary["scan"][name] = {"sizes": [1, k], "epochs": epochs, "elbow": elbows,
                                  "mean": {c: means[c].round(5).tolist() for c in means},
                                  "seconds": secs}
         summary["seconds"][f"scan/{name}"] = secs
+    if not summary["scan"]:
+        w.text("Not run (--scan-sizes 0, or no scale selected by --scan-scales).")
 
     # 5. latent maps -------------------------------------------------------------------------
     w.section("5. Latent maps")
