@@ -24,9 +24,20 @@ Where things live:
 
 from .config import Config, load_config, parse_config
 from .errors import ConfigError, DataError, NestedAEError, RunDirError
-from .model import ScaleModel, scale_model
-from .nesting import Chain, nest
-from .runner import fit_config
+
+_LAZY = {"ScaleModel": "model", "scale_model": "model", "Chain": "nesting", "nest": "nesting",
+         "fit_config": "runner"}
+
+
+def __getattr__(name: str):
+    """JAX-backed names are imported on first use, so the CLI starts (and reports config
+    errors) without loading JAX."""
+    if name in _LAZY:
+        import importlib
+
+        return getattr(importlib.import_module(f".{_LAZY[name]}", __name__), name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
 
 __all__ = ["Chain", "Config", "ConfigError", "DataError", "NestedAEError", "RunDirError",
            "ScaleModel", "fit_config", "load_config", "nest", "parse_config", "scale_model"]

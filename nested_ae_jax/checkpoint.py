@@ -55,12 +55,16 @@ def read_record(directory: str | Path, step: int | None = None) -> tuple[int, di
     directory = Path(directory)
     step = latest_step(directory) if step is None else step
     if step is None:
-        raise RunDirError(f"no complete checkpoint in {directory}")
+        raise RunDirError(f"no complete checkpoint in {directory} (deleted, or the run was "
+                          f"killed before its first one); re-train with 'nested-ae train CONFIG "
+                          f"--out RUN --overwrite'")
     path = directory / str(step) / "record" / "metadata"
     try:
         record = json.loads(path.read_text())
     except (OSError, json.JSONDecodeError) as err:
-        raise RunDirError(f"checkpoint record unreadable: {path} ({err})") from None
+        raise RunDirError(f"checkpoint record unreadable: {path} ({err}); the checkpoint is "
+                          "damaged, re-train with 'nested-ae train CONFIG --out RUN "
+                          "--overwrite'") from None
     if record.get("format_version") != FORMAT_VERSION:
         raise RunDirError(f"{directory}: checkpoint format {record.get('format_version')} is "
                           f"not {FORMAT_VERSION}; re-train with this version")
@@ -82,5 +86,6 @@ def restore(directory: str | Path, template: Any, step: int | None = None) -> An
     except Exception as err:  # orbax raises many types for damaged or mismatched data
         first = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
         raise RunDirError(f"cannot restore checkpoint {directory}/{step}: {first[:300]} (was "
-                          "it written by a different config, or truncated?)") from None
+                          "it written by a different config, or truncated?); re-train with "
+                          "'nested-ae train CONFIG --out RUN --overwrite'") from None
     return out["arrays"]

@@ -149,7 +149,8 @@ def cmd_predict(args) -> int:
     frame = read_table(args.data)
     table = predict_frame(run, frame, scale=args.scale, fold=args.fold, source=str(args.data))
     if not args.no_inputs:
-        table = frame.join(table, rsuffix=" (predicted)")
+        overlap = table.columns.intersection(frame.columns)
+        table = frame.join(table.rename(columns={c: f"{c} (predicted)" for c in overlap}))
     io.atomic_write_csv(args.out, table)
     print(f"wrote {len(table)} rows x {table.shape[1]} columns to {args.out}")
     return 0

@@ -107,7 +107,8 @@ class TrainingSpec:
     """Optimiser and loop settings (Adam, no schedule, fixed epochs: the paper's protocol)."""
 
     epochs: int = _key("training epochs", 1500, gt=0)
-    batch_size: int = _key("mini-batch size (last partial batch kept)", 32, gt=0)
+    batch_size: int = _key("mini-batch size (last partial batch kept; larger than the "
+                           "training rows = one full batch per epoch)", 32, gt=0)
     learning_rate: float = _key("Adam learning rate", 1e-3, gt=0.0)
     b1: float = _key("Adam beta1", 0.9, min=0.0, lt=1.0)
     b2: float = _key("Adam beta2", 0.999, min=0.0, lt=1.0)
@@ -227,8 +228,8 @@ def _convert(value: Any, tp: Any, where: str) -> Any:
                 and args[0] is str:
             value = [value]  # a single column name is accepted for a list of names
         if not isinstance(value, list):
-            raise ConfigError(f"{where} must be a list of {_type_name(args[0])}s, "
-                              f"got {value!r}")
+            plural = {int: "integers", float: "numbers", str: "strings"}.get(args[0], "values")
+            raise ConfigError(f"{where} must be a list of {plural}, got {value!r}")
         return tuple(_convert(v, args[0], f"{where}[{i}]") for i, v in enumerate(value))
     if tp is float:
         if isinstance(value, bool) or not isinstance(value, (int, float)):

@@ -33,27 +33,34 @@ def read_table(path: str | Path, column_names: tuple[str, ...] = ()) -> pd.DataF
         else:
             frame = pd.read_csv(path)
     except pd.errors.EmptyDataError:
-        raise DataError(f"data file is empty: {path}") from None
+        raise DataError(f"data file is empty: {path} (a CSV file needs a header row and data "
+                        "rows)") from None
     except (OSError, UnicodeDecodeError, pd.errors.ParserError) as err:
-        raise DataError(f"cannot read data file {path}: {str(err).splitlines()[0]}") from None
+        raise DataError(f"cannot read data file {path}: {str(err).splitlines()[0]} (is it a "
+                        "CSV text file in UTF-8?)") from None
     if len(frame) == 0:
-        raise DataError(f"data file has a header but no rows: {path}")
+        raise DataError(f"data file has a header but no rows: {path}; add data rows")
     duplicated = frame.columns[frame.columns.duplicated()].tolist()
     if duplicated:
-        raise DataError(f"{path}: duplicated column name(s) {duplicated}")
+        raise DataError(f"{path}: duplicated column name(s) {duplicated}; rename or remove "
+                        "one of each")
     dup_pandas = [c for c in frame.columns if isinstance(c, str) and c.rsplit(".", 1)[0] in
                   frame.columns and c.rsplit(".", 1)[-1].isdigit()]
     if dup_pandas:
-        raise DataError(f"{path}: duplicated column name '{dup_pandas[0].rsplit('.', 1)[0]}'")
+        raise DataError(f"{path}: duplicated column name '{dup_pandas[0].rsplit('.', 1)[0]}'; "
+                        "rename or remove one of them")
     return frame
 
 
 def require_columns(frame: pd.DataFrame, columns: list[str], source: str) -> None:
     """Error naming the first missing column and the closest existing name."""
+    names = [str(x) for x in frame.columns]
     for c in columns:
         if c not in frame.columns:
-            raise DataError(f"{source}: no column '{c}'"
-                            f"{did_you_mean(c, [str(x) for x in frame.columns])}")
+            hint = did_you_mean(c, names) or (f" (it has {names[:8]}"
+                                              f"{' ...' if len(names) > 8 else ''})")
+            raise DataError(f"{source}: no column '{c}'{hint}; fix the name in the config or "
+                            "the file")
 
 
 def numeric_block(frame: pd.DataFrame, columns: list[str], source: str) -> np.ndarray:
@@ -66,9 +73,11 @@ def numeric_block(frame: pd.DataFrame, columns: list[str], source: str) -> np.nd
         if bad.any():
             i = int(np.argmax(bad))
             raw = frame[c].iloc[i]
+            raw = raw.item() if isinstance(raw, np.generic) else raw
             what = "missing (NaN)" if pd.isna(raw) else f"not a finite number ({raw!r})"
             raise DataError(f"{source}: column '{c}' row {i + 2} is {what}; "
-                            f"{int(bad.sum())} bad value(s) in that column")
+                            f"{int(bad.sum())} bad value(s) in that column: fix or remove "
+                            "those rows")
         out[:, j] = values
     return out
 
@@ -79,7 +88,8 @@ def fit_categories(frame: pd.DataFrame, column: str, source: str) -> tuple[str, 
     values = frame[column]
     if values.isna().any():
         raise DataError(f"{source}: column '{column}' row {int(np.argmax(values.isna())) + 2} "
-                        "is empty (categorical values must be present)")
+                        "is empty (categorical values must be present: fill it in or remove "
+                        "the row)")
     cats = tuple(sorted(values.astype(str).unique()))
     if len(cats) < 2:
         raise DataError(f"{source}: categorical column '{column}' has a single class "
@@ -118,7 +128,29 @@ class Categories:
                           {k: tuple(v) for k, v in obj["heads"].items()})
 
 
+def check_training_frame(spec: ScaleSpec, frame: pd.DataFrame, source: str) -> None:
+    """Errors for a training file that cannot be trained on whatever its values: fewer than 2
+    rows, fewer rows than folds, a numeric input column with one value in every row."""
+    n, where = len(frame), f"scales.{spec.name}"
+    if n < 2:
+        raise DataError(f"{source}: only {n} row; training needs at least 2 rows (and one per "
+                        f"fold of {where}.cv), add rows")
+    if spec.cv.kind != "none" and n < spec.cv.n_splits:
+        raise DataError(f"{source}: only {n} rows for {where}.cv.n_splits = "
+                        f"{spec.cv.n_splits} folds; use more rows or fewer folds")
+    for g in spec.inputs:
+        for c in g.columns if g.kind == "numeric" else ():
+            values = pd.to_numeric(frame[c], errors="coerce") if c in frame.columns else None
+            if values is not None and values.notna().all() and values.nunique() == 1:
+                raise DataError(f"{source}: input group '{g.name}' column '{c}' is constant "
+                                f"({values.iloc[0].item()!r} in every row, zero variance); "
+                                f"remove it from {where}.inputs.{g.name}.columns")
+
+
 def fit_scale_categories(spec: ScaleSpec, frame: pd.DataFrame, source: str) -> Categories:
+    """Class labels fitted on a scale's training file (which is first checked with
+    :func:`check_training_frame`)."""
+    check_training_frame(spec, frame, source)
     groups = {g.name: fit_categories(frame, g.column, source)
               for g in spec.inputs if g.kind == "categorical"}
     heads = {h.name: fit_categories(frame, h.target[0], source)

@@ -14,7 +14,15 @@ from typing import IO, Any
 import numpy as np
 import pandas as pd
 
+from .errors import NestedAEError
+
 PathLike = str | os.PathLike[str]
+
+
+class WriteError(NestedAEError, OSError):
+    """A file could not be written (a missing or read-only folder, a full disk): one line
+    naming the file; still an OSError for callers that catch those."""
+
 
 _UMASK = os.umask(0o022)
 os.umask(_UMASK)
@@ -24,9 +32,12 @@ def _atomic_write(path: PathLike, write: Callable[[IO[bytes]], None]) -> None:
     """Calls ``write(handle)`` on a temp file beside ``path``, fsyncs it, then renames it onto
     ``path``. On any error the temp file is removed and ``path`` is untouched."""
     path = Path(path)
-    tmp = tempfile.NamedTemporaryFile(
-        delete=False, dir=path.parent, prefix=f".{path.name}.", suffix=".tmp"
-    )
+    try:
+        tmp = tempfile.NamedTemporaryFile(
+            delete=False, dir=path.parent, prefix=f".{path.name}.", suffix=".tmp"
+        )
+    except OSError as err:
+        raise _write_error(path, err) from None
     try:
         with tmp:
             write(tmp)
@@ -36,11 +47,13 @@ def _atomic_write(path: PathLike, write: Callable[[IO[bytes]], None]) -> None:
         mode = path.stat().st_mode & 0o7777 if path.exists() else 0o666 & ~_UMASK
         os.chmod(tmp.name, mode)
         os.replace(tmp.name, path)
-    except BaseException:
+    except BaseException as err:
         try:
             os.unlink(tmp.name)
         except FileNotFoundError:
             pass
+        if isinstance(err, OSError) and not isinstance(err, WriteError):
+            raise _write_error(path, err) from None
         raise
     try:  # make the rename itself durable (best effort; not possible on every platform)
         fd = os.open(path.parent, os.O_RDONLY)
@@ -50,6 +63,13 @@ def _atomic_write(path: PathLike, write: Callable[[IO[bytes]], None]) -> None:
             os.close(fd)
     except OSError:
         pass
+
+
+def _write_error(path: Path, err: OSError) -> WriteError:
+    error = WriteError(f"cannot write {path}: {err.strerror or err}; choose a writable "
+                       "location (a folder that exists, with free space)")
+    error.errno = err.errno
+    return error
 
 
 def atomic_write_bytes(path: PathLike, data: bytes) -> None:

@@ -43,7 +43,7 @@ def prepare_out_dir(out: str | Path, *, overwrite: bool = False, resume: bool = 
     """Create ``out``; refuse one that already holds a run unless overwrite/resume."""
     out = Path(out).expanduser().resolve()
     if out.exists() and not out.is_dir():
-        raise RunDirError(f"--out {out} exists and is not a directory")
+        raise RunDirError(f"--out {out} exists and is not a directory; choose another --out")
     holds_run = out.is_dir() and any((out / m).exists() for m in RUN_MARKERS)
     if holds_run and not (overwrite or resume):
         raise RunDirError(f"{out} already holds a run; pass --overwrite to replace it or "
@@ -58,7 +58,8 @@ def prepare_out_dir(out: str | Path, *, overwrite: bool = False, resume: bool = 
         probe.write_text("")
         probe.unlink()
     except OSError as err:
-        raise RunDirError(f"cannot write to --out {out}: {err.strerror}") from None
+        raise RunDirError(f"cannot write to --out {out}: {err.strerror}; choose a writable "
+                          "--out") from None
     return out
 
 
@@ -191,19 +192,28 @@ def load_run(run_dir: str | Path) -> TrainedRun:
     """Read a run directory written by ``nested-ae train`` (checkpoints of every scale)."""
     run_dir = Path(run_dir).expanduser().resolve()
     if not run_dir.is_dir():
-        raise RunDirError(f"run directory not found: {run_dir}")
+        raise RunDirError(f"run directory not found: {run_dir} (give the --out folder of "
+                          "'nested-ae train')")
     cfg_path = run_dir / "config.toml"
+    unfinished = (f"{run_dir} holds an unfinished run (killed or still training); continue it "
+                  f"with 'nested-ae train CONFIG --out {run_dir} --resume'")
     if not cfg_path.exists():
+        if (run_dir / "checkpoints").is_dir():
+            raise RunDirError(unfinished)
         raise RunDirError(f"{run_dir} is not a run directory (no config.toml); train one with "
                           "'nested-ae train CONFIG --out DIR'")
     from .config import load_config
     cfg = load_config(cfg_path)
     scales = {}
     for spec in cfg.scales:
+        step = checkpoint.latest_step(run_dir / "checkpoints" / spec.name)
+        if step is not None and step < spec.training.epochs:  # a periodic checkpoint only
+            raise RunDirError(unfinished)
         ck_cfg, scales[spec.name] = load_scale(run_dir, spec.name)
         if config_to_dict(ck_cfg) != config_to_dict(cfg):
             raise RunDirError(f"{run_dir}: checkpoint of scale '{spec.name}' was written by a "
-                              "different config than config.toml")
+                              "different config than config.toml; restore that config.toml "
+                              "or re-train")
     return TrainedRun(run_dir, cfg, scales)
 
 

@@ -10,12 +10,17 @@ import inspect
 
 import numpy as np
 import pandas as pd
-from sklearn.model_selection import GroupKFold, KFold, StratifiedKFold
 
 from .errors import ConfigError, DataError, did_you_mean
 
 KINDS = ("kfold", "group", "stratified")
-_GROUPKFOLD_SHUFFLES = "shuffle" in inspect.signature(GroupKFold).parameters  # sklearn >= 1.6
+
+
+def sklearn_group_kfold_shuffles() -> bool:
+    """Whether scikit-learn's GroupKFold takes shuffle/random_state (>= 1.6)."""
+    from sklearn.model_selection import GroupKFold
+
+    return "shuffle" in inspect.signature(GroupKFold).parameters
 
 
 def assign_folds(
@@ -42,6 +47,10 @@ def assign_folds(
         raise DataError(f"n_splits={n_splits} is invalid; use an integer n_splits >= 2")
     if n_rows < n_splits:
         raise DataError(f"only {n_rows} rows for n_splits={n_splits} folds; use more rows or fewer folds")
+    # imported here: scikit-learn takes seconds to import and most commands never split
+    from sklearn.model_selection import GroupKFold, KFold, StratifiedKFold
+
+    group_kfold_shuffles = sklearn_group_kfold_shuffles()
     n_splits, rs = int(n_splits), (random_state if shuffle else None)
     dummy = np.zeros((n_rows, 1))
     if kind == "kfold":
@@ -54,9 +63,9 @@ def assign_folds(
                 f"only {n_groups} distinct groups for n_splits={n_splits} folds; "
                 "use fewer folds or finer groups"
             )
-        if shuffle and not _GROUPKFOLD_SHUFFLES:
+        if shuffle and not group_kfold_shuffles:
             return _shuffled_group_folds(codes, n_splits, rs)
-        kw = {"shuffle": shuffle, "random_state": rs} if _GROUPKFOLD_SHUFFLES else {}
+        kw = {"shuffle": shuffle, "random_state": rs} if group_kfold_shuffles else {}
         splits = GroupKFold(n_splits, **kw).split(dummy, groups=codes)
     else:
         lab = _column(labels, "labels", kind, n_rows)

@@ -207,9 +207,16 @@ def steps_per_epoch(batch: ModelBatch, batch_size: int) -> tuple[int, bool]:
     return max(1, max(counts)), min(counts) != max(counts)
 
 
+def effective_batch_size(batch: ModelBatch, batch_size: int) -> int:
+    """The configured batch size, capped at the most training rows of any model (a batch
+    larger than the data is one full batch per epoch; no padding beyond it)."""
+    return max(1, min(batch_size, int(np.asarray(batch.train_mask).sum(axis=1).max())))
+
+
 def compile_chunk(model: ScaleModel, batch: ModelBatch, batch_size: int) -> Callable:
     """jit(vmap over models(scan over ``n_epochs`` epochs)); ``n_epochs`` is static.
     Cached per (model, batch layout): repeated trainings reuse the compiled program."""
+    batch_size = effective_batch_size(batch, batch_size)
     return _compiled_chunk(model, *steps_per_epoch(batch, batch_size), batch_size)
 
 
@@ -228,15 +235,16 @@ def _compiled_chunk(model: ScaleModel, n_steps: int, may_be_empty: bool,
 
 
 def check_finite(history: dict[str, np.ndarray], first_epoch: int) -> None:
-    """Raise :class:`NonFiniteLoss` naming the first model, epoch and head that went bad.
-    ``history``: {"train/HEAD": (M, E)} for the epochs of one chunk."""
+    """Raise :class:`NonFiniteLoss` naming the first model, epoch (counted from 1, as in
+    history.csv) and head that went bad. ``history``: {"train/HEAD": (M, E)} for the epochs of
+    one chunk, the first of which is epoch ``first_epoch + 1``."""
     for name, values in history.items():
         if not name.startswith("train/") or name == "train/total":
             continue
         bad = ~np.isfinite(values)
         if bad.any():
             model, epoch = np.argwhere(bad)[0]
-            raise NonFiniteLoss(int(model), first_epoch + int(epoch), name.split("/", 1)[1])
+            raise NonFiniteLoss(int(model), first_epoch + int(epoch) + 1, name.split("/", 1)[1])
 
 
 ChunkCallback = Callable[[TrainState, dict[str, np.ndarray], int, float], None]
