@@ -239,8 +239,10 @@ def build_parser() -> argparse.ArgumentParser:
 
     from .design import add_cli as add_design_cli
     from .explain import add_cli as add_explain_cli
+    from .compare import add_cli as add_compare_cli
     add_design_cli(sub)
     add_explain_cli(sub)
+    add_compare_cli(sub)
     return parser
 
 

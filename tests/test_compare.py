@@ -1,0 +1,284 @@
+"""The comparison command: identical folds for every model, honest grouped splits, baselines
+checked against independent numpy, seed batches equal to separate runs. Tiny data and a few
+epochs: these test the plumbing, not the numbers."""
+
+import argparse
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from nested_ae_jax import compare as cmp
+from nested_ae_jax import nesting
+from nested_ae_jax.config import parse_config
+from nested_ae_jax.data import fit_stats
+from nested_ae_jax.synthetic import make_nested_data
+
+S1 = [f"s1_f{i}" for i in range(6)]
+S2 = [f"s2_f{i}" for i in range(6)]
+
+
+def chain_frames(seed: int = 0) -> dict[str, pd.DataFrame]:
+    """scale1: 40 distinct compositions; scale2: 90 devices drawn from 12 compositions x 30
+    device rows, so identical input rows and shared compositions both occur (with different
+    targets, as in the perovskite device data)."""
+    f1 = make_nested_data(40, n_scales=1, seed=seed)["scale1"]
+    dev = make_nested_data(30, n_scales=2, seed=seed + 1)["scale2"]
+    rng = np.random.default_rng(seed)
+    comp, row = rng.integers(0, 12, 90), rng.integers(0, 30, 90)
+    f2 = pd.concat([f1.loc[comp, S1].reset_index(drop=True),
+                    dev.loc[row, S2 + ["s2_kind", "y2"]].reset_index(drop=True)], axis=1)
+    f2["y2"] = f2["y2"] + rng.normal(0, 0.1, len(f2))
+    return {"scale1": f1, "scale2": f2}
+
+
+def chain_config(epochs: int = 3):
+    # one mini-batch per epoch for every fold of every split: the splits share compiled programs
+    train = {"epochs": epochs, "batch_size": 128}
+    cv = {"kind": "kfold", "n_splits": 3, "random_state": 0}
+    return parse_config({"scales": {
+        "scale1": {"data": "<mem>", "inputs": {"desc": {"kind": "numeric", "columns": S1}},
+                   "encoder": {"latent_size": 3},
+                   "heads": {"y1": {"kind": "regression", "target": "y1", "hidden": [8]},
+                             "desc": {"kind": "reconstruction", "input": "desc"}},
+                   "training": train, "cv": cv},
+        "scale2": {"data": "<mem>",
+                   "inputs": {"s1_latent": {"kind": "latent", "scale": "scale1"},
+                              "own": {"kind": "numeric", "columns": S2},
+                              "kind": {"kind": "categorical", "column": "s2_kind"}},
+                   "encoder": {"latent_size": 3},
+                   "heads": {"y2": {"kind": "regression", "target": "y2", "hidden": [8]},
+                             "s1_latent": {"kind": "reconstruction", "input": "s1_latent"},
+                             "own": {"kind": "reconstruction", "input": "own"},
+                             "kind": {"kind": "categorical", "input": "kind"}},
+                   "training": train, "cv": cv, "scaler": "all"}}}, "chain.toml")
+
+
+@pytest.fixture(scope="module")
+def frames():
+    return chain_frames()
+
+
+@pytest.fixture(scope="module")
+def supervised(frames):
+    return cmp.compare(chain_config(), frames=frames)
+
+
+def test_table_has_every_model_for_every_target_and_split(supervised):
+    table = supervised.table
+    assert list(table.columns) == cmp.TABLE_COLUMNS
+    assert len(table) == 3 * (4 + 6)
+    for split in cmp.SPLITS:
+        t = table[table.split == split]
+        assert list(t[t.target == "scale1.y1"].model) == ["NestedAE", *cmp.SKLEARN_MODELS]
+        assert list(t[t.target == "scale2.y2"].model) == [
+            "NestedAE", "single AE (raw)", "single AE (own)", *cmp.SKLEARN_MODELS]
+    assert (table.n == np.where(table.target == "scale1.y1", 40, 90)).all()
+    assert (table.n_folds == 3).all()
+    assert np.isfinite(table[["mae", "rmse", "r2", "fold_mae_mean", "fold_mae_std"]]).all().all()
+    md = cmp.summary_markdown(table)
+    assert md.count("\n") == len(table) + 1 and "| scale2.y2 | group_rows | ridge |" in md
+
+
+def test_every_model_of_a_split_sees_the_same_folds(supervised):
+    for (split, scale), models in supervised.folds.items():
+        assert len(models) == (6 if scale == "scale2" else 4)
+        ref = supervised.fits[split].scales[scale].folds.fold_of_row
+        for name, fold_of_row in models.items():
+            np.testing.assert_array_equal(fold_of_row, ref, err_msg=f"{split} {scale} {name}")
+    # and the three splits really are different partitions of the device rows
+    device = [supervised.folds[(s, "scale2")]["NestedAE"] for s in cmp.SPLITS]
+    assert not np.array_equal(device[0], device[1])
+    assert not np.array_equal(device[1], device[2])
+
+
+def test_grouped_splits_never_split_a_group(supervised, frames):
+    f2 = frames["scale2"]
+    keys = {"group_rows": S1 + S2 + ["s2_kind"], "group_composition": S1}
+    for split, cols in keys.items():
+        fold = supervised.folds[(split, "scale2")]["single AE (own)"]
+        per_group = pd.Series(fold).groupby([f2[c] for c in cols]).nunique()
+        assert (per_group == 1).all(), split
+        assert per_group.size == len(f2[cols].drop_duplicates())
+    # random KFold does split groups here (that is the leak the grouped splits remove)
+    fold = supervised.folds[("random", "scale2")]["NestedAE"]
+    assert (pd.Series(fold).groupby([f2[c] for c in S1]).nunique() > 1).any()
+
+
+def test_mean_predictor_matches_numpy(supervised, frames):
+    for split in cmp.SPLITS:
+        for scale, target in (("scale1", "y1"), ("scale2", "y2")):
+            y = frames[scale][target].to_numpy(np.float64)
+            fold = supervised.folds[(split, scale)]["mean"]
+            pred = np.array([y[fold != fold[i]].mean() for i in range(len(y))])
+            fold_mae = [np.abs(y - pred)[fold == f].mean() for f in range(3)]
+            row = supervised.table.query("split == @split and target == @scale + '.' + "
+                                         "@target and model == 'mean'").iloc[0]
+            # (targets are stored as float32)
+            assert row.mae == pytest.approx(np.abs(y - pred).mean(), rel=1e-6)
+            assert row.rmse == pytest.approx(np.sqrt(((y - pred) ** 2).mean()), rel=1e-6)
+            assert row.fold_mae_mean == pytest.approx(np.mean(fold_mae), rel=1e-6)
+            assert row.fold_mae_std == pytest.approx(np.std(fold_mae), rel=1e-5)
+
+
+def test_nestedae_row_is_the_chain_runs_pooled_metric(supervised):
+    for split in cmp.SPLITS:
+        fit = supervised.fits[split]
+        for scale, head in (("scale1", "y1"), ("scale2", "y2")):
+            pooled = fit.scales[scale].metrics["heads"][head]["pooled_val"]
+            row = supervised.table.query("split == @split and target == @scale + '.' + @head "
+                                         "and model == 'NestedAE'").iloc[0]
+            assert row.mae == pytest.approx(pooled["mae"], rel=1e-5)
+            assert row.r2 == pytest.approx(pooled["r2"], rel=1e-4, abs=1e-6)
+
+
+def test_sklearn_features_use_each_folds_ae_statistics_and_rf_is_deterministic(supervised):
+    res = supervised.fits["random"].scales["scale1"]
+    feats = cmp.design_matrices(res)
+    x = res.data.inputs["desc"]
+    stats = res.batch.stats["desc"]
+    for f, m in enumerate(feats):
+        np.testing.assert_allclose(m, (x - np.asarray(stats["mean"])[f])
+                                   / np.asarray(stats["scale"])[f], rtol=1e-6)
+    y, fold = res.data.targets["y1"], res.folds.fold_of_row
+    a = cmp.sklearn_oof("random forest", feats, y, fold)
+    np.testing.assert_array_equal(a, cmp.sklearn_oof("random forest", feats, y, fold))
+
+
+def test_single_scale_configs():
+    cfg = chain_config()
+    raw = cmp.single_scale_config(cfg, "scale2", raw_upstream=True).scales[0]
+    own = cmp.single_scale_config(cfg, "scale2", raw_upstream=False).scales[0]
+    assert [(g.name, g.kind) for g in raw.inputs] == [("desc", "numeric"), ("own", "numeric"),
+                                                      ("kind", "categorical")]
+    assert raw.group("desc").columns == tuple(S1)
+    assert [h.name for h in raw.heads] == ["y2", "desc", "own", "kind"]
+    assert [g.name for g in own.inputs] == ["own", "kind"]
+    assert [h.name for h in own.heads] == ["y2", "own", "kind"]
+    assert cmp.group_columns(cfg, "scale2", "group_rows") == tuple(S2 + ["s2_kind"] + S1)
+    assert cmp.group_columns(cfg, "scale2", "group_composition") == tuple(S1)
+    assert cmp.group_columns(cfg, "scale1", "group_composition") == tuple(S1)
+
+
+def recon_config(epochs: int = 2):
+    train = {"epochs": epochs, "batch_size": 64}
+    cv = {"kind": "kfold", "n_splits": 3, "random_state": 0}
+    return parse_config({"scales": {
+        "a": {"data": "<mem>", "inputs": {"x": {"kind": "numeric", "columns": S1[:4]}},
+              "encoder": {"hidden": [4], "latent_size": 2, "latent_activation": "linear"},
+              "heads": {"x": {"kind": "reconstruction", "input": "x", "hidden": [4]}},
+              "training": train, "cv": cv},
+        "b": {"data": "<mem>", "inputs": {"x": {"kind": "numeric", "columns": S2},
+                                          "a_latent": {"kind": "latent", "scale": "a"}},
+              "encoder": {"hidden": [6], "latent_size": 3, "latent_activation": "linear"},
+              "heads": {"x": {"kind": "reconstruction", "input": "x", "hidden": [6]},
+                        "a_latent": {"kind": "reconstruction", "input": "a_latent"}},
+              "training": train, "cv": cv}}}, "recon.toml")
+
+
+@pytest.fixture(scope="module")
+def recon():
+    frame = make_nested_data(45, n_scales=2, seed=3)["scale2"]
+    frames = {"a": frame, "b": frame}
+    return cmp.compare(recon_config(), frames=frames, seeds=2), frames
+
+
+def test_reconstruction_table(recon):
+    result, _ = recon
+    assert result.kind == "reconstruction"
+    assert list(result.table.columns) == cmp.RECON_COLUMNS
+    assert list(result.table.model) == ["NestedAE (mean of scales)",
+                                        "NestedAE (raw inputs only)", "NestedAE scale 'a'",
+                                        "NestedAE scale 'b'", "single AE"]
+    t = result.table.set_index("model")
+    nested = (t.loc["NestedAE scale 'a'", "val_mae_mean"]
+              + t.loc["NestedAE scale 'b'", "val_mae_mean"]) / 2
+    assert t.loc["NestedAE (mean of scales)", "val_mae_mean"] == pytest.approx(nested)
+    # raw inputs only: a's 4 columns and b's 6 own columns, weighted by width, per seed
+    batches = result.fits["nested"]
+    raw = [(4 * batches["a"].metrics[s]["heads"]["x"]["pooled_val"]["mae"]
+            + 6 * batches["b"].metrics[s]["heads"]["x"]["pooled_val"]["mae"]) / 10
+           for s in range(2)]
+    assert t.loc["NestedAE (raw inputs only)", "val_mae_mean"] == pytest.approx(np.mean(raw))
+    single = cmp.single_autoencoder_config(recon_config()).scales[0]
+    assert single.group("all_inputs").columns == tuple(S1[:4] + S2)
+    assert single.encoder.latent_size == 3
+
+
+def test_seed_batch_models_do_not_depend_on_their_position(recon):
+    """Model (seed s, fold f) starts from seed s and shuffles with stream f wherever it sits in
+    the batch, so it is the model a plain fit_config with training.seed = s trains."""
+    result, frames = recon
+    batch = result.fits["nested"]["a"]
+    swapped = cmp.fit_seeds(recon_config(), batch.spec, batch.base_data, np.array([1, 0]), {})
+    for s, t in ((0, 1), (1, 0)):
+        a = batch.metrics[s]["heads"]["x"]["pooled_val"]["mae"]
+        b = swapped.metrics[t]["heads"]["x"]["pooled_val"]["mae"]
+        assert a == pytest.approx(b, rel=1e-5)
+    assert batch.metrics[0]["heads"]["x"]["pooled_val"]["mae"] != \
+        pytest.approx(batch.metrics[1]["heads"]["x"]["pooled_val"]["mae"], rel=1e-6)
+
+
+def test_stacked_scale_uses_each_seeds_own_upstream_latents(recon):
+    result, frames = recon
+    up, down = result.fits["nested"]["a"], result.fits["nested"]["b"]
+    assert down.stacked
+    group = down.spec.group("a_latent")
+    n_folds = down.n_folds
+    latents = [nesting.transfer_latent(recon_config(), {"a": up.seed_result(s)}, group,
+                                       down.base_data) for s in range(2)]
+    assert not np.allclose(latents[0], latents[1])
+    for s in range(2):
+        want = fit_stats(latents[s], down.base_folds.train, name="a_latent", source="test")
+        got = np.asarray(down.stats["a_latent"]["mean"])[s * n_folds:(s + 1) * n_folds]
+        np.testing.assert_allclose(got, want["mean"], rtol=1e-5, atol=1e-6)
+
+
+def test_cli_registration_and_bad_split(tmp_path):
+    parser = argparse.ArgumentParser()
+    sub = parser.add_subparsers(dest="command", required=True)
+    cmp.add_cli(sub)
+    args = parser.parse_args(["compare", "a.toml", "--cv", "random,group_rows",
+                              "--epochs", "5", "--out", str(tmp_path)])
+    assert args.func is cmp.cmd_compare and args.epochs == 5 and args.seeds == 10
+    args.cv = "random,grouped"
+    with pytest.raises(cmp.ConfigError, match="unknown split 'grouped'"):
+        cmp.cmd_compare(args)
+
+
+def test_write_comparison(supervised, tmp_path):
+    paths = cmp.write_comparison(supervised, tmp_path / "out")
+    assert [p.name for p in paths] == ["compare.md", "compare.csv", "folds.csv"]
+    back = pd.read_csv(paths[1])
+    assert list(back.columns) == cmp.TABLE_COLUMNS and len(back) == len(supervised.table)
+    folds = pd.read_csv(paths[2])
+    assert set(folds.split) == set(cmp.SPLITS) and len(folds) == 3 * (40 + 90)
+
+
+def test_experiment_configs():
+    from pathlib import Path
+
+    from nested_ae_jax.config import load_config
+
+    root = Path(__file__).resolve().parents[1] / "experiments"
+    pce = load_config(root / "perovskite/nested_pce.toml")
+    lat2 = load_config(root / "perovskite/nested_pce_latent2.toml")
+    assert lat2.scale("device").encoder.latent_size == 2
+    assert lat2.scale("atomic") == pce.scale("atomic")
+    rows = cmp.group_columns(pce, "device", "group_rows")
+    comp = cmp.group_columns(pce, "device", "group_composition")
+    assert len(rows) == 17 and {"ETL_stack_sequence", "HTL_stack_sequence"} <= set(rows)
+    assert len(comp) == 15 and "C_ion_radius" in comp and set(comp) < set(rows)
+    assert cmp.group_columns(pce, "atomic", "group_composition") == \
+        pce.scale("atomic").inputs[0].columns
+    raw = cmp.single_scale_config(pce, "device", raw_upstream=True).scales[0]
+    assert raw.group("descriptors").columns == comp
+    for name in ("nested_smooth", "nested_noisy"):
+        cfg = load_config(root / f"synthetic/{name}.toml")
+        assert not cmp.is_supervised(cfg)
+        ae1, ae2 = cfg.scales
+        assert (ae1.encoder.hidden, ae1.encoder.latent_size) == ((4, 3), 2)
+        assert (ae2.encoder.hidden, ae2.encoder.latent_size) == ((11, 8, 6), 5)
+        single = cmp.single_autoencoder_config(cfg).scales[0]
+        assert single.group("all_inputs").columns == tuple(f"f{i}" for i in range(1, 14))
+        assert single.encoder.latent_size == 5
