@@ -719,27 +719,3 @@ def add_cli(subparsers) -> None:
     p.add_argument("--quiet", action="store_true", help="no progress output")
     p.set_defaults(func=cmd_compare)
 
-
-def main(argv: list[str] | None = None) -> int:
-    """``python -m nested_ae_jax.compare ...``: the same as ``nested-ae compare ...``."""
-    import argparse
-
-    parser = argparse.ArgumentParser(prog="python -m nested_ae_jax.compare")
-    parser.add_argument("--debug", action="store_true", help="show tracebacks on errors")
-    sub = parser.add_subparsers(dest="command", required=True)
-    add_cli(sub)
-    argv = list(sys.argv[1:] if argv is None else argv)
-    debug = "--debug" in argv
-    args = parser.parse_args([*(["--debug"] if debug else []), "compare",
-                              *(a for a in argv if a != "--debug")])
-    try:
-        return args.func(args)
-    except NestedAEError as err:
-        if args.debug:
-            raise
-        print(f"error: {err}", file=sys.stderr)
-        return 2
-
-
-if __name__ == "__main__":
-    sys.exit(main())
