@@ -319,8 +319,14 @@ def _validate(cfg: Config, src: str) -> None:
                 if g.scale not in seen:
                     raise ConfigError(f"{w}.scale = '{g.scale}': scales must come after the "
                                       "scales they take latents from (cycle or wrong order)")
+        input_columns = {c for g in s.inputs for c in (*g.columns, g.column) if c}
         for h in s.heads:
             w = f"{where}.heads.{h.name}"
+            leak = sorted(input_columns & set(h.target))
+            if leak:
+                raise ConfigError(f"{w}.target: column '{leak[0]}' is also an encoder input "
+                                  "(the head would see its own answer); remove it from the "
+                                  "inputs or use a reconstruction/categorical head on it")
             if h.kind == "regression" and not h.target:
                 raise ConfigError(f"{w}: a regression head needs 'target' column(s)")
             if h.kind in ("reconstruction", "categorical") and h.input:

@@ -184,15 +184,17 @@ def encode_targets(spec: ScaleSpec, frame: pd.DataFrame, categories: Categories,
     return out
 
 
-def fit_stats(x: np.ndarray, masks: np.ndarray, *, name: str, source: str) -> dict:
+def fit_stats(x: np.ndarray, masks: np.ndarray, *, name: str, source: str,
+              allow_constant: bool = False) -> dict:
     """Standardisation of ``x`` (N, d) on each mask's rows: {"mean": (M, d), "scale": (M, d)}.
 
     Population standard deviation (scikit-learn's StandardScaler); a column that is constant
-    over every row is an error, one that is constant only within a fold gets scale 1.
+    over every row is an error (unless ``allow_constant``: a dead upstream latent unit), one
+    that is constant only within a fold gets scale 1.
     """
     x = np.asarray(x, np.float64)
     sd_all = x.std(axis=0)
-    if (sd_all == 0).any():
+    if (sd_all == 0).any() and not allow_constant:
         col = int(np.argmax(sd_all == 0))
         raise DataError(f"{source}: input group '{name}' column {col} is constant (zero "
                         "variance); remove it from the inputs")

@@ -150,7 +150,13 @@ def model_indices(n_cv: int, has_full: bool, members: int = 1,
 def feeding_entry(chain_spec: ChainSpec, params, stats, n_cv: int, has_full: bool,
                   members: int = 1) -> tuple[dict, bool]:
     """The {"params", "stats"} of a trained scale's model batch that feeds downstream scales,
-    and whether it is an ensemble (then with a leading model axis)."""
+    and whether it is an ensemble (then with a leading model axis).
+
+    Of an ensemble (``members`` > 1) only member 0 feeds: the latent axes of differently
+    seeded models do not line up, so their mean would blur the latents. fold_mean averages
+    the fold models (all started from the same seed, as in the paper).
+    """
+    members = 1  # member 0's positions are those of a one-member layout
     if chain_spec.feed == "all_rows":
         idx = model_indices(n_cv, has_full, members, "full" if has_full else 0)
     elif chain_spec.feed == "fold_mean":

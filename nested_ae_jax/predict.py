@@ -18,9 +18,10 @@ from .rundir import TrainedRun, head_columns, regression_columns
 
 
 def _ensemble_summary(spec, outputs: dict) -> tuple[dict, dict]:
-    """Mean over models (categorical heads: log of the mean probability) and std of
-    regression heads. Leaves (M, N, ...) -> (N, ...)."""
-    mean = {"latent": outputs["latent"].mean(axis=0), "features": {}, "heads": {}}
+    """Mean over models of the heads (categorical: log of the mean probability), std of
+    regression heads, the first model's latent. Leaves (M, N, ...) -> (N, ...)."""
+    # latents: the first model's (member 0 of the picked fold); axes of models do not line up
+    mean = {"latent": outputs["latent"][0], "features": {}, "heads": {}}
     std = {}
     for h in spec.heads:
         out = outputs["heads"][h.name]

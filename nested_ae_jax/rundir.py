@@ -34,7 +34,7 @@ from .data import Categories
 from .errors import RunDirError
 from .model import ScaleDims, ScaleModel, scale_model
 from .runner import FitResult, ScaleResult
-from .training import ModelBatch, TrainState, hyperparameters, init_state
+from .training import ModelBatch, TrainState, hyperparameters, init_state, selected_params
 
 RUN_MARKERS = ("metrics.json", "config.toml", "checkpoints")
 
@@ -158,8 +158,7 @@ class LoadedScale:
 
     @property
     def params(self):
-        return self.state.best_params if self.model.spec.training.select == "best" \
-            else self.state.params
+        return selected_params(self.model.spec, self.state)
 
 
 def load_scale(run_dir: Path, name: str, step: int | None = None) -> tuple[Config, LoadedScale]:
@@ -271,9 +270,15 @@ def oof_table(result: ScaleResult) -> pd.DataFrame:
 
 
 def history_table(result: ScaleResult) -> pd.DataFrame:
+    """Per model and epoch: fold (or "all" for the all-rows model), ensemble member."""
     n_models, n_epochs = next(iter(result.history.values())).shape
+    per = result.folds.n_models
+    labels = [str(f) for f in range(result.folds.n_cv)] + (["all"] if result.folds.has_full
+                                                             else [])
+    model = np.repeat(np.arange(n_models), n_epochs)
     frame = pd.DataFrame({"scale": result.spec.name,
-                          "fold": np.repeat(np.arange(n_models), n_epochs),
+                          "fold": np.array(labels)[model % per],
+                          "member": model // per,
                           "epoch": np.tile(np.arange(1, n_epochs + 1), n_models)})
     for k, v in result.history.items():
         frame[k] = np.asarray(v).reshape(-1)
@@ -310,11 +315,14 @@ def write_figures(run_dir: Path, fit: FitResult) -> list[Path]:
                 fig = plots.parity_figure(oof[f"{col}.true"].to_numpy(), oof[col].to_numpy(),
                                           folds=oof["fold"].to_numpy()
                                           if r.spec.cv.kind != "none" else None,
-                                          title=f"{name}.{col} (out-of-fold)")
+                                          title=f"{name}.{col} ("
+                                          + ("out-of-fold)" if r.spec.cv.kind != "none"
+                                             else "in-sample: cv none)"))
                 path = fig_dir / f"parity_{name}_{col}.png"
                 io.atomic_savefig(path, fig)
                 written.append(path)
-        hist = history_table(r).drop(columns="scale")
+        hist = history_table(r)
+        hist = hist[hist["member"] == 0].drop(columns=["scale", "member"])  # one curve per fold
         path = fig_dir / f"learning_curves_{name}.png"
         io.atomic_savefig(path, plots.learning_curves_figure(hist, title=f"scale {name}"))
         written.append(path)

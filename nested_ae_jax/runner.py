@@ -24,7 +24,8 @@ from .data import (Categories, encode_inputs, encode_targets, fit_scale_categori
 from .errors import DataError, NestedAEError
 from .evaluation import predict_models, scale_metrics
 from .model import ScaleDims, ScaleModel, scale_model
-from .training import ModelBatch, NonFiniteLoss, TrainState, hyperparameters, train_models
+from .training import (ModelBatch, NonFiniteLoss, TrainState, hyperparameters,
+                       selected_params, train_models)
 
 Progress = Callable[[str], None]
 
@@ -91,7 +92,7 @@ class ScaleResult:
     @property
     def params(self):
         """The parameters evaluated and used for prediction (training.select)."""
-        return self.state.best_params if self.spec.training.select == "best" else self.state.params
+        return selected_params(self.spec, self.state)
 
 
 def scale_dims(spec: ScaleSpec, data: ScaleData) -> ScaleDims:
@@ -162,7 +163,8 @@ def fit_input_stats(spec: ScaleSpec, data: ScaleData, folds: Folds) -> dict:
     """Standardisation of every numeric/latent group, per model: on its training rows
     (scaler = train) or on all rows (scaler = all, the paper)."""
     masks = folds.train if spec.scaler == "train" else np.ones_like(folds.train)
-    return {g.name: fit_stats(data.inputs[g.name], masks, name=g.name, source=data.source)
+    return {g.name: fit_stats(data.inputs[g.name], masks, name=g.name, source=data.source,
+                              allow_constant=g.kind == "latent")
             for g in spec.inputs if g.kind != "categorical"}
 
 
@@ -261,8 +263,11 @@ def fit_scale(spec: ScaleSpec, data: ScaleData, *, group_columns: list[str] | No
         probs = {h.name: jax.nn.softmax(outputs["heads"][h.name], axis=-1)
                  for h in spec.heads if h.kind == "categorical"}
         outputs["heads"].update(probs)
+        first_latent = outputs["latent"][:folds.n_models]
         outputs, result.outputs_std = member_mean(outputs, members)
         outputs["heads"].update({n: jnp.log(outputs["heads"][n]) for n in probs})
+        # latent axes of differently seeded members do not line up: report member 0's
+        outputs["latent"] = first_latent
     result.outputs = outputs
     model_of_row = folds.fold_of_row if spec.cv.kind != "none" else None
     result.metrics = scale_metrics(spec, result.outputs, data.targets, folds.train, folds.val,
@@ -307,17 +312,20 @@ def prepare_scale(cfg: Config, spec: ScaleSpec, results: dict[str, ScaleResult],
 def fit_config(cfg: Config, *, data_root: str | None = None, progress: Progress | None = None,
                frames: dict[str, pd.DataFrame] | None = None,
                on_chunk: ScaleCallback | None = None,
-               resume: dict[str, tuple[TrainState, dict]] | None = None) -> FitResult:
+               resume: dict[str, tuple[TrainState, dict]] | None = None,
+               stop_before: str | None = None) -> FitResult:
     """Train every scale of ``cfg`` in order (each frozen before the next starts).
 
     frames: data given in memory per scale name instead of reading the config's files.
     on_chunk: see :func:`fit_scale`. resume: {SCALE: (state, history)} checkpointed earlier.
+    stop_before: train only the scales before this one (exactly as in the whole chain, e.g.
+    with the all-rows model that feeds it).
     """
-    from . import nesting
-
     start = time.perf_counter()
     results: dict[str, ScaleResult] = {}
     for spec in cfg.scales:
+        if spec.name == stop_before:
+            break
         data, group_cols, with_full = prepare_scale(cfg, spec, results, data_root=data_root,
                                                     frames=frames)
         if progress:

@@ -27,7 +27,7 @@ from .evaluation import predict_models, scale_metrics
 from .model import scale_model
 from .runner import (fit_config, fit_input_stats, make_folds, model_batch, prepare_scale,
                      progress_printer, scale_dims)
-from .training import hyperparameters, train_models
+from .training import hyperparameters, selected_params, train_models
 
 # per-model (vectorised) settings: (table, field); heads.* means every head
 _VECTORISED = {("training", "learning_rate"), ("training", "seed"), ("encoder", "l1"),
@@ -136,12 +136,14 @@ def sweep(cfg: Config, grid: dict[str, list], *, scale: str | None = None,
     specs = [override(cfg, {f"{target.name}.{k}": v for k, v in c.items()}).scale(target.name)
              for c in combos]
     position = [s.name for s in cfg.scales].index(target.name)
-    if target.training.ensemble > 1:
+    if any(s.training.ensemble > 1 for s in specs):
         raise ConfigError(f"sweep: scales.{target.name}.training.ensemble > 1 is not swept; "
                           "set it to 1 and use --seeds N for seed replicas")
-    upstream = dataclasses.replace(cfg, scales=cfg.scales[:position])
-    results = fit_config(upstream, data_root=data_root, progress=progress).scales \
-        if position else {}
+    if any(s.cv.kind == "none" for s in specs):
+        raise ConfigError(f"sweep: scales.{target.name}.cv.kind = 'none' has no validation "
+                          "rows to compare combinations on; use kfold, group or stratified")
+    results = fit_config(cfg, data_root=data_root, progress=progress,
+                         stop_before=target.name).scales if position else {}
     data, group_cols, _ = prepare_scale(cfg, target, results, data_root=data_root)
     arrays = {"inputs": jax.tree.map(jnp.asarray, data.inputs),
               "targets": jax.tree.map(jnp.asarray, data.targets)}
@@ -165,7 +167,7 @@ def sweep(cfg: Config, grid: dict[str, list], *, scale: str | None = None,
         printer = progress_printer(f"{target.name} group {g + 1}", canon.training.epochs,
                                    progress)
         state, _ = train_models(model, arrays, batch, on_chunk=printer, devices=devices)
-        params = state.best_params if canon.training.select == "best" else state.params
+        params = selected_params(canon, state)
         outputs = predict_models(model, params, batch.stats, arrays["inputs"])
         per = folds.n_models
         n_models += per * len(members)
@@ -173,13 +175,12 @@ def sweep(cfg: Config, grid: dict[str, list], *, scale: str | None = None,
             sl = slice(r * per, (r + 1) * per)
             out = jax.tree.map(lambda a: a[sl], outputs)
             m = scale_metrics(specs[i], out, data.targets, folds.train, folds.val,
-                              folds.fold_of_row if canon.cv.kind != "none" else None, folds.n_cv)
-            pooled = {h: v.get("pooled_val", v.get("pooled_train_mean", {}))
-                      for h, v in m["heads"].items()}
+                              folds.fold_of_row, folds.n_cv)
+            pooled = {h: v.get("pooled_val", {}) for h, v in m["heads"].items()}
             run_rows[i] = {"run": i, **combos[i], **_metric_rows(pooled)}
             for f, fm in enumerate(m["folds"]):
                 fold_rows.append({"run": i, **combos[i], "fold": f,
-                                  **_metric_rows(fm["val"] or fm["train"])})
+                                  **_metric_rows(fm["val"])})
     runs = pd.DataFrame(run_rows)
     metric = metric or default_metric(target)
     if metric not in runs:

@@ -64,6 +64,11 @@ class NonFiniteLoss(NestedAEError):
                          f"(head '{head}'): lower the learning rate or check the data")
 
 
+def selected_params(spec: ScaleSpec, state: TrainState) -> Params:
+    """The parameters evaluated and used for prediction: training.select = last or best."""
+    return state.best_params if spec.training.select == "best" else state.params
+
+
 def hyperparameters(spec: ScaleSpec) -> dict:
     """The hyper-parameters that may differ between models of one batch (scalars; sweeps
     stack them): learning rate, L1/L2 per module, dropout per module, loss weight per head."""

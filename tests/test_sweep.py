@@ -1,0 +1,68 @@
+"""Sweeps: grids become as few compiled calls as the shapes allow, and score like `train`."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from conftest import tiny_scale
+from nested_ae_jax.config import parse_config
+from nested_ae_jax.errors import ConfigError
+from nested_ae_jax.runner import fit_config
+from nested_ae_jax.sweep import combinations, parse_grid, sweep
+
+
+def test_grid_values_parse_as_toml_and_brackets_do_not_split():
+    grid = parse_grid(["encoder.l1=0,1e-3", "encoder.hidden=[8],[16, 16]",
+                       "encoder.activation=tanh,relu"])
+    assert grid == {"encoder.l1": [0, 1e-3], "encoder.hidden": [[8], [16, 16]],
+                    "encoder.activation": ["tanh", "relu"]}
+    assert len(combinations(grid)) == 8
+    with pytest.raises(ConfigError, match="expected KEY=V1,V2"):
+        parse_grid(["encoder.l1"])
+
+
+@pytest.fixture(scope="module")
+def chain(tmp_path_factory):
+    tmp = tmp_path_factory.mktemp("sweep")
+    rng = np.random.default_rng(0)
+    up = pd.DataFrame(rng.normal(size=(36, 3)), columns=["a", "b", "c"])
+    up["y"] = up.a - up.b * up.c
+    down = pd.DataFrame(rng.normal(size=(40, 4)), columns=["a", "b", "c", "d"])
+    down["y"] = np.abs(down.a + down.d)
+    up.to_csv(tmp / "up.csv", index=False)
+    down.to_csv(tmp / "down.csv", index=False)
+    first = tiny_scale("up", data=str(tmp / "up.csv"), epochs=5)
+    second = tiny_scale("down", data=str(tmp / "down.csv"), epochs=5)
+    second["inputs"] = {"up_latent": {"kind": "latent", "scale": "up"},
+                        "x": {"kind": "numeric", "columns": ["d"]}}
+    return parse_config({"chain": {"feed": "all_rows"}, "scales": {"up": first, "down": second}},
+                        str(tmp / "c.toml"))
+
+
+def test_a_one_point_sweep_scores_exactly_like_train(chain):
+    trained = fit_config(chain).scales["down"].metrics["heads"]["y"]["pooled_val"]
+    swept = sweep(chain, {"encoder.l1": [0.01]})  # the config's own value
+    assert swept.runs.loc[0, "y.mae"] == pytest.approx(trained["mae"], rel=1e-6)
+    assert swept.runs.loc[0, "y.r2"] == pytest.approx(trained["r2"], rel=1e-6)
+
+
+def test_numeric_settings_share_one_program_and_shapes_split_it(chain):
+    numeric = sweep(chain, {"encoder.l1": [0.0, 0.01], "heads.y.dropout": [0.0, 0.2]},
+                    seeds=2)
+    assert numeric.n_groups == 1 and len(numeric.runs) == 8 and numeric.n_models == 24
+    assert numeric.runs["y.mae"].nunique() == 8  # every combination trained differently
+    assert numeric.best["y.mae"] == numeric.runs["y.mae"].min()
+    shapes = sweep(chain, {"encoder.latent_size": [1, 2]})
+    assert shapes.n_groups == 2
+    assert set(shapes.folds["fold"]) == {0, 1, 2}
+
+
+def test_sweep_refuses_what_it_cannot_score(chain):
+    with pytest.raises(ConfigError, match="has no key 'l3'"):
+        sweep(chain, {"encoder.l3": [1.0]})
+    with pytest.raises(ConfigError, match="no validation rows"):
+        sweep(chain, {"cv.kind": ["none"]})
+    with pytest.raises(ConfigError, match="ensemble > 1 is not swept"):
+        sweep(chain, {"training.ensemble": [1, 3]})
