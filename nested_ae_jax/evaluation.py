@@ -30,6 +30,23 @@ def _compiled_predict(model: ScaleModel):
     return jax.jit(jax.vmap(lambda p, s, x: model.apply(p, s, x), in_axes=(0, 0, None)))
 
 
+def ensemble_summary(spec: ScaleSpec, outputs: dict) -> tuple[dict, dict]:
+    """Combine models along the leading axis: heads averaged (categorical: log of the mean
+    probability), features and latent of the first model (latent axes of different models do
+    not line up), and the std of every non-categorical head. Leaves (M, ...) -> (...)."""
+    mean = {"latent": outputs["latent"][0],
+            "features": jax.tree.map(lambda a: a[0], outputs["features"]), "heads": {}}
+    std = {}
+    for h in spec.heads:
+        out = outputs["heads"][h.name]
+        if h.kind == "categorical":
+            mean["heads"][h.name] = jnp.log(jax.nn.softmax(out, axis=-1).mean(axis=0))
+        else:
+            mean["heads"][h.name] = out.mean(axis=0)
+            std[h.name] = out.std(axis=0)
+    return mean, std
+
+
 def regression_metrics(y: np.ndarray, p: np.ndarray) -> dict[str, float]:
     """MAE, RMSE and R^2 of (n, k) targets and predictions, averaged over the k columns."""
     err = p - y

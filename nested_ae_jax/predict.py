@@ -14,23 +14,8 @@ import pandas as pd
 
 from . import nesting
 from .errors import NestedAEError
+from .evaluation import ensemble_summary
 from .rundir import TrainedRun, head_columns, regression_columns
-
-
-def _ensemble_summary(spec, outputs: dict) -> tuple[dict, dict]:
-    """Mean over models of the heads (categorical: log of the mean probability), std of
-    regression heads, the first model's latent. Leaves (M, N, ...) -> (N, ...)."""
-    # latents: the first model's (member 0 of the picked fold); axes of models do not line up
-    mean = {"latent": outputs["latent"][0], "features": {}, "heads": {}}
-    std = {}
-    for h in spec.heads:
-        out = outputs["heads"][h.name]
-        if h.kind == "categorical":
-            mean["heads"][h.name] = jnp.log(jax.nn.softmax(out, axis=-1).mean(axis=0))
-        else:
-            mean["heads"][h.name] = out.mean(axis=0)
-            std[h.name] = out.std(axis=0)
-    return mean, std
 
 
 def predict_frame(run: TrainedRun, frame: pd.DataFrame, *, scale: str | None = None,
@@ -71,7 +56,7 @@ def predict_frame(run: TrainedRun, frame: pd.DataFrame, *, scale: str | None = N
     params = jax.tree.map(lambda a: jnp.asarray(a)[pick], tgt.params)
     stats = jax.tree.map(lambda a: jnp.asarray(a)[pick], tgt.stats)
     outputs = jax.jit(jax.vmap(lambda p, s: tgt.model.apply(p, s, x)))(params, stats)
-    mean, std = _ensemble_summary(tgt.model.spec, outputs)
+    mean, std = ensemble_summary(tgt.model.spec, outputs)
 
     cols: dict[str, np.ndarray] = {}
     for n in upto[:-1]:

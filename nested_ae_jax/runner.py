@@ -22,7 +22,7 @@ from .config import Config, ScaleSpec, resolve_data_path
 from .data import (Categories, encode_inputs, encode_targets, fit_scale_categories, fit_stats,
                    input_group_columns, read_table)
 from .errors import DataError, NestedAEError
-from .evaluation import predict_models, scale_metrics
+from .evaluation import ensemble_summary, predict_models, scale_metrics
 from .model import ScaleDims, ScaleModel, scale_model
 from .training import (ModelBatch, NonFiniteLoss, TrainState, hyperparameters,
                        selected_params, train_models)
@@ -188,17 +188,6 @@ def model_batch(spec: ScaleSpec, folds: Folds, stats: dict,
         jax.tree.map(lambda *v: jnp.asarray(np.concatenate(v)), *hps))
 
 
-def member_mean(outputs: dict, members: int) -> tuple[dict, dict]:
-    """Mean and standard deviation over ensemble members of (members * F, N, ...) outputs ->
-    (F, N, ...). Categorical heads average probabilities (returned as log-probabilities)."""
-    def split(a):
-        a = jnp.asarray(a)
-        return a.reshape(members, a.shape[0] // members, *a.shape[1:])
-    mean = jax.tree.map(lambda a: split(a).mean(axis=0), outputs)
-    std = jax.tree.map(lambda a: split(a).std(axis=0), outputs["heads"])
-    return mean, std
-
-
 def progress_printer(scale: str, epochs: int, out: Progress | None) -> Callable | None:
     """A chunk callback that prints one progress line: epochs done, losses, speed."""
     if out is None:
@@ -259,15 +248,10 @@ def fit_scale(spec: ScaleSpec, data: ScaleData, *, group_columns: list[str] | No
     result.state, result.history = state, history
     outputs = predict_models(model, result.params, batch.stats, arrays["inputs"])
     members = spec.training.ensemble
-    if members > 1:
-        probs = {h.name: jax.nn.softmax(outputs["heads"][h.name], axis=-1)
-                 for h in spec.heads if h.kind == "categorical"}
-        outputs["heads"].update(probs)
-        first_latent = outputs["latent"][:folds.n_models]
-        outputs, result.outputs_std = member_mean(outputs, members)
-        outputs["heads"].update({n: jnp.log(outputs["heads"][n]) for n in probs})
-        # latent axes of differently seeded members do not line up: report member 0's
-        outputs["latent"] = first_latent
+    if members > 1:  # (members * F, ...) -> (members, F, ...) -> mean over members
+        by_member = jax.tree.map(
+            lambda a: a.reshape(members, a.shape[0] // members, *a.shape[1:]), outputs)
+        outputs, result.outputs_std = ensemble_summary(spec, by_member)
     result.outputs = outputs
     model_of_row = folds.fold_of_row if spec.cv.kind != "none" else None
     result.metrics = scale_metrics(spec, result.outputs, data.targets, folds.train, folds.val,
