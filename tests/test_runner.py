@@ -136,3 +136,25 @@ def test_bad_data_values_name_column_and_row(tmp_path, tiny_frame):
     bad = tiny_frame.assign(a=1.0)
     with pytest.raises(DataError, match="constant"):
         fit_config(tiny_config(tmp_path, bad))
+
+
+def test_an_ensemble_trains_members_x_folds_at_once_and_reports_their_mean(tmp_path, tiny_frame):
+    cfg = tiny_config(tmp_path, tiny_frame, epochs=5)
+    from nested_ae_jax.config import override
+    from nested_ae_jax.evaluation import predict_models
+    cfg = override(cfg, {"s.training.ensemble": 3})
+    fit = fit_config(cfg)
+    r = fit.scales["s"]
+    assert np.asarray(r.batch.seed).tolist() == [0, 0, 0, 1, 1, 1, 2, 2, 2]  # member-major
+    assert np.asarray(r.batch.fold).tolist() == [0, 1, 2] * 3
+    every = predict_models(r.model, r.params, r.batch.stats, r.data.inputs)["heads"]["y"]
+    members = np.asarray(every).reshape(3, 3, 40, 1)
+    np.testing.assert_allclose(r.outputs["heads"]["y"], members.mean(0), rtol=1e-5, atol=1e-6)
+    np.testing.assert_allclose(r.outputs_std["y"], members.std(0), rtol=1e-4, atol=1e-6)
+    out = prepare_out_dir(tmp_path / "run")
+    write_run(fit, out)
+    oof = pd.read_csv(out / "oof_predictions.csv")
+    assert (oof["y.std"] > 0).all()
+    table = predict_frame(load_run(out), tiny_frame)
+    np.testing.assert_allclose(table["s.y"], members.reshape(9, 40).mean(0), rtol=1e-5,
+                               atol=1e-6)
