@@ -18,7 +18,6 @@ from typing import Any, Callable
 
 import jax
 import jax.numpy as jnp
-import numpy as np
 import pandas as pd
 
 from .config import Config, ScaleSpec, override, parse_value

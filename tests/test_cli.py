@@ -8,7 +8,6 @@ import sys
 
 import pytest
 
-from conftest import REPO
 
 
 def run_cli(*args, cwd=None):
