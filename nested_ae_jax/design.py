@@ -181,21 +181,15 @@ class Designer:
         self.target = cfg.scales[-1].name
         specs = {s.name: s for s in cfg.scales}
         self.specs = specs
-        self.upto = [n for n in specs if n == self.target or
-                     n in nesting._ancestors(specs, self.target)]
+        self.upto = [*nesting.upstream_of(cfg, self.target), self.target]
         loaded = run.scales
         self.space = space if space is not None else _space_of_run(run, self.upto)
 
-        models, cp, ensembles = {}, {}, set()
-        for n in self.upto[:-1]:
-            entry, is_ens = nesting.feeding_entry(cfg.chain, loaded[n].params, loaded[n].stats,
-                                                  loaded[n].n_cv, loaded[n].has_full)
-            if cfg.chain.transfer_scaler == "refit" and n in specs[self.target].upstream:
-                entry = self._refit(entry, n, is_ens)
-            models[n], cp[n] = loaded[n].model, entry
-            if is_ens:
-                ensembles.add(n)
-        self.chain = nesting.nest(models, frozenset(ensembles)) if models else None
+        chain, cp = nesting.trained_chain(cfg, loaded, self.upto[:-1])
+        if cfg.chain.transfer_scaler == "refit":
+            for n in specs[self.target].upstream:
+                cp[n] = self._refit(cp[n], n, n in chain.ensembles)
+        self.chain = chain if cp else None
         tgt = loaded[self.target]
         self.tmodel = tgt.model
         n = tgt.n_cv

@@ -25,7 +25,7 @@ from .config import Config
 from .errors import ConfigError
 from .evaluation import scale_metrics
 from .losses import head_row_losses, masked_mean, weight_penalty
-from .nesting import chain_inputs, feeding_entry, model_indices, nest
+from .nesting import chain_inputs, feeding_entry, feeding_index, nest
 from .training import check_finite, hyperparameters
 
 
@@ -58,12 +58,9 @@ def finetune_chain(cfg: Config, results: dict, progress: Callable[[str], None] |
     train_rows, val_rows = {}, {}
     for n in order[:-1]:
         r = results[n]
-        entry, _ = feeding_entry(cfg.chain, r.params, r.batch.stats, r.folds.n_cv,
-                                 r.folds.has_full)
+        entry, _ = feeding_entry(cfg.chain, r.params, r.stats, r.n_cv, r.has_full)
         copies[n] = jax.tree.map(lambda a: jnp.broadcast_to(a, (n_copies, *a.shape)), entry)
-        feed = model_indices(r.folds.n_cv, r.folds.has_full, 1,
-                             "full" if cfg.chain.feed == "all_rows" and r.folds.has_full
-                             else min(cfg.chain.feed_fold, r.folds.n_cv - 1))[0]
+        (feed,) = feeding_index(cfg.chain, r.n_cv, r.has_full)
         train_rows[n] = np.broadcast_to(r.folds.train[feed], (n_copies, r.data.n_rows))
         val_rows[n] = np.broadcast_to(r.folds.val[feed], (n_copies, r.data.n_rows))
     idx = np.arange(n_copies)

@@ -147,26 +147,46 @@ def model_indices(n_cv: int, has_full: bool, members: int = 1,
     return (np.arange(members)[:, None] * per + folds[None, :]).reshape(-1)
 
 
-def feeding_entry(chain_spec: ChainSpec, params, stats, n_cv: int, has_full: bool,
-                  members: int = 1) -> tuple[dict, bool]:
-    """The {"params", "stats"} of a trained scale's model batch that feeds downstream scales,
-    and whether it is an ensemble (then with a leading model axis).
+def feeding_index(chain_spec: ChainSpec, n_cv: int, has_full: bool) -> np.ndarray:
+    """Positions on a trained scale's model axis of the model(s) that feed downstream scales.
 
-    Of an ensemble (``members`` > 1) only member 0 feeds: the latent axes of differently
-    seeded models do not line up, so their mean would blur the latents. fold_mean averages
-    the fold models (all started from the same seed, as in the paper).
+    Of an ensemble only member 0 feeds (member 0's positions are those of a one-member
+    layout): the latent axes of differently seeded models do not line up, so their mean would
+    blur the latents. fold_mean averages the fold models (all started from the same seed, as
+    in the paper).
     """
-    members = 1  # member 0's positions are those of a one-member layout
     if chain_spec.feed == "all_rows":
-        idx = model_indices(n_cv, has_full, members, "full" if has_full else 0)
-    elif chain_spec.feed == "fold_mean":
-        idx = model_indices(n_cv, has_full, members)
-    else:
-        idx = model_indices(n_cv, has_full, members, min(chain_spec.feed_fold, n_cv - 1))
+        return model_indices(n_cv, has_full, 1, "full" if has_full else 0)
+    if chain_spec.feed == "fold_mean":
+        return model_indices(n_cv, has_full, 1)
+    return model_indices(n_cv, has_full, 1, min(chain_spec.feed_fold, n_cv - 1))
+
+
+def feeding_entry(chain_spec: ChainSpec, params, stats, n_cv: int, has_full: bool
+                  ) -> tuple[dict, bool]:
+    """The {"params", "stats"} of a trained scale's model batch that feeds downstream scales,
+    and whether it is an ensemble (then with a leading model axis)."""
+    idx = feeding_index(chain_spec, n_cv, has_full)
     entry = jax.tree.map(lambda a: jnp.asarray(a)[idx], {"params": params, "stats": stats})
     if len(idx) == 1:
         return jax.tree.map(lambda a: a[0], entry), False
     return entry, True
+
+
+def trained_chain(cfg: Config, scales: dict, upto: list[str]) -> tuple[Chain, ChainParams]:
+    """A chain of the trained scales ``upto``, each fed as ``cfg.chain`` says.
+
+    scales: {SCALE: a trained scale} with ``model``, ``params``, ``stats``, ``n_cv`` and
+    ``has_full`` (a ScaleResult in memory or a LoadedScale read from a run directory).
+    """
+    models, params, ensembles = {}, {}, set()
+    for name in upto:
+        s = scales[name]
+        models[name] = s.model
+        params[name], is_ens = feeding_entry(cfg.chain, s.params, s.stats, s.n_cv, s.has_full)
+        if is_ens:
+            ensembles.add(name)
+    return nest(models, frozenset(ensembles)), params
 
 
 def refit_upstream_stats(entry: dict, model: ScaleModel, inputs: dict, ensemble: bool) -> dict:
@@ -186,25 +206,30 @@ def refit_upstream_stats(entry: dict, model: ScaleModel, inputs: dict, ensemble:
     return {"params": entry["params"], "stats": stats}
 
 
-def trained_chain(cfg: Config, results: dict, upto: list[str]) -> tuple[Chain, ChainParams]:
-    """A chain of already trained scales ``upto`` (each fed as ``cfg.chain`` says)."""
-    models, params, ensembles = {}, {}, set()
-    for name in upto:
-        r = results[name]
-        models[name] = r.model
-        entry, is_ens = feeding_entry(cfg.chain, r.params, r.batch.stats, r.folds.n_cv,
-                                      r.folds.has_full, r.spec.training.ensemble)
-        params[name] = entry
-        if is_ens:
-            ensembles.add(name)
-    return nest(models, frozenset(ensembles)), params
+def refit_transfer(cfg: Config, chain: Chain, params: ChainParams, inputs: dict,
+                   target: str) -> ChainParams:
+    """With chain.transfer_scaler = refit (the original program's defect), the scalers of the
+    scales feeding ``target`` re-fitted on the rows in ``inputs``; otherwise unchanged."""
+    if cfg.chain.transfer_scaler != "refit":
+        return params
+    params = dict(params)
+    for up in cfg.scale(target).upstream:
+        params[up] = refit_upstream_stats(params[up], chain.models[up], inputs[up],
+                                          up in chain.ensembles)
+    return params
+
+
+def upstream_of(cfg: Config, target: str) -> list[str]:
+    """``target``'s ancestors in config order (the scales its latent inputs come from)."""
+    ancestors = _ancestors({s.name: s for s in cfg.scales}, target)
+    return [s.name for s in cfg.scales if s.name in ancestors]
 
 
 def transfer_latent(cfg: Config, results: dict, group: InputGroup, data) -> np.ndarray:
     """The upstream latent for every row of a downstream scale (N, L), computed by the trained
     (frozen) upstream chain from the raw upstream columns in the downstream file."""
     specs = {s.name: s for s in cfg.scales}
-    upto = [n for n in results if n == group.scale or n in _ancestors(specs, group.scale)]
+    upto = [*upstream_of(cfg, group.scale), group.scale]
     chain, cp = trained_chain(cfg, results, upto)
     sub_specs = {n: specs[n] for n in upto}
     # read upstream inputs as they appear in this file: a temporary one-link spec set
@@ -214,7 +239,7 @@ def transfer_latent(cfg: Config, results: dict, group: InputGroup, data) -> np.n
     inputs = chain_inputs(link_specs, {**cats, "__target__": Categories({}, {})},
                           data.frame, "__target__", data.source)
     inputs.pop("__target__")
-    if cfg.chain.transfer_scaler == "refit":
+    if cfg.chain.transfer_scaler == "refit":  # the defect: re-fit on these downstream rows
         up = group.scale
         cp[up] = refit_upstream_stats(cp[up], chain.models[up], inputs[up], up in chain.ensembles)
     outs = jax.jit(chain.apply)(cp, inputs)

@@ -27,22 +27,13 @@ def predict_frame(run: TrainedRun, frame: pd.DataFrame, *, scale: str | None = N
     target = scale or cfg.scales[-1].name
     cfg.scale(target)  # error naming the scale if unknown
     specs = {s.name: s for s in cfg.scales}
-    upto = [n for n in specs if n == target or n in nesting._ancestors(specs, target)]
+    upto = [*nesting.upstream_of(cfg, target), target]
     loaded = run.scales
     inputs = nesting.chain_inputs({n: specs[n] for n in upto},
                                   {n: loaded[n].categories for n in upto}, frame, target, source)
-    models, cp, ensembles = {}, {}, set()
-    for n in upto[:-1]:
-        entry, is_ens = nesting.feeding_entry(cfg.chain, loaded[n].params, loaded[n].stats,
-                                              loaded[n].n_cv, loaded[n].has_full,
-                                              specs[n].training.ensemble)
-        if cfg.chain.transfer_scaler == "refit" and n in specs[target].upstream:
-            entry = nesting.refit_upstream_stats(entry, loaded[n].model, inputs[n], is_ens)
-        models[n], cp[n] = loaded[n].model, entry
-        if is_ens:
-            ensembles.add(n)
-    chain = nesting.nest(models, frozenset(ensembles))
-    upstream = jax.jit(chain.apply)(cp, inputs) if models else {}
+    chain, cp = nesting.trained_chain(cfg, loaded, upto[:-1])
+    cp = nesting.refit_transfer(cfg, chain, cp, inputs, target)
+    upstream = jax.jit(chain.apply)(cp, inputs) if cp else {}
 
     tgt = loaded[target]
     n_models = tgt.n_cv

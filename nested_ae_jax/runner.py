@@ -94,6 +94,18 @@ class ScaleResult:
         """The parameters evaluated and used for prediction (training.select)."""
         return selected_params(self.spec, self.state)
 
+    @property
+    def stats(self) -> dict:
+        return self.batch.stats
+
+    @property
+    def n_cv(self) -> int:
+        return self.folds.n_cv
+
+    @property
+    def has_full(self) -> bool:
+        return self.folds.has_full
+
 
 def scale_dims(spec: ScaleSpec, data: ScaleData) -> ScaleDims:
     """Input and head widths read off the encoded data."""

@@ -93,7 +93,7 @@ def scale_view(run: TrainedRun, name: str, *, fold: int | None = None,
     cfg = run.config
     specs = {s.name: s for s in cfg.scales}
     spec = specs[name]
-    upto = [n for n in specs if n == name or n in nesting._ancestors(specs, name)]
+    upto = [*nesting.upstream_of(cfg, name), name]
     loaded = run.scales
     path = resolve_data_path(spec.data, run.path, data_root)
     source = str(path)
@@ -101,20 +101,13 @@ def scale_view(run: TrainedRun, name: str, *, fold: int | None = None,
     categories = loaded[name].categories
     raw = nesting.chain_inputs({n: specs[n] for n in upto},
                                {n: loaded[n].categories for n in upto}, frame, name, source)
-    models, cp, ensembles = {}, {}, set()
-    for n in upto[:-1]:
-        entry, is_ens = nesting.feeding_entry(cfg.chain, loaded[n].params, loaded[n].stats,
-                                              loaded[n].n_cv, loaded[n].has_full)
-        if cfg.chain.transfer_scaler == "refit" and n in spec.upstream:
-            entry = nesting.refit_upstream_stats(entry, loaded[n].model, raw[n], is_ens)
-        models[n], cp[n] = loaded[n].model, entry
-        if is_ens:
-            ensembles.add(n)
+    upstream, cp = nesting.trained_chain(cfg, loaded, upto[:-1])
+    cp = nesting.refit_transfer(cfg, upstream, cp, raw, name)
     index, label = explained_index(run, name, fold)
     model = loaded[name].model
     params, stats = _pick(loaded[name].params, index), _pick(loaded[name].stats, index)
-    models[name], cp[name] = model, {"params": params, "stats": stats}
-    chain = nesting.nest(models, frozenset(ensembles))
+    cp[name] = {"params": params, "stats": stats}
+    chain = nesting.nest({**upstream.models, name: model}, upstream.ensembles)
     outs = jax.jit(chain.apply)(cp, raw)
     inputs = {g: np.asarray(v) for g, v in raw[name].items()}
     for g in spec.inputs:
