@@ -9,7 +9,7 @@ error). Standardisation statistics are fitted per model on its training rows
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import numpy as np
@@ -184,26 +184,33 @@ def encode_targets(spec: ScaleSpec, frame: pd.DataFrame, categories: Categories,
     return out
 
 
+CONSTANT_RTOL = 1e-6  # spread below this x |value| (float32 rounding) counts as constant
+
+
 def fit_stats(x: np.ndarray, masks: np.ndarray, *, name: str, source: str,
               allow_constant: bool = False) -> dict:
-    """Standardisation of ``x`` (N, d) on each mask's rows: {"mean": (M, d), "scale": (M, d)}.
+    """Standardisation of ``x`` (N, d), or (M, N, d) with one block of rows per model, on each
+    mask's rows (masks (M, N)): {"mean": (M, d), "scale": (M, d)}.
 
-    Population standard deviation (scikit-learn's StandardScaler); a column that is constant
-    over every row is an error (unless ``allow_constant``: a dead upstream latent unit), one
-    that is constant only within a fold gets scale 1.
+    Population standard deviation (scikit-learn's StandardScaler). A column that is constant
+    over every row is an error (unless ``allow_constant``: a dead upstream latent unit); one
+    that is constant on a model's training rows (its spread there within float32 rounding of
+    its value) gets scale 1, so other rows keep their raw offsets instead of blowing up.
     """
     x = np.asarray(x, np.float64)
-    sd_all = x.std(axis=0)
-    if (sd_all == 0).any() and not allow_constant:
-        col = int(np.argmax(sd_all == 0))
+    w = np.asarray(masks, np.float64)
+    xm = np.broadcast_to(x, (w.shape[0], *x.shape[-2:]))  # (M, N, d)
+    if (np.ptp(x.reshape(-1, x.shape[-1]), axis=0) == 0).any() and not allow_constant:
+        col = int(np.argmax(np.ptp(x.reshape(-1, x.shape[-1]), axis=0) == 0))
         raise DataError(f"{source}: input group '{name}' column {col} is constant (zero "
                         "variance); remove it from the inputs")
-    w = np.asarray(masks, np.float64)
-    n = np.maximum(w.sum(axis=1, keepdims=True), 1.0)
-    mean = w @ x / n
-    var = w @ (x**2) / n - mean**2
-    scale = np.sqrt(np.maximum(var, 0.0))
-    scale = np.where(scale > 1e-12 * np.maximum(np.abs(mean), 1.0), scale, 1.0)
+    n = np.maximum(w.sum(axis=1), 1.0)[:, None]
+    mean = np.einsum("mn,mnd->md", w, xm) / n
+    var = np.einsum("mn,mnd->md", w, (xm - mean[:, None, :]) ** 2) / n
+    rows = w[:, :, None] > 0
+    spread = np.where(rows, xm, -np.inf).max(axis=1) - np.where(rows, xm, np.inf).min(axis=1)
+    constant = ~(spread > CONSTANT_RTOL * np.abs(mean))  # also no rows at all (nan/-inf)
+    scale = np.where(constant, 1.0, np.sqrt(var))
     return {"mean": mean.astype(np.float32), "scale": scale.astype(np.float32)}
 
 
@@ -213,3 +220,36 @@ def input_group_columns(spec: ScaleSpec) -> list[str]:
     for g in spec.inputs:
         cols.extend(g.columns if g.kind == "numeric" else [g.column] if g.column else [])
     return cols
+
+
+@dataclass
+class ScaleData:
+    """A scale's rows as arrays. inputs: {GROUP: (N, d) float32 | (N,) int32 codes} (latent
+    groups: filled by the chain, (N, L) or (M, N, L) when every model has its own feeding
+    model); targets: {HEAD: (N, k) float32 | (N,) int32} for heads that read data columns."""
+
+    frame: pd.DataFrame
+    inputs: dict[str, np.ndarray]
+    targets: dict[str, np.ndarray]
+    categories: Categories
+    source: str
+
+    @property
+    def n_rows(self) -> int:
+        return len(self.frame)
+
+    def with_inputs(self, **inputs: np.ndarray) -> "ScaleData":
+        """A copy with some input groups replaced (e.g. latent groups filled in)."""
+        return replace(self, inputs={**self.inputs, **inputs})
+
+
+def load_scale_data(spec: ScaleSpec, path: str | Path, categories: Categories | None = None,
+                    frame: pd.DataFrame | None = None, with_targets: bool = True) -> ScaleData:
+    """Read and encode a scale's own columns (latent groups are added by the chain).
+    categories: the stored lists of a trained model (default: fitted on this file)."""
+    source = str(path)
+    frame = read_table(path, spec.column_names) if frame is None else frame
+    categories = fit_scale_categories(spec, frame, source) if categories is None else categories
+    inputs = encode_inputs(spec, frame, categories, source)
+    targets = encode_targets(spec, frame, categories, source) if with_targets else {}
+    return ScaleData(frame, inputs, targets, categories, source)

@@ -42,9 +42,10 @@ import numpy as np
 import optax
 import pandas as pd
 
-from . import nesting
+from . import nesting, trained
 from .composition import CompositionSpace, load_space
 from .errors import NestedAEError, did_you_mean
+from .evaluation import safe_std
 from .model import apply_heads
 
 SNAP = 0.01  # fractions below this are zeroed at the end (1 % resolution)
@@ -161,13 +162,6 @@ def _constraints(constraints: Any) -> list[Constraint]:
 # The differentiable chain: fractions + categorical codes -> heads
 
 
-def _safe_std(v: jax.Array) -> jax.Array:
-    """Std over axis 0 with a finite gradient where the models agree exactly (std 0)."""
-    var = jnp.var(v, axis=0)
-    pos = var > 0
-    return jnp.where(pos, jnp.sqrt(jnp.where(pos, var, 1.0)), 0.0)
-
-
 class Designer:
     """A trained run made ready for design: the chain as one function of (fractions, device
     choices), its head names, the design variables and the reference data for the
@@ -185,20 +179,20 @@ class Designer:
         loaded = run.scales
         self.space = space if space is not None else _space_of_run(run, self.upto)
 
-        chain, cp = nesting.trained_chain(cfg, loaded, self.upto[:-1])
-        if cfg.chain.transfer_scaler == "refit":
-            for n in specs[self.target].upstream:
-                cp[n] = self._refit(cp[n], n, n in chain.ensembles)
-        self.chain = chain if cp else None
+        # one chain copy per target model, each fed as in training (trained.chain_copies:
+        # the path predict uses, so design and predict agree)
         tgt = loaded[self.target]
+        self.chain, copies = trained.chain_copies(loaded, self.target, tgt.models())
+        if cfg.chain.transfer_scaler == "refit":  # the defect: upstream scalers re-fitted
+            frame, source = self._target_frame()
+            rows = nesting.chain_inputs({n: specs[n] for n in self.upto},
+                                        {n: loaded[n].categories for n in self.upto},
+                                        frame, self.target, source)
+            copies = trained.refit_upstream(cfg.chain, self.chain, copies, rows,
+                                            list(tgt.feeders))
         self.tmodel = tgt.model
-        n = tgt.n_cv
-        self.params = {
-            "up": cp,
-            "tgt": {"params": jax.tree.map(lambda a: jnp.asarray(a)[:n], tgt.params),
-                    "stats": jax.tree.map(lambda a: jnp.asarray(a)[:n], tgt.stats)},
-        }
-        self.n_models = n
+        self.n_models = len(tgt.models())
+        self.params = {"chain": copies}
 
         # composition groups: every numeric input group of every scale
         self.groups: list[tuple[str, str, tuple[str, ...]]] = []
@@ -263,28 +257,21 @@ class Designer:
         return inputs
 
     def _forward_inputs(self, params: dict, inputs: dict) -> tuple[jax.Array, jax.Array]:
-        """Raw inputs of every scale -> (heads (N, n_heads), reconstruction MAE (N, n_rec))."""
-        up = self.chain.apply(params["up"], inputs) if self.chain else {}
-        x = dict(inputs[self.target])
-        for g in self.tmodel.spec.inputs:
-            if g.kind == "latent":
-                x[g.name] = up[g.scale]["latent"]
-        tp = params["tgt"]
-        outs = jax.vmap(lambda p, st: self.tmodel.apply(p, st, x))(tp["params"], tp["stats"])
+        """Raw inputs of every scale -> (heads (N, n_heads), reconstruction MAE (N, n_rec)):
+        heads averaged over the chain copies (``.std``: their spread), reconstruction errors
+        averaged over the copies."""
+        outs = trained.apply_copies(self.chain, params["chain"], inputs)
+        summary = trained.summarise(self.chain, outs)
         cols = []
         for s, h, j, is_std in self._head_src:
-            if s == self.target:
-                v = outs["heads"][h][..., j]
-                cols.append(_safe_std(v) if is_std else v.mean(axis=0))
-            else:
-                cols.append(up[s]["heads"][h][:, j])
+            mean, std = summary[s]
+            cols.append(std[h][:, j] if is_std else mean.heads[h][:, j])
         rec = []
         for s in self.recon_scales:
-            o = outs if s == self.target else up[s]
-            errs = [jnp.abs(o["heads"][h.name] - o["features"][h.input]).mean(axis=-1)
+            o = outs[s]
+            errs = [jnp.abs(o.heads[h.name] - o.features[h.input]).mean(axis=-1)
                     for h in self.specs[s].heads if h.kind == "reconstruction"]
-            e = sum(errs) / len(errs)
-            rec.append(e.mean(axis=0) if s == self.target else e)
+            rec.append((sum(errs) / len(errs)).mean(axis=0))
         n = next(iter(jax.tree.leaves(inputs)))
         return jnp.stack(cols, -1), (jnp.stack(rec, -1) if rec else jnp.zeros((n.shape[0], 0)))
 
@@ -313,14 +300,6 @@ class Designer:
 
     # -- reference data (out-of-domain score) --------------------------------------------------
 
-    def _refit(self, entry: dict, name: str, is_ens: bool) -> dict:
-        frame, source = self._target_frame()
-        sub = {n: self.specs[n] for n in self.upto}
-        inputs = nesting.chain_inputs(sub, {n: self.run.scales[n].categories for n in self.upto},
-                                      frame, self.target, source)
-        return nesting.refit_upstream_stats(entry, self.run.scales[name].model, inputs[name],
-                                            is_ens)
-
     def _target_frame(self):
         from .data import read_table
         path = self.specs[self.target].data
@@ -331,8 +310,7 @@ class Designer:
         of the models that read them)."""
         means, scales = [], []
         for s, g, _ in self.groups:
-            st = self.params["tgt"]["stats"] if s == self.target else self.params["up"][s]["stats"]
-            st = st[g]
+            st = self.params["chain"][s].stats[g]
             m, sc = np.asarray(st["mean"]), np.asarray(st["scale"])
             means.append(m.reshape(-1, m.shape[-1])[0])
             scales.append(sc.reshape(-1, sc.shape[-1])[0])
@@ -357,7 +335,7 @@ class Designer:
             spec = self.specs[s]
             try:
                 frame = read_table(spec.data, spec.column_names)
-                sub = [n for n in self.upto if n == s or n in nesting._ancestors(self.specs, s)]
+                sub = [*nesting.upstream_of(self.specs, s), s]
                 inputs = nesting.chain_inputs({n: self.specs[n] for n in sub},
                                               {n: cats[n] for n in sub}, frame, s, spec.data)
             except NestedAEError as err:
@@ -918,27 +896,28 @@ def latent_sampling(run, objective: Any = None, constraints: Any = (),
     if root in d.chain.ensembles:
         raise DesignError("latent sampling needs a single feeding model (chain.feed = fold or "
                           "all_rows)")
-    rp = d.params["up"][root]
+    rp = jax.tree.map(lambda a: a[0], d.params["chain"][root])  # every copy's feeder alike
     rows = d.reference.get("rows", {}).get(root)
     if rows is None:
         raise DesignError(f"latent sampling needs the training data of scale '{root}'")
     mean, scale = d.descriptor_stats()
-    z_train = np.asarray(rmodel.apply(rp["params"], rp["stats"],
+    z_train = np.asarray(rmodel.apply(rp.params, rp.stats,
                                       {group: jnp.asarray(rows * scale + mean, jnp.float32)}
-                                      )["latent"])
+                                      ).latent)
     lo, hi = z_train.min(0), z_train.max(0)
 
     def heads_of_latent(params, z, codes):
-        rh = apply_heads(rmodel.spec, params["up"][root]["params"], z)
+        rh = apply_heads(rmodel.spec, jax.tree.map(lambda a: a[0],
+                                                   params["chain"][root].params), z)
         x = {g.name: z if g.kind == "latent" else codes[:, [c[1] for c in d.cats].index(g.name)]
              for g in d.tmodel.spec.inputs}
-        tp = params["tgt"]
-        outs = jax.vmap(lambda pp, st: d.tmodel.apply(pp, st, x))(tp["params"], tp["stats"])
+        tp = params["chain"][d.target]
+        outs = jax.vmap(lambda pp, st: d.tmodel.apply(pp, st, x))(tp.params, tp.stats)
         cols = []
         for s, h, j, is_std in d._head_src:
             if s == d.target:
-                val = outs["heads"][h][..., j]
-                cols.append(_safe_std(val) if is_std else val.mean(0))
+                val = outs.heads[h][..., j]
+                cols.append(safe_std(val) if is_std else val.mean(0))
             else:
                 cols.append(rh[h][:, j])
         return jnp.stack(cols, -1), rh[rec_head.name]
@@ -1011,7 +990,7 @@ def _project_descriptors(d: Designer, v: Variables, target: np.ndarray, scale: n
     return np.asarray(x)
 
 
-def _direction(text: str) -> tuple[str, str]:
+def direction(text: str) -> tuple[str, str]:
     m = re.fullmatch(r"(max|min):(.*)", text.strip())
     return (m.group(1), m.group(2).strip()) if m else ("max", text.strip())
 
@@ -1025,7 +1004,7 @@ def pareto_front(run, x: str, y: str, constraints: Any = (), exclude: Iterable[s
     its range in the random starting population) and each optimises ``y`` inside its band.
     Returns (front, all candidates), both ranked tables; the front is sorted by ``x``."""
     d = _designer(run, space)
-    (dx, hx), (dy, hy) = _direction(x), _direction(y)
+    (dx, hx), (dy, hy) = direction(x), direction(y)
     p = make_problem(d, Objective(hy, dy), constraints)
     v = d.variables(exclude, fix, max_ions_per_site)
     ix = d.head_index(hx)
@@ -1125,77 +1104,6 @@ def compare(run, objective: Any = None, constraints: Any = (),
             row["best_latent_predicted_score"] = table.attrs["design"]["best_latent_score"]
         out.append(row)
     return out
-
-
-# ----------------------------------------------------------------------------------------------
-# Command line
-
-
-def add_cli(subparsers) -> None:
-    """Register ``nested-ae design`` on an argparse subparsers object."""
-    p = subparsers.add_parser(
-        "design", help="gradient-based inverse design of compositions and device choices",
-        description="Optimise site fractions (and enumerate the device choices) through a "
-        "trained chain; print and write a ranked candidate table.")
-    p.add_argument("run_dir", help="run directory written by 'train'")
-    p.add_argument("--maximize", action="append", default=[], metavar="[W*]HEAD",
-                   help="head to maximise, SCALE.HEAD (repeatable: weighted sum)")
-    p.add_argument("--minimize", action="append", default=[], metavar="[W*]HEAD",
-                   help="head to minimise (repeatable)")
-    p.add_argument("--target", action="append", default=[], metavar="[W*]HEAD=VALUE",
-                   help="head to bring to VALUE (repeatable)")
-    p.add_argument("--constraint", action="append", default=[], metavar="EXPR",
-                   help="bound on a head: 'atomic.gap>=1.2', 'atomic.gap<=1.6', "
-                   "'1.2<=atomic.gap<=1.6' (repeatable)")
-    p.add_argument("--exclude", action="append", default=[], metavar="ION",
-                   help="ion (or device choice) never used, e.g. Pb (repeatable, or comma list)")
-    p.add_argument("--fix", action="append", default=[], metavar="SITE=ION",
-                   help="pure site, e.g. X=I; or COLUMN=CHOICE for a device choice")
-    p.add_argument("--max-ions-per-site", type=int, default=None, metavar="N",
-                   help="at most N ions mixed on each site")
-    p.add_argument("--starts", type=int, default=1024, help="parallel starts (default 1024)")
-    p.add_argument("--steps", type=int, default=500, help="Adam steps (default 500)")
-    p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--out", help="CSV of all unique candidates, ranked")
-    p.add_argument("--top", type=int, default=10, metavar="N",
-                   help="rows to print (default 10)")
-    p.add_argument("--pareto", nargs=2, metavar=("X", "Y"),
-                   help="also a Pareto front of two heads ('min:atomic.gap' 'max:device.pce'),"
-                   " written next to --out as *_pareto.csv/.png")
-    p.set_defaults(func=cmd_design)
-
-
-def cmd_design(args) -> int:
-    from . import io
-    from .rundir import load_run
-
-    objectives = [parse_objective(s, "max") for s in args.maximize] + \
-                 [parse_objective(s, "min") for s in args.minimize] + \
-                 [parse_objective(s, "target") for s in args.target]
-    constraints = [parse_constraint(s) for s in args.constraint]
-    d = Designer(load_run(args.run_dir))
-    table = design(d, objectives, constraints, args.exclude, fix=args.fix or None,
-                   max_ions_per_site=args.max_ions_per_site, starts=args.starts,
-                   steps=args.steps, seed=args.seed)
-    info = table.attrs["design"]
-    print(format_table(d, table, args.top))
-    n_feas = int(table["feasible"].sum())
-    print(f"{len(table)} unique candidates ({n_feas} feasible) from {args.starts} starts x "
-          f"{args.steps} steps over {info['combos']} device combinations; compile "
-          f"{info['compile_s']:.1f} s, optimise {info['run_s']:.1f} s")
-    if args.out:
-        io.atomic_write_csv(args.out, table)
-        print(f"wrote {args.out}")
-    if args.pareto:
-        front, cands = pareto_front(d, args.pareto[0], args.pareto[1], constraints,
-                                    args.exclude, fix=args.fix or None,
-                                    max_ions_per_site=args.max_ions_per_site,
-                                    starts=args.starts, steps=args.steps, seed=args.seed)
-        stem = Path(args.out).with_suffix("") if args.out else Path("candidates")
-        hx, hy = _direction(args.pareto[0])[1], _direction(args.pareto[1])[1]
-        csv, png = write_pareto(front, cands, hx, hy, f"{stem}_pareto")
-        print(f"Pareto front of {hy} vs {hx}: {len(front)} points; wrote {csv} and {png}")
-    return 0
 
 
 def format_table(d: Designer, table: pd.DataFrame, top: int = 10) -> str:

@@ -16,35 +16,46 @@ import numpy as np
 
 from .config import ScaleSpec
 from .losses import head_targets
-from .model import Params, ScaleModel, Stats
+from .model import Params, ScaleModel, ScaleOutputs, Stats
 
 
-def predict_models(model: ScaleModel, params: Params, stats: Stats, inputs: dict) -> dict:
-    """Outputs of M models (leading axis M on params and stats) on the same rows, dropout
-    off: {"latent": (M, N, L), "features": {...}, "heads": {HEAD: (M, N, out)}}."""
-    return _compiled_predict(model)(params, stats, inputs)
+def predict_models(model: ScaleModel, params: Params, stats: Stats, inputs: dict,
+                   own_inputs: dict | None = None, latent_mask: jax.Array | None = None
+                   ) -> ScaleOutputs:
+    """Outputs of M models (leading axis M on params, stats, own_inputs and latent_mask) on the
+    same rows, dropout off: ScaleOutputs with leaves (M, N, ...)."""
+    return _compiled_predict(model)(params, stats, inputs, own_inputs or {}, latent_mask)
 
 
 @functools.cache
 def _compiled_predict(model: ScaleModel):
-    return jax.jit(jax.vmap(lambda p, s, x: model.apply(p, s, x), in_axes=(0, 0, None)))
+    def one(p, s, x, own, mask):
+        return model.apply(p, s, {**x, **own}, latent_mask=mask)
+    return jax.jit(jax.vmap(one, in_axes=(0, 0, None, 0, 0)))
 
 
-def ensemble_summary(spec: ScaleSpec, outputs: dict) -> tuple[dict, dict]:
+def safe_std(v: jax.Array, axis: int = 0) -> jax.Array:
+    """Std over ``axis`` with a finite gradient where the values agree exactly (std 0)."""
+    var = jnp.var(v, axis=axis)
+    pos = var > 0
+    return jnp.where(pos, jnp.sqrt(jnp.where(pos, var, 1.0)), 0.0)
+
+
+def ensemble_summary(spec: ScaleSpec, outputs: ScaleOutputs) -> tuple[ScaleOutputs, dict]:
     """Combine models along the leading axis: heads averaged (categorical: log of the mean
     probability), features and latent of the first model (latent axes of different models do
-    not line up), and the std of every non-categorical head. Leaves (M, ...) -> (...)."""
-    mean = {"latent": outputs["latent"][0],
-            "features": jax.tree.map(lambda a: a[0], outputs["features"]), "heads": {}}
-    std = {}
+    not line up), and the std of every non-categorical head (differentiable: see
+    :func:`safe_std`). Leaves (M, ...) -> (...)."""
+    heads, std = {}, {}
     for h in spec.heads:
-        out = outputs["heads"][h.name]
+        out = outputs.heads[h.name]
         if h.kind == "categorical":
-            mean["heads"][h.name] = jnp.log(jax.nn.softmax(out, axis=-1).mean(axis=0))
+            heads[h.name] = jnp.log(jax.nn.softmax(out, axis=-1).mean(axis=0))
         else:
-            mean["heads"][h.name] = out.mean(axis=0)
-            std[h.name] = out.std(axis=0)
-    return mean, std
+            heads[h.name] = out.mean(axis=0)
+            std[h.name] = safe_std(out)
+    first = jax.tree.map(lambda a: a[0], outputs)
+    return first._replace(heads=heads), std
 
 
 def regression_metrics(y: np.ndarray, p: np.ndarray) -> dict[str, float]:
@@ -75,7 +86,7 @@ def head_metrics(spec: ScaleSpec, targets: dict, outputs: dict, rows: np.ndarray
     if not rows.any():
         return out
     for h in spec.heads:
-        y, p = np.asarray(targets[h.name])[rows], np.asarray(outputs["heads"][h.name])[rows]
+        y, p = np.asarray(targets[h.name])[rows], np.asarray(outputs.heads[h.name])[rows]
         if h.kind == "regression":
             out[h.name] = regression_metrics(y, p)
         elif h.kind == "reconstruction":

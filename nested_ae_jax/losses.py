@@ -40,16 +40,16 @@ def head_targets(spec: ScaleSpec, outputs: dict, targets: dict) -> dict:
         if h.kind == "regression" or (h.kind == "categorical" and not h.input):
             out[h.name] = targets[h.name]
         elif h.kind == "categorical":
-            out[h.name] = jnp.argmax(outputs["features"][h.input], axis=-1)
+            out[h.name] = jnp.argmax(outputs.features[h.input], axis=-1)
         else:
-            out[h.name] = jax.lax.stop_gradient(outputs["features"][h.input])
+            out[h.name] = jax.lax.stop_gradient(outputs.features[h.input])
     return out
 
 
 def head_row_losses(spec: ScaleSpec, outputs: dict, targets: dict) -> dict[str, jax.Array]:
     """{HEAD: (N,) per-row loss}."""
     want = head_targets(spec, outputs, targets)
-    return {h.name: row_loss(h, outputs["heads"][h.name], want[h.name]) for h in spec.heads}
+    return {h.name: row_loss(h, outputs.heads[h.name], want[h.name]) for h in spec.heads}
 
 
 def masked_mean(values: jax.Array, weights: jax.Array) -> jax.Array:

@@ -14,12 +14,15 @@ from __future__ import annotations
 
 import functools
 from dataclasses import dataclass
-from typing import Any, Callable, NamedTuple
+from typing import TYPE_CHECKING, Any, Callable, NamedTuple
 
 import jax
 import jax.numpy as jnp
 
 from .config import ScaleSpec
+
+if TYPE_CHECKING:
+    from .data import ScaleData
 
 Params = dict[str, Any]
 Stats = dict[str, dict[str, jax.Array]]
@@ -50,6 +53,34 @@ class ScaleDims:
 
     def width(self, group: str) -> int:
         return dict(self.inputs)[group]
+
+
+def scale_dims(spec: ScaleSpec, data: "ScaleData") -> ScaleDims:
+    """Input and head widths read off a scale's encoded data (categorical groups: number of
+    classes; latent groups: the last axis)."""
+    widths = {}
+    for g in spec.inputs:
+        widths[g.name] = len(data.categories.groups[g.name]) if g.kind == "categorical" \
+            else data.inputs[g.name].shape[-1]
+    heads = []
+    for h in spec.heads:
+        if h.kind == "regression":
+            heads.append((h.name, len(h.target)))
+        elif h.input:  # reconstruction, or a categorical head on an input group
+            heads.append((h.name, widths[h.input]))
+        else:
+            heads.append((h.name, len(data.categories.heads[h.name])))
+    return ScaleDims(tuple((g.name, widths[g.name]) for g in spec.inputs), tuple(heads))
+
+
+class ScaleOutputs(NamedTuple):
+    """What a scale's model computes for N rows (a pytree: extra leading axes for several
+    models). latent: (N, L); features: {GROUP: (N, d)} the standardised / one-hot encoder
+    inputs (the reconstruction targets); heads: {HEAD: (N, out)} (categorical: logits)."""
+
+    latent: jax.Array
+    features: dict[str, jax.Array]
+    heads: dict[str, jax.Array]
 
 
 def init_dense(key: jax.Array, fan_in: int, fan_out: int, scheme: str, gain: float) -> dict:
@@ -135,12 +166,12 @@ class ScaleModel(NamedTuple):
     """A scale's model as a pair of pure functions (like optax's GradientTransformation).
 
     init(key) -> params.
-    apply(params, stats, inputs, *, noise=None, dropout=None) -> {"latent": (N, L),
-        "features": {GROUP: (N, d)} (standardised / one-hot encoder inputs, the
-        reconstruction targets), "heads": {HEAD: (N, out)} (categorical heads: logits)}.
-        Dropout is applied only when ``noise`` (from :func:`dropout_noise`) is given;
-        ``dropout`` overrides the config's rates: {"encoder": rate, "heads": {HEAD: rate}}
-        (arrays allowed, for sweeps).
+    apply(params, stats, inputs, *, noise=None, dropout=None, latent_mask=None) ->
+        :class:`ScaleOutputs`. Dropout is applied only when ``noise`` (from
+        :func:`dropout_noise`) is given; ``dropout`` overrides the config's rates:
+        {"encoder": rate, "heads": {HEAD: rate}} (arrays allowed, for sweeps).
+        ``latent_mask`` (L,) 0/1 multiplies the latent: a masked unit is 0 on every row, so it
+        carries nothing and its encoder weights get no gradient (a smaller latent).
     """
 
     init: Callable[[jax.Array], Params]
@@ -175,14 +206,17 @@ def scale_model(spec: ScaleSpec, dims: ScaleDims) -> ScaleModel:
         }
 
     def apply(params: Params, stats: Stats, inputs: dict[str, jax.Array], *,
-              noise: dict | None = None, dropout: dict | None = None) -> dict:
+              noise: dict | None = None, dropout: dict | None = None,
+              latent_mask: jax.Array | None = None) -> ScaleOutputs:
         rates = default_dropout(spec) if dropout is None else dropout
         noise = noise or {"encoder": None, "heads": {}}
         feats = standardise_inputs(spec, dims, stats, inputs)
         x = jnp.concatenate([feats[name] for name, _ in dims.inputs], axis=-1)
         latent = apply_mlp(params["encoder"], x, enc.activation, enc.latent_activation,
                            rates["encoder"], noise["encoder"])
+        if latent_mask is not None:
+            latent = latent * latent_mask
         heads = apply_heads(spec, params, latent, rates["heads"], noise["heads"])
-        return {"latent": latent, "features": feats, "heads": heads}
+        return ScaleOutputs(latent, feats, heads)
 
     return ScaleModel(init, apply, spec, dims)

@@ -7,10 +7,13 @@ so results stay comparable with the paper's ``KFold(5, shuffle=True, random_stat
 from __future__ import annotations
 
 import inspect
+from dataclasses import dataclass
 
 import numpy as np
 import pandas as pd
 
+from .config import ScaleSpec
+from .data import ScaleData, input_group_columns, numeric_block
 from .errors import ConfigError, DataError, did_you_mean
 
 KINDS = ("kfold", "group", "stratified")
@@ -168,3 +171,68 @@ def fold_masks(fold_ids: np.ndarray, n_splits: int) -> tuple[np.ndarray, np.ndar
         )
     valid = ids[None, :] == np.arange(n_splits)[:, None]
     return ~valid, valid
+
+
+@dataclass
+class Folds:
+    """Row masks of the models trained together: the CV folds, then (has_full) one model on
+    all rows. fold_of_row: (N,) validation fold of each row (-1: none, cv.kind = none);
+    train/val: (models, N) float32."""
+
+    fold_of_row: np.ndarray
+    train: np.ndarray
+    val: np.ndarray
+    has_full: bool = False
+
+    @property
+    def n_models(self) -> int:
+        return self.train.shape[0]
+
+    @property
+    def n_cv(self) -> int:
+        """Models that are cross-validation folds (the first n_cv)."""
+        return self.n_models - int(self.has_full)
+
+    @staticmethod
+    def from_fold_ids(fold_of_row: np.ndarray, n_splits: int, with_full: bool = False
+                      ) -> "Folds":
+        """Masks of ``n_splits`` folds from fold ids (N,) (and an all-rows model)."""
+        n = len(fold_of_row)
+        train, val = fold_masks(fold_of_row, n_splits)
+        if with_full:
+            train = np.concatenate([train, np.ones((1, n), bool)])
+            val = np.concatenate([val, np.zeros((1, n), bool)])
+        return Folds(np.asarray(fold_of_row, np.int32), train.astype(np.float32),
+                     val.astype(np.float32), has_full=with_full)
+
+    @staticmethod
+    def single(n_rows: int) -> "Folds":
+        """One model on every row, no validation (cv.kind = none)."""
+        return Folds(np.full(n_rows, -1, np.int32), np.ones((1, n_rows), np.float32),
+                     np.zeros((1, n_rows), np.float32))
+
+
+def make_folds(spec: ScaleSpec, data: ScaleData, group_columns: list[str] | None = None,
+               with_full: bool = False) -> Folds:
+    """Cross-validation masks from the scale's cv settings.
+
+    group_columns: the raw columns that make up an encoder input row (for grouping identical
+    input rows when cv.group_by is empty; default: the scale's own input columns). with_full:
+    add a model trained on all rows (it feeds downstream scales when chain.feed = all_rows).
+    """
+    cv, n = spec.cv, data.n_rows
+    if cv.kind == "none":
+        return Folds.single(n)
+    groups = labels = None
+    if cv.kind == "group":
+        cols = list(cv.group_by) or group_columns or input_group_columns(spec)
+        missing = [c for c in cols if c not in data.frame.columns]
+        if missing:
+            raise DataError(f"{data.source}: cv.group_by column '{missing[0]}' not found")
+        groups = groups_from_rows(data.frame[cols].to_numpy())
+    if cv.kind == "stratified":
+        col = cv.stratify_on or next(h for h in spec.heads if h.kind == "regression").target[0]
+        labels = bin_target(numeric_block(data.frame, [col], data.source)[:, 0], cv.bins)
+    fold_of_row = assign_folds(n, kind=cv.kind, n_splits=cv.n_splits, shuffle=cv.shuffle,
+                               random_state=cv.random_state, groups=groups, labels=labels)
+    return Folds.from_fold_ids(fold_of_row, cv.n_splits, with_full)

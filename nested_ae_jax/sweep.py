@@ -17,16 +17,15 @@ from dataclasses import dataclass
 from typing import Any, Callable
 
 import jax
-import jax.numpy as jnp
 import pandas as pd
 
 from .config import Config, ScaleSpec, override, parse_value
 from .errors import ConfigError
-from .evaluation import predict_models, scale_metrics
-from .model import scale_model
-from .runner import (fit_config, fit_input_stats, make_folds, model_batch, prepare_scale,
-                     progress_printer, scale_dims)
-from .training import hyperparameters, selected_params, train_models
+from .evaluation import scale_metrics
+from .fitting import Replica, fit_models, replica_layout
+from .runner import fit_config, prepare_scale, row_columns
+from .splits import make_folds
+from .training import hyperparameters
 
 # per-model (vectorised) settings: (table, field); heads.* means every head
 _VECTORISED = {("training", "learning_rate"), ("training", "seed"), ("encoder", "l1"),
@@ -141,11 +140,9 @@ def sweep(cfg: Config, grid: dict[str, list], *, scale: str | None = None,
     if any(s.cv.kind == "none" for s in specs):
         raise ConfigError(f"sweep: scales.{target.name}.cv.kind = 'none' has no validation "
                           "rows to compare combinations on; use kfold, group or stratified")
-    results = fit_config(cfg, data_root=data_root, progress=progress,
-                         stop_before=target.name).scales if position else {}
-    data, group_cols, _ = prepare_scale(cfg, target, results, data_root=data_root)
-    arrays = {"inputs": jax.tree.map(jnp.asarray, data.inputs),
-              "targets": jax.tree.map(jnp.asarray, data.targets)}
+    upstream = fit_config(cfg, data_root=data_root, progress=progress,
+                          stop_before=target.name).trained if position else {}
+    data, folds, _ = prepare_scale(cfg, target, upstream, data_root=data_root)
 
     nonzero = _nonzero_settings(specs)
     groups: dict[ScaleSpec, list[int]] = {}
@@ -158,23 +155,19 @@ def sweep(cfg: Config, grid: dict[str, list], *, scale: str | None = None,
         if progress:
             progress(f"sweep group {g + 1}/{len(groups)}: {len(members)} combination(s) x "
                      f"folds in one compiled call")
-        folds = make_folds(canon, data, group_cols)
-        stats = fit_input_stats(canon, data, folds)
-        replicas = [(specs[i].training.seed, hyperparameters(specs[i])) for i in members]
-        batch = model_batch(canon, folds, stats, replicas)
-        model = scale_model(canon, scale_dims(canon, data))
-        printer = progress_printer(f"{target.name} group {g + 1}", canon.training.epochs,
-                                   progress)
-        state, _ = train_models(model, arrays, batch, on_chunk=printer, devices=devices)
-        params = selected_params(canon, state)
-        outputs = predict_models(model, params, batch.stats, arrays["inputs"])
-        per = folds.n_models
+        replicas = [Replica(specs[i].training.seed, hyperparameters(specs[i])) for i in members]
+        group_folds = folds if canon.cv == target.cv else make_folds(
+            canon, data, row_columns(cfg, target))
+        fit = fit_models(canon, data, replica_layout(canon, group_folds, replicas),
+                         progress=progress,
+                         label=f"{target.name} group {g + 1}", devices=devices)
+        per = group_folds.n_models
         n_models += per * len(members)
         for r, i in enumerate(members):
             sl = slice(r * per, (r + 1) * per)
-            out = jax.tree.map(lambda a: a[sl], outputs)
-            m = scale_metrics(specs[i], out, data.targets, folds.train, folds.val,
-                              folds.fold_of_row, folds.n_cv)
+            out = jax.tree.map(lambda a: a[sl], fit.outputs)
+            m = scale_metrics(specs[i], out, data.targets, group_folds.train, group_folds.val,
+                              group_folds.fold_of_row, group_folds.n_cv)
             pooled = {h: v.get("pooled_val", {}) for h, v in m["heads"].items()}
             run_rows[i] = {"run": i, **combos[i], **_metric_rows(pooled)}
             for f, fm in enumerate(m["folds"]):

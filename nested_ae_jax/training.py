@@ -1,12 +1,18 @@
-"""Compiled training of many models of one scale at once.
+"""Compiled training of many models at once: one loop for every objective in the package.
 
-A *model batch* is M models that share a data set and an architecture but differ in their row
-masks (cross-validation folds), seeds and hyper-parameters. A training run is one compiled
-program per chunk of epochs: ``jax.vmap`` over the M models of ``jax.lax.scan`` over epochs of
-``jax.lax.scan`` over mini-batches. Each epoch reshuffles the model's training rows; the last
-partial mini-batch is kept and padded with masked rows, so it behaves exactly like a smaller
-batch. Batches with no training rows at all (a fold with fewer rows than another) make no
-optimiser step.
+A *model batch* is M models that share a data set and a program but differ in their row masks
+(cross-validation folds), seeds, hyper-parameters and (optionally) inputs of their own. A
+training run is one compiled program per chunk of epochs: ``jax.vmap`` over the M models of
+``jax.lax.scan`` over epochs of ``jax.lax.scan`` over mini-batches.
+
+What is optimised is a :class:`Task`: pure functions of one model (initial parameters, the
+loss of a mini-batch, the end-of-epoch record). :func:`scale_task` is a scale's supervised
+autoencoder; joint fine-tuning of a chain (``finetune``) is another task on the same loop, so
+shuffling, the chunk loop, the history, the non-finite guard and checkpoint callbacks exist
+once. Each epoch reshuffles every row set ("stream") of the task; the first stream sets the
+mini-batches per epoch and its last partial mini-batch is padded with masked rows (so it
+behaves exactly like a smaller batch); further streams wrap around their shuffled rows.
+Batches with no training rows at all (a fold with fewer rows than another) make no step.
 """
 
 from __future__ import annotations
@@ -26,22 +32,28 @@ from .errors import NestedAEError
 from .losses import head_row_losses, masked_mean, weight_penalty
 from .model import Params, ScaleModel, Stats, dropout_noise
 
+PRIMARY = "rows"  # the stream of a single-data-set task
+
 
 class ModelBatch(NamedTuple):
     """M models trained together; every leaf has leading axis M.
 
-    train_mask, val_mask: (M, N) float 0/1 row weights. stats: the input standardisation of
-    each model. seed: (M,) initial-weight seed. fold: (M,) stream id for shuffling/dropout (the
-    fold index: models with the same seed start from the same weights, as in the paper).
-    hparams: see :func:`hyperparameters`.
+    train_mask, val_mask: (M, N) float 0/1 row weights, or {STREAM: (M, N_s)} for a task with
+    several row sets. stats: the input standardisation of each model. seed: (M,) initial-weight
+    seed. fold: (M,) stream id for shuffling/dropout (the fold index: models with the same seed
+    start from the same weights, as in the paper). hparams: see :func:`hyperparameters`.
+    own_inputs: {GROUP: (M, N, d)} inputs that differ per model (a latent computed by each
+    model's own upstream model); latent_mask: (M, L) 0/1 or None (see ``ScaleModel.apply``).
     """
 
-    train_mask: jax.Array
-    val_mask: jax.Array
+    train_mask: Any
+    val_mask: Any
     stats: Stats
     seed: jax.Array
     fold: jax.Array
     hparams: dict
+    own_inputs: dict = {}
+    latent_mask: jax.Array | None = None
 
 
 class TrainState(NamedTuple):
@@ -53,6 +65,26 @@ class TrainState(NamedTuple):
     best_loss: jax.Array
     best_epoch: jax.Array
     epoch: jax.Array
+
+
+class Task(NamedTuple):
+    """What the loop optimises, as pure functions of ONE model (the loop vmaps them).
+
+    init(seed, hparams) -> params.
+    optimizer(hparams) -> optax.GradientTransformation.
+    noise(key, n_steps) -> dropout noise of one epoch, leading axis n_steps (or None).
+    loss(params, mb, data, rows, noise) -> (total, aux): rows = {STREAM: (idx (B,), w (B,))}.
+    evaluate(params, mb, data) -> ({"train/NAME": scalar, "val/NAME": scalar, ...},
+        criterion) at the end of an epoch (dropout off); the lowest criterion is "best".
+    streams: ((STREAM, batch size), ...); the first sets the mini-batches per epoch.
+    """
+
+    init: Callable
+    optimizer: Callable
+    noise: Callable
+    loss: Callable
+    evaluate: Callable
+    streams: tuple[tuple[str, int], ...]
 
 
 class NonFiniteLoss(NestedAEError):
@@ -98,9 +130,19 @@ def _static_zeros(spec: ScaleSpec, hp: dict, key: str) -> dict:
                       for h in spec.heads}}
 
 
+def weighted_total(spec: ScaleSpec, hp: dict, heads: dict[str, jax.Array]) -> jax.Array:
+    """sum_h weight_h * loss_h."""
+    return sum(hp["weight"][h.name] * heads[h.name] for h in spec.heads)
+
+
+def penalty(spec: ScaleSpec, params: Params, hp: dict) -> jax.Array:
+    """The L1/L2 weight penalty of a scale's parameters at the hyper-parameters ``hp``."""
+    return weight_penalty(params, _static_zeros(spec, hp, "l1"), _static_zeros(spec, hp, "l2"))
+
+
 def loss_terms(model: ScaleModel, params: Params, stats: Stats, inputs: dict, targets: dict,
-               weights: jax.Array, hp: dict, noise: dict | None = None
-               ) -> tuple[jax.Array, dict[str, jax.Array]]:
+               weights: jax.Array, hp: dict, noise: dict | None = None,
+               latent_mask: jax.Array | None = None) -> tuple[jax.Array, dict[str, jax.Array]]:
     """Total loss of a (masked) set of rows and the per-head masked means.
 
     total = sum_h weight_h * mean_rows(loss_h) + L1/L2 penalty (added once, unscaled: the
@@ -108,127 +150,177 @@ def loss_terms(model: ScaleModel, params: Params, stats: Stats, inputs: dict, ta
     noise for these rows (None: no dropout).
     """
     dropout = _static_zeros(model.spec, hp, "dropout")
-    outputs = model.apply(params, stats, inputs, noise=noise, dropout=dropout)
+    outputs = model.apply(params, stats, inputs, noise=noise, dropout=dropout,
+                          latent_mask=latent_mask)
     per_row = head_row_losses(model.spec, outputs, targets)
     heads = {name: masked_mean(v, weights) for name, v in per_row.items()}
-    total = sum(hp["weight"][name] * v for name, v in heads.items())
-    total = total + weight_penalty(params, _static_zeros(model.spec, hp, "l1"),
-                                   _static_zeros(model.spec, hp, "l2"))
-    return total, heads
+    return weighted_total(model.spec, hp, heads) + penalty(model.spec, params, hp), heads
+
+
+def model_inputs(mb: ModelBatch, data: dict) -> dict:
+    """The inputs one model sees: the shared data's, with its own groups (own_inputs)."""
+    return {**data["inputs"], **mb.own_inputs}
+
+
+def split_losses(spec: ScaleSpec, hp: dict, per_row: dict, train: jax.Array, val: jax.Array,
+                 prefix: str = "") -> dict:
+    """{"train/{prefix}HEAD", "val/{prefix}HEAD", ".../{prefix}total"}: masked means of per-row
+    losses on the training and validation rows (no penalty)."""
+    record = {}
+    for split, mask in (("train", train), ("val", val)):
+        heads = {n: masked_mean(v, mask) for n, v in per_row.items()}
+        record.update({f"{split}/{prefix}{n}": v for n, v in heads.items()})
+        record[f"{split}/{prefix}total"] = weighted_total(spec, hp, heads)
+    return record
 
 
 def _random_key(seed: jax.Array) -> jax.Array:
     return jax.random.key(seed)
 
 
-def init_state(model: ScaleModel, batch: ModelBatch) -> TrainState:
-    """Initial weights (from each model's seed), optimiser state and best-so-far trackers."""
-    return _compiled_init(model)(batch.seed, batch.hparams)
-
-
 @functools.cache
-def _compiled_init(model: ScaleModel) -> Callable:
-    training = model.spec.training
+def scale_task(model: ScaleModel) -> Task:
+    """A scale's supervised autoencoder as a :class:`Task` (cached per model, so compiled
+    programs are reused)."""
+    spec = model.spec
 
-    def one(seed, hp):
-        params = model.init(jax.random.fold_in(_random_key(seed), 0))
-        opt_state = optimizer(training, hp["learning_rate"]).init(params)
-        # explicit dtypes: weakly typed carries would recompile the chunk after its first call
-        return TrainState(params, opt_state, params, jnp.asarray(jnp.inf, jnp.float32),
-                          jnp.asarray(-1, jnp.int32), jnp.asarray(0, jnp.int32))
+    def init(seed, hp):
+        return model.init(jax.random.fold_in(_random_key(seed), 0))
 
-    return jax.jit(jax.vmap(one))
+    def noise(key, n_steps):
+        return dropout_noise(key, spec, (n_steps, spec.training.batch_size))
+
+    def loss(params, mb, data, rows, step_noise):
+        idx, w = rows[PRIMARY]
+        take = lambda a: a[idx]  # noqa: E731
+        return loss_terms(model, params, mb.stats, jax.tree.map(take, model_inputs(mb, data)),
+                          jax.tree.map(take, data["targets"]), w, mb.hparams, step_noise,
+                          mb.latent_mask)
+
+    def evaluate(params, mb, data):
+        outputs = model.apply(params, mb.stats, model_inputs(mb, data),
+                              latent_mask=mb.latent_mask)
+        per_row = head_row_losses(spec, outputs, data["targets"])
+        record = split_losses(spec, mb.hparams, per_row, mb.train_mask, mb.val_mask)
+        has_val = mb.val_mask.sum() > 0
+        return record, jnp.where(has_val, record["val/total"], record["train/total"])
+
+    return Task(init, lambda hp: optimizer(spec.training, hp["learning_rate"]), noise, loss,
+                evaluate, ((PRIMARY, spec.training.batch_size),))
 
 
-def _epoch_fn(model: ScaleModel, n_steps: int, may_be_empty: bool, batch_size: int) -> Callable:
+def stream_masks(task: Task, mask: Any) -> dict:
+    """{STREAM: mask} of a batch's train_mask (a bare array is the single primary stream)."""
+    return mask if isinstance(mask, dict) else {task.streams[0][0]: mask}
+
+
+def epoch_rows(key: jax.Array, mask: jax.Array, n_steps: int, batch_size: int,
+               wrap: bool) -> tuple[jax.Array, jax.Array]:
+    """One epoch of mini-batches of a model's training rows (mask (N,)), shuffled by ``key``:
+    (idx, w) each (n_steps, batch_size). Padded (w = 0) past the last training row, or, with
+    ``wrap``, cycling through the shuffled rows again (w = 1)."""
+    n_rows = mask.shape[0]
+    order = jnp.argsort(jnp.where(mask > 0, jax.random.uniform(key, (n_rows,)), 2.0))
+    span = n_steps * batch_size
+    n_train = mask.sum()
+    if wrap:
+        pos = jnp.arange(span) % jnp.maximum(n_train, 1).astype(jnp.int32)
+        return order[pos].reshape(n_steps, batch_size), \
+            jnp.broadcast_to((n_train > 0).astype(jnp.float32), (n_steps, batch_size))
+    order = jnp.pad(order, (0, max(0, span - n_rows)))[:span]
+    valid = (jnp.arange(span) < n_train).astype(jnp.float32)
+    return order.reshape(n_steps, batch_size), valid.reshape(n_steps, batch_size)
+
+
+def _epoch_fn(task: Task, n_steps: int, may_be_empty: bool) -> Callable:
     """One epoch of one model: shuffle, scan over mini-batches, evaluate, track the best.
     may_be_empty: some model has fewer mini-batches than ``n_steps`` (its extra batches are
     all padding and must be skipped)."""
-    spec, training = model.spec, model.spec.training
-    head_names = [h.name for h in spec.heads]
 
     def epoch(state: TrainState, mb: ModelBatch, data: dict) -> tuple[TrainState, dict]:
-        n_rows = mb.train_mask.shape[0]
-        opt = optimizer(training, mb.hparams["learning_rate"])
+        opt = task.optimizer(mb.hparams)
         key = jax.random.fold_in(jax.random.fold_in(_random_key(mb.seed), 1 + mb.fold),
                                  state.epoch)
         k_perm, k_drop = jax.random.split(key)
-        # training rows first, in random order; padded/truncated to n_steps * batch_size
-        order = jnp.argsort(jnp.where(mb.train_mask > 0,
-                                      jax.random.uniform(k_perm, (n_rows,)), 2.0))
-        span = n_steps * batch_size
-        order = jnp.pad(order, (0, max(0, span - n_rows)))[:span]
-        n_train = mb.train_mask.sum()
-        valid = (jnp.arange(span) < n_train).astype(jnp.float32)
+        masks = stream_masks(task, mb.train_mask)
+        rows = {name: epoch_rows(k_perm if i == 0 else jax.random.fold_in(k_perm, i),
+                                 masks[name], n_steps, size, wrap=i > 0)
+                for i, (name, size) in enumerate(task.streams)}
+        primary = task.streams[0][0]
 
         def step(carry, xs):
             params, opt_state = carry
-            idx, w, noise = xs
-            take = lambda a: a[idx]  # noqa: E731
-            grads = jax.grad(lambda p: loss_terms(
-                model, p, mb.stats, jax.tree.map(take, data["inputs"]),
-                jax.tree.map(take, data["targets"]), w, mb.hparams, noise)[0])(params)
+            batch_rows, step_noise = xs
+            grads = jax.grad(lambda p: task.loss(p, mb, data, batch_rows, step_noise)[0])(params)
             updates, new_opt = opt.update(grads, opt_state, params)
             new_params = optax.apply_updates(params, updates)
             if not may_be_empty:
                 return (new_params, new_opt), None
-            stepped = w.sum() > 0  # an all-padding batch must not move Adam's moments
+            stepped = batch_rows[primary][1].sum() > 0  # all padding: Adam must not move
             keep = lambda new, old: jnp.where(stepped, new, old)  # noqa: E731
             return (jax.tree.map(keep, new_params, params),
                     jax.tree.map(keep, new_opt, opt_state)), None
 
         (params, opt_state), _ = jax.lax.scan(
-            step, (state.params, state.opt_state),
-            (order.reshape(n_steps, batch_size), valid.reshape(n_steps, batch_size),
-             dropout_noise(k_drop, spec, (n_steps, batch_size))))
-
-        # end-of-epoch losses on all training and validation rows, dropout off
-        outputs = model.apply(params, mb.stats, data["inputs"])
-        per_row = head_row_losses(spec, outputs, data["targets"])
-        record = {}
-        for split, mask in (("train", mb.train_mask), ("val", mb.val_mask)):
-            heads = {n: masked_mean(per_row[n], mask) for n in head_names}
-            for n in head_names:
-                record[f"{split}/{n}"] = heads[n]
-            record[f"{split}/total"] = sum(mb.hparams["weight"][n] * heads[n] for n in head_names)
-        has_val = mb.val_mask.sum() > 0
-        criterion = jnp.where(has_val, record["val/total"], record["train/total"])
+            step, (state.params, state.opt_state), (rows, task.noise(k_drop, n_steps)))
+        record, criterion = task.evaluate(params, mb, data)
         better = criterion < state.best_loss
         best_params = jax.tree.map(lambda new, old: jnp.where(better, new, old),
                                    params, state.best_params)
-        new_state = TrainState(params, opt_state, best_params,
-                               jnp.where(better, criterion, state.best_loss),
-                               jnp.where(better, state.epoch, state.best_epoch),
-                               state.epoch + 1)
-        return new_state, record
+        return TrainState(params, opt_state, best_params,
+                          jnp.where(better, criterion, state.best_loss),
+                          jnp.where(better, state.epoch, state.best_epoch),
+                          state.epoch + 1), record
 
     return epoch
 
 
-def steps_per_epoch(batch: ModelBatch, batch_size: int) -> tuple[int, bool]:
-    """Mini-batches per epoch (enough for the model with the most training rows), and whether
-    some model needs fewer (then its surplus batches are empty)."""
-    counts = [math.ceil(n / batch_size) for n in np.asarray(batch.train_mask).sum(axis=1)]
+def _train_counts(task: Task, batch: ModelBatch) -> np.ndarray:
+    mask = stream_masks(task, batch.train_mask)[task.streams[0][0]]
+    return np.asarray(mask).sum(axis=1)
+
+
+def steps_per_epoch(task: Task, batch: ModelBatch) -> tuple[int, bool]:
+    """Mini-batches per epoch (enough for the model with the most training rows of the first
+    stream), and whether some model needs fewer (then its surplus batches are empty)."""
+    size = task.streams[0][1]
+    counts = [math.ceil(n / size) for n in _train_counts(task, batch)]
     return max(1, max(counts)), min(counts) != max(counts)
 
 
-def effective_batch_size(batch: ModelBatch, batch_size: int) -> int:
-    """The configured batch size, capped at the most training rows of any model (a batch
-    larger than the data is one full batch per epoch; no padding beyond it)."""
-    return max(1, min(batch_size, int(np.asarray(batch.train_mask).sum(axis=1).max())))
+def capped_task(task: Task, batch: ModelBatch) -> Task:
+    """The task with its first stream's batch size capped at the most training rows of any
+    model (a batch larger than the data is one full batch per epoch; no padding beyond it)."""
+    (name, size), *rest = task.streams
+    cap = max(1, min(size, int(_train_counts(task, batch).max())))
+    if cap == size:
+        return task
+    noise = task.noise
+    return task._replace(streams=((name, cap), *rest),
+                         noise=lambda key, n: jax.tree.map(lambda a: a[:, :cap], noise(key, n)))
 
 
-def compile_chunk(model: ScaleModel, batch: ModelBatch, batch_size: int) -> Callable:
-    """jit(vmap over models(scan over ``n_epochs`` epochs)); ``n_epochs`` is static.
-    Cached per (model, batch layout): repeated trainings reuse the compiled program."""
-    batch_size = effective_batch_size(batch, batch_size)
-    return _compiled_chunk(model, *steps_per_epoch(batch, batch_size), batch_size)
+def init_state(task: Task, batch: ModelBatch, params: Params | None = None) -> TrainState:
+    """Initial weights (from each model's seed, or the given ``params`` with a leading model
+    axis), optimiser state and best-so-far trackers."""
+    return _compiled_init(task, params is None)(batch.seed, batch.hparams, params)
 
 
 @functools.cache
-def _compiled_chunk(model: ScaleModel, n_steps: int, may_be_empty: bool,
-                    batch_size: int) -> Callable:
-    epoch = _epoch_fn(model, n_steps, may_be_empty, batch_size)
+def _compiled_init(task: Task, from_seed: bool) -> Callable:
+    def one(seed, hp, params):
+        params = task.init(seed, hp) if from_seed else params
+        opt_state = task.optimizer(hp).init(params)
+        # explicit dtypes: weakly typed carries would recompile the chunk after its first call
+        return TrainState(params, opt_state, params, jnp.asarray(jnp.inf, jnp.float32),
+                          jnp.asarray(-1, jnp.int32), jnp.asarray(0, jnp.int32))
+
+    return jax.jit(jax.vmap(one, in_axes=(0, 0, 0 if not from_seed else None)))
+
+
+@functools.cache
+def _compiled_chunk(task: Task, n_steps: int, may_be_empty: bool) -> Callable:
+    epoch = _epoch_fn(task, n_steps, may_be_empty)
 
     def chunk_one(state, mb, data, n_epochs):
         return jax.lax.scan(lambda s, _: epoch(s, mb, data), state, None, length=n_epochs)
@@ -244,7 +336,7 @@ def check_finite(history: dict[str, np.ndarray], first_epoch: int) -> None:
     history.csv) and head that went bad. ``history``: {"train/HEAD": (M, E)} for the epochs of
     one chunk, the first of which is epoch ``first_epoch + 1``."""
     for name, values in history.items():
-        if not name.startswith("train/") or name == "train/total":
+        if not name.startswith("train/") or name.endswith("total"):
             continue
         bad = ~np.isfinite(values)
         if bad.any():
@@ -255,26 +347,28 @@ def check_finite(history: dict[str, np.ndarray], first_epoch: int) -> None:
 ChunkCallback = Callable[[TrainState, dict[str, np.ndarray], int, float], None]
 
 
-def train_models(model: ScaleModel, data: dict, batch: ModelBatch, *,
-                 state: TrainState | None = None,
+def train_models(task: Task, data: dict, batch: ModelBatch, *, epochs: int,
+                 chunk_epochs: int = 100, state: TrainState | None = None,
+                 init_params: Params | None = None,
                  history: dict[str, np.ndarray] | None = None,
                  on_chunk: ChunkCallback | None = None,
                  devices: list | None = None) -> tuple[TrainState, dict[str, np.ndarray]]:
-    """Train every model of ``batch`` for the scale's epochs, in compiled chunks.
+    """Train every model of ``batch`` on ``task`` for ``epochs``, in compiled chunks.
 
-    data: {"inputs": {GROUP: (N, ...)}, "targets": {HEAD: (N, ...)}} shared by all models.
-    state/history: resume from a previous (checkpointed) state and its history.
-    on_chunk(state, history, epochs_done, seconds): called after each chunk (progress,
+    data: arrays shared by all models (a scale task: {"inputs": {GROUP: (N, ...)}, "targets":
+    {HEAD: (N, ...)}}). state/history: resume from a previous (checkpointed) state and its
+    history; init_params: start from these parameters (leading model axis) instead of the
+    seeds. on_chunk(state, history, epochs_done, seconds): called after each chunk (progress,
     checkpoints). devices: spread the models over these devices (default: all devices, when
     there are several; see :mod:`parallel`). Returns the final state and the per-epoch history
-    {"train/HEAD": (M, E), ...}. Raises :class:`NonFiniteLoss` at the end of the chunk in
-    which a loss became non-finite.
+    {"train/NAME": (M, E), ...}. Raises :class:`NonFiniteLoss` at the end of the chunk in
+    which a training loss became non-finite.
     """
     from . import parallel
 
-    training = model.spec.training
-    chunk = compile_chunk(model, batch, training.batch_size)
-    state = init_state(model, batch) if state is None else state
+    task = capped_task(task, batch)
+    chunk = _compiled_chunk(task, *steps_per_epoch(task, batch))
+    state = init_state(task, batch, init_params) if state is None else state
     n_models = int(batch.seed.shape[0])
     devices = jax.devices() if devices is None else devices
     if len(devices) > 1:
@@ -286,8 +380,8 @@ def train_models(model: ScaleModel, data: dict, batch: ModelBatch, *,
     done = int(np.asarray(parallel.to_host(state.epoch)).max())
     history = {} if history is None else {k: np.asarray(v)[:, :done] for k, v in history.items()}
     start = time.perf_counter()
-    while done < training.epochs:
-        n = min(training.chunk_epochs, training.epochs - done)
+    while done < epochs:
+        n = min(chunk_epochs, epochs - done)
         state, record = chunk(state, batch, data, n)
         record = {k: v[:n_models] for k, v in parallel.to_host(record).items()}  # (M, n)
         check_finite(record, done)

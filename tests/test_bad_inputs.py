@@ -114,7 +114,7 @@ class Ctx:
 def api_train(cfg: Path, out: Path) -> Callable[[], Any]:
     """What `nested-ae train` does, through the API."""
     def call():
-        from nested_ae_jax.rundir import prepare_out_dir, resolved_config
+        from nested_ae_jax.store import prepare_out_dir, resolved_config
         from nested_ae_jax.runner import fit_config
         conf = load_config(cfg)
         prepare_out_dir(out)
@@ -126,7 +126,7 @@ def api_predict(run: Path, data: Path, **kw) -> Callable[[], Any]:
     def call():
         from nested_ae_jax.data import read_table
         from nested_ae_jax.predict import predict_frame
-        from nested_ae_jax.rundir import load_run
+        from nested_ae_jax.store import load_run
         loaded = load_run(run)
         return predict_frame(loaded, read_table(data), source=str(data), **kw)
     return call
@@ -648,7 +648,7 @@ def case_resume_with_a_different_config(ctx):
     cfg = ctx.config(text, "other.toml")
 
     def api():
-        from nested_ae_jax.rundir import prepare_out_dir, resolved_config, resume_states
+        from nested_ae_jax.store import prepare_out_dir, resolved_config, resume_states
         out = prepare_out_dir(run, resume=True)
         return resume_states(out, resolved_config(load_config(cfg), None))
     return Case(["train", str(cfg), "--out", str(run), "--resume", "--quiet"], api,
@@ -666,7 +666,7 @@ def trained_run(tmp_path_factory) -> Path:
     train` writes (predict reads nothing else; tables and figures are skipped for speed)."""
     from nested_ae_jax.config import config_to_dict
     from nested_ae_jax.io import atomic_write_text
-    from nested_ae_jax.rundir import prepare_out_dir, resolved_config, save_scale
+    from nested_ae_jax.store import prepare_out_dir, resolved_config, save_scale
     from nested_ae_jax.runner import fit_config
 
     tmp = tmp_path_factory.mktemp("trained")
@@ -676,7 +676,8 @@ def trained_run(tmp_path_factory) -> Path:
     out = prepare_out_dir(tmp / "run")
     fit = fit_config(cfg)
     atomic_write_text(out / "config.toml", dumps_toml(config_to_dict(cfg)))
-    save_scale(out, cfg, fit.scales["s"])
+    r = fit.scales["s"]
+    save_scale(out, cfg, r.trained, r.state, r.history)
     return out
 
 
@@ -755,7 +756,7 @@ def test_bad_input_via_api(name, ctx):
 
 
 def test_overwrite_replaces_a_run_and_resume_keeps_it(tmp_path, trained_run):
-    from nested_ae_jax.rundir import prepare_out_dir
+    from nested_ae_jax.store import prepare_out_dir
 
     run = tmp_path / "run"
     shutil.copytree(trained_run, run)

@@ -9,9 +9,11 @@ import pandas as pd
 import pytest
 
 from nested_ae_jax import compare as cmp
-from nested_ae_jax import nesting
+from nested_ae_jax.compare import configs, reconstruction, report, supervised as sup
 from nested_ae_jax.config import parse_config
 from nested_ae_jax.data import fit_stats
+from nested_ae_jax.errors import ConfigError
+from nested_ae_jax.trained import feed_latents
 from nested_ae_jax.synthetic import make_nested_data
 
 S1 = [f"s1_f{i}" for i in range(6)]
@@ -76,7 +78,7 @@ def test_table_has_every_model_for_every_target_and_split(supervised):
     assert (table.n == np.where(table.target == "scale1.y1", 40, 90)).all()
     assert (table.n_folds == 3).all()
     assert np.isfinite(table[["mae", "rmse", "r2", "fold_mae_mean", "fold_mae_std"]]).all().all()
-    md = cmp.summary_markdown(table)
+    md = report.summary_markdown(table)
     assert md.count("\n") == len(table) + 1 and "| scale2.y2 | group_rows | ridge |" in md
 
 
@@ -134,30 +136,30 @@ def test_nestedae_row_is_the_chain_runs_pooled_metric(supervised):
 
 def test_sklearn_features_use_each_folds_ae_statistics_and_rf_is_deterministic(supervised):
     res = supervised.fits["random"].scales["scale1"]
-    feats = cmp.design_matrices(res)
+    feats = sup.design_matrices(res)
     x = res.data.inputs["desc"]
     stats = res.batch.stats["desc"]
     for f, m in enumerate(feats):
         np.testing.assert_allclose(m, (x - np.asarray(stats["mean"])[f])
                                    / np.asarray(stats["scale"])[f], rtol=1e-6)
     y, fold = res.data.targets["y1"], res.folds.fold_of_row
-    a = cmp.sklearn_oof("random forest", feats, y, fold)
-    np.testing.assert_array_equal(a, cmp.sklearn_oof("random forest", feats, y, fold))
+    a = sup.sklearn_oof("random forest", feats, y, fold)
+    np.testing.assert_array_equal(a, sup.sklearn_oof("random forest", feats, y, fold))
 
 
 def test_single_scale_configs():
     cfg = chain_config()
-    raw = cmp.single_scale_config(cfg, "scale2", raw_upstream=True).scales[0]
-    own = cmp.single_scale_config(cfg, "scale2", raw_upstream=False).scales[0]
+    raw = configs.single_scale_config(cfg, "scale2", raw_upstream=True)[0].scales[0]
+    own = configs.single_scale_config(cfg, "scale2", raw_upstream=False)[0].scales[0]
     assert [(g.name, g.kind) for g in raw.inputs] == [("desc", "numeric"), ("own", "numeric"),
                                                       ("kind", "categorical")]
     assert raw.group("desc").columns == tuple(S1)
     assert [h.name for h in raw.heads] == ["y2", "desc", "own", "kind"]
     assert [g.name for g in own.inputs] == ["own", "kind"]
     assert [h.name for h in own.heads] == ["y2", "own", "kind"]
-    assert cmp.group_columns(cfg, "scale2", "group_rows") == tuple(S2 + ["s2_kind"] + S1)
-    assert cmp.group_columns(cfg, "scale2", "group_composition") == tuple(S1)
-    assert cmp.group_columns(cfg, "scale1", "group_composition") == tuple(S1)
+    assert configs.group_columns(cfg, "scale2", "group_rows") == tuple(S2 + ["s2_kind"] + S1)
+    assert configs.group_columns(cfg, "scale2", "group_composition") == tuple(S1)
+    assert configs.group_columns(cfg, "scale1", "group_composition") == tuple(S1)
 
 
 def recon_config(epochs: int = 2):
@@ -200,7 +202,7 @@ def test_reconstruction_table(recon):
             + 6 * batches["b"].metrics[s]["heads"]["x"]["pooled_val"]["mae"]) / 10
            for s in range(2)]
     assert t.loc["NestedAE (raw inputs only)", "val_mae_mean"] == pytest.approx(np.mean(raw))
-    single = cmp.single_autoencoder_config(recon_config()).scales[0]
+    single = configs.single_autoencoder_config(recon_config()).scales[0]
     assert single.group("all_inputs").columns == tuple(S1[:4] + S2)
     assert single.encoder.latent_size == 3
 
@@ -210,7 +212,8 @@ def test_seed_batch_models_do_not_depend_on_their_position(recon):
     the batch, so it is the model a plain fit_config with training.seed = s trains."""
     result, frames = recon
     batch = result.fits["nested"]["a"]
-    swapped = cmp.fit_seeds(recon_config(), batch.spec, batch.base_data, np.array([1, 0]), {})
+    swapped = reconstruction.fit_seeds(recon_config(), batch.spec, batch.data,
+                                       np.array([1, 0]), {})
     for s, t in ((0, 1), (1, 0)):
         a = batch.metrics[s]["heads"]["x"]["pooled_val"]["mae"]
         b = swapped.metrics[t]["heads"]["x"]["pooled_val"]["mae"]
@@ -219,40 +222,43 @@ def test_seed_batch_models_do_not_depend_on_their_position(recon):
         pytest.approx(batch.metrics[1]["heads"]["x"]["pooled_val"]["mae"], rel=1e-6)
 
 
-def test_stacked_scale_uses_each_seeds_own_upstream_latents(recon):
+def test_each_seed_of_a_downstream_scale_gets_its_own_upstream_latents(recon):
     result, frames = recon
     up, down = result.fits["nested"]["a"], result.fits["nested"]["b"]
-    assert down.stacked
+    cfg = recon_config()
     group = down.spec.group("a_latent")
     n_folds = down.n_folds
-    latents = [nesting.transfer_latent(recon_config(), {"a": up.seed_result(s)}, group,
-                                       down.base_data) for s in range(2)]
+    latents = [feed_latents({"a": up.seed_scale(s)}, {s.name: s for s in cfg.scales},
+                            cfg.chain, group, down.data.frame, "test", down.feeders["a"])
+               for s in range(2)]
     assert not np.allclose(latents[0], latents[1])
+    given = np.asarray(down.data.inputs["a_latent"])  # (seeds x folds, N, L)
     for s in range(2):
-        want = fit_stats(latents[s], down.base_folds.train, name="a_latent", source="test")
-        got = np.asarray(down.stats["a_latent"]["mean"])[s * n_folds:(s + 1) * n_folds]
+        np.testing.assert_allclose(given[s * n_folds:(s + 1) * n_folds],
+                                   np.broadcast_to(latents[s], (n_folds, *latents[s].shape)))
+        want = fit_stats(latents[s], down.folds.train, name="a_latent", source="test")
+        got = np.asarray(down.fit.batch.stats["a_latent"]["mean"])[s * n_folds:(s + 1) * n_folds]
         np.testing.assert_allclose(got, want["mean"], rtol=1e-5, atol=1e-6)
 
 
 def test_cli_registration_and_bad_split(tmp_path):
-    parser = argparse.ArgumentParser()
-    sub = parser.add_subparsers(dest="command", required=True)
-    cmp.add_cli(sub)
-    args = parser.parse_args(["compare", "a.toml", "--cv", "random,group_rows",
-                              "--epochs", "5", "--out", str(tmp_path)])
-    assert args.func is cmp.cmd_compare and args.epochs == 5 and args.seeds == 10
+    from nested_ae_jax.cli import build_parser, compare as compare_cli
+
+    args = build_parser().parse_args(["compare", "a.toml", "--cv", "random,group_rows",
+                                      "--epochs", "5", "--out", str(tmp_path)])
+    assert args.func is compare_cli.run and args.epochs == 5 and args.seeds == 10
     args.cv = "random,grouped"
-    with pytest.raises(cmp.ConfigError, match="unknown split 'grouped'"):
-        cmp.cmd_compare(args)
+    with pytest.raises(ConfigError, match="unknown split 'grouped'"):
+        compare_cli.run(args)
 
 
 def test_write_comparison(supervised, tmp_path):
-    paths = cmp.write_comparison(supervised, tmp_path / "out")
+    paths = report.write_comparison(supervised, tmp_path / "out")
     assert [p.name for p in paths] == ["compare.md", "compare.csv", "folds.csv"]
     back = pd.read_csv(paths[1])
     assert list(back.columns) == cmp.TABLE_COLUMNS and len(back) == len(supervised.table)
     folds = pd.read_csv(paths[2])
-    assert set(folds.split) == set(cmp.SPLITS) and len(folds) == 3 * (40 + 90)
+    assert set(folds.split) == set(configs.SPLITS) and len(folds) == 3 * (40 + 90)
 
 
 def test_experiment_configs():
@@ -265,13 +271,13 @@ def test_experiment_configs():
     lat2 = load_config(root / "perovskite/nested_pce_latent2.toml")
     assert lat2.scale("device").encoder.latent_size == 2
     assert lat2.scale("atomic") == pce.scale("atomic")
-    rows = cmp.group_columns(pce, "device", "group_rows")
-    comp = cmp.group_columns(pce, "device", "group_composition")
+    rows = configs.group_columns(pce, "device", "group_rows")
+    comp = configs.group_columns(pce, "device", "group_composition")
     assert len(rows) == 17 and {"ETL_stack_sequence", "HTL_stack_sequence"} <= set(rows)
     assert len(comp) == 15 and "C_ion_radius" in comp and set(comp) < set(rows)
-    assert cmp.group_columns(pce, "atomic", "group_composition") == \
+    assert configs.group_columns(pce, "atomic", "group_composition") == \
         pce.scale("atomic").inputs[0].columns
-    raw = cmp.single_scale_config(pce, "device", raw_upstream=True).scales[0]
+    raw = configs.single_scale_config(pce, "device", raw_upstream=True)[0].scales[0]
     assert raw.group("descriptors").columns == comp
     for name in ("nested_smooth", "nested_noisy"):
         cfg = load_config(root / f"synthetic/{name}.toml")
@@ -279,6 +285,6 @@ def test_experiment_configs():
         ae1, ae2 = cfg.scales
         assert (ae1.encoder.hidden, ae1.encoder.latent_size) == ((4, 3), 2)
         assert (ae2.encoder.hidden, ae2.encoder.latent_size) == ((11, 8, 6), 5)
-        single = cmp.single_autoencoder_config(cfg).scales[0]
+        single = configs.single_autoencoder_config(cfg).scales[0]
         assert single.group("all_inputs").columns == tuple(f"f{i}" for i in range(1, 14))
         assert single.encoder.latent_size == 5

@@ -9,8 +9,6 @@ largest (1.05 on average over the folds, std 0.05) at Kb = 0.3 with layer q, for
 
 from __future__ import annotations
 
-import argparse
-from types import SimpleNamespace
 
 import jax
 import jax.numpy as jnp
@@ -24,7 +22,8 @@ from nested_ae_jax.config import parse_config
 from nested_ae_jax.data import Categories
 from nested_ae_jax.model import ScaleDims, scale_model
 from nested_ae_jax.nesting import identity_stats
-from nested_ae_jax.rundir import LoadedScale, TrainedRun
+from nested_ae_jax.store import TrainedRun
+from nested_ae_jax.trained import TrainedScale
 
 STARTS, STEPS = 96, 200
 SPACE = CompositionSpace(sites=(("A", ("Ka", "Kb")), ("X", ("Xa", "Xb", "Xc"))),
@@ -40,12 +39,12 @@ def _stack(*trees):
     return jax.tree.map(lambda *a: jnp.stack(a), *trees)
 
 
-def _loaded(model, params_per_fold, categories):
+def _loaded(model, params_per_fold, categories, feeders=None):
     params = _stack(*params_per_fold)
     stats = _stack(*[identity_stats(model)] * len(params_per_fold))
     n = len(params_per_fold)
-    return LoadedScale(model, categories, SimpleNamespace(params=params, best_params=params),
-                       stats, {}, np.zeros(1, int), n, False)
+    return TrainedScale(model, categories, params, stats, np.zeros(1, int), n, False,
+                        feeders or {})
 
 
 @pytest.fixture(scope="module")
@@ -90,7 +89,8 @@ def chain_run(tmp_path_factory):
 
     scales = {"atomic": _loaded(atomic, [p_atomic, p_atomic], Categories({}, {})),
               "device": _loaded(device, [p_device([0, 1, 0.5]), p_device([0, 1.1, 0.5])],
-                                Categories({"layer": ("p", "q", "r")}, {}))}
+                                Categories({"layer": ("p", "q", "r")}, {}),
+                                {"atomic": np.zeros((2, 1), int)})}  # atomic fold 0 feeds
     run = TrainedRun(tmp, cfg, scales)
     return D.Designer(run, SPACE)
 
@@ -197,14 +197,14 @@ def test_baselines_and_pareto(chain_run, tmp_path):
 
 
 def test_cli(chain_run, tmp_path, monkeypatch, capsys):
-    parser = argparse.ArgumentParser()
-    D.add_cli(parser.add_subparsers(dest="command"))
+    from nested_ae_jax.cli import build_parser
+
     out = tmp_path / "candidates.csv"
-    args = parser.parse_args(["design", "RUN", "--maximize", "device.eff", "--constraint",
+    args = build_parser().parse_args(["design", "RUN", "--maximize", "device.eff", "--constraint",
                               "atomic.gap>=0.5", "--constraint", "atomic.gap<=1.5",
                               "--exclude", "Xc", "--starts", str(STARTS), "--steps", str(STEPS),
                               "--out", str(out), "--top", "3", "--fix", "layer=q"])
-    monkeypatch.setattr("nested_ae_jax.rundir.load_run", lambda path: chain_run.run)
+    monkeypatch.setattr("nested_ae_jax.store.load_run", lambda path: chain_run.run)
     class Reuse(D.Designer):  # the CLI builds a Designer: hand it the compiled one
         def __new__(cls, run, space=None):
             return chain_run

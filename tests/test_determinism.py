@@ -17,7 +17,7 @@ import pytest
 from nested_ae_jax import training
 from nested_ae_jax.config import parse_config
 from nested_ae_jax.io import atomic_write_json
-from nested_ae_jax.rundir import metrics_document, oof_table
+from nested_ae_jax.reports import metrics_document, oof_table
 from nested_ae_jax.runner import fit_config
 from test_bad_inputs import good_frame, good_scale, set_key
 

@@ -3,7 +3,6 @@ latent-size scan, latent maps and the explain folder of a trained run."""
 
 from __future__ import annotations
 
-import argparse
 import itertools
 import json
 import math
@@ -17,10 +16,11 @@ import pytest
 
 from conftest import tiny_scale
 from nested_ae_jax.config import parse_config
-from nested_ae_jax.explain import add_cli, analysis, attribution, scan
+from nested_ae_jax.cli import build_parser
+from nested_ae_jax.explain import analysis, attribution, scan
 from nested_ae_jax.model import ScaleDims, scale_model
 from nested_ae_jax.nesting import nest
-from nested_ae_jax.runner import load_scale_data
+from nested_ae_jax.data import load_scale_data
 from nested_ae_jax.synthetic import INTRINSIC_DIMS, make_nested_data
 
 # ---------------------------------------------------------------------------------------------
@@ -115,7 +115,7 @@ def test_scale_shapley_treats_a_categorical_input_as_one_player_and_matches_defi
 
     def outputs(x, kind):
         out = model.apply(params, stats, {"x": jnp.asarray(x), "kind": jnp.asarray(kind)})
-        return np.concatenate([np.asarray(out["heads"]["y"]), np.asarray(out["latent"])], 1)
+        return np.concatenate([np.asarray(out.heads["y"]), np.asarray(out.latent)], 1)
 
     for r in rows:
         def value(members):
@@ -164,7 +164,7 @@ def chain_pair():
 def test_chain_gradients_equal_finite_differences_through_both_scales():
     chain = chain_pair()
     cp = chain.init(jax.random.key(3))
-    cp["up"]["stats"]["u"] = {"mean": jnp.array([1.0, -1.0]), "scale": jnp.array([2.0, 0.5])}
+    cp["up"].stats["u"] = {"mean": jnp.array([1.0, -1.0]), "scale": jnp.array([2.0, 0.5])}
     rng = np.random.default_rng(0)
     raw = {"up": {"u": jnp.asarray(rng.normal(size=(4, 2)), jnp.float32)},
            "down": {"v": jnp.asarray(rng.normal(size=(4, 1)), jnp.float32)}}
@@ -174,7 +174,7 @@ def test_chain_gradients_equal_finite_differences_through_both_scales():
 
     def y(u):
         return np.asarray(chain.apply(cp, {"up": {"u": u}, "down": raw["down"]})
-                          ["down"]["heads"]["y"][:, 0], np.float64)
+                          ["down"].heads["y"][:, 0], np.float64)
 
     eps = 1e-2
     for j in range(2):
@@ -203,36 +203,36 @@ def test_elbow_is_the_smallest_size_within_a_tenth_of_the_error_range_of_the_bes
 
 def test_masked_latent_units_are_dead():
     model = tiny_model(latent=3, hidden=(4,))
-    masked = scan.masked_scale_model(model)
     params = model.init(jax.random.key(1))
     rng = np.random.default_rng(2)
     inputs = {"x": jnp.asarray(rng.normal(size=(10, 3)), jnp.float32),
               "kind": jnp.asarray(rng.integers(0, 4, 10), jnp.int32)}
-    stats = {"x": {"mean": jnp.zeros(3), "scale": jnp.ones(3)},
-             scan.MASK_KEY: jnp.array([1.0, 1.0, 0.0])}
-    out = masked.apply(params, stats, inputs)
-    assert np.all(np.asarray(out["latent"][:, 2]) == 0.0)  # tanh(0)
+    stats = {"x": {"mean": jnp.zeros(3), "scale": jnp.ones(3)}}
+    mask = jnp.array([1.0, 1.0, 0.0])
+    out = model.apply(params, stats, inputs, latent_mask=mask)
+    assert np.all(np.asarray(out.latent[:, 2]) == 0.0)
     # changing the dead unit's weights changes nothing; changing a live unit's does
     dead = jax.tree.map(lambda a: a, params)
     dead["encoder"][-1]["w"] = dead["encoder"][-1]["w"].at[:, 2].add(5.0)
-    np.testing.assert_array_equal(masked.apply(dead, stats, inputs)["heads"]["y"],
-                                  out["heads"]["y"])
+    np.testing.assert_array_equal(model.apply(dead, stats, inputs, latent_mask=mask).heads["y"],
+                                  out.heads["y"])
     live = jax.tree.map(lambda a: a, params)
     live["encoder"][-1]["w"] = live["encoder"][-1]["w"].at[:, 0].add(5.0)
-    assert not np.allclose(masked.apply(live, stats, inputs)["heads"]["y"], out["heads"]["y"])
-    # without a mask the model is the unmasked one
-    plain = {"x": stats["x"]}
-    np.testing.assert_array_equal(masked.apply(params, plain, inputs)["latent"],
-                                  model.apply(params, plain, inputs)["latent"])
+    assert not np.allclose(model.apply(live, stats, inputs, latent_mask=mask).heads["y"],
+                           out.heads["y"])
+    # an all-ones mask is the unmasked model
+    np.testing.assert_array_equal(model.apply(params, stats, inputs,
+                                              latent_mask=jnp.ones(3)).latent,
+                                  model.apply(params, stats, inputs).latent)
 
 
 def test_scan_elbow_is_at_the_true_intrinsic_dimension(monkeypatch):
     """scale1 of the synthetic generator: 6 descriptors of 2 hidden variables. Reconstruction
     error falls sharply from size 1 to 2 and then flattens: elbow = 2. All sizes and folds are
-    trained by ONE train_models call (one compiled program)."""
+    trained by ONE fit_models call (one compiled program)."""
     calls = []
-    real = scan.train_models
-    monkeypatch.setattr(scan, "train_models", lambda *a, **k: calls.append(1) or real(*a, **k))
+    real = scan.fit_models
+    monkeypatch.setattr(scan, "fit_models", lambda *a, **k: calls.append(1) or real(*a, **k))
     frame = make_nested_data(300, n_scales=1, seed=0)["scale1"]
     cols = [f"s1_f{i}" for i in range(6)]
     spec = parse_config({"scales": {"scale1": {
@@ -284,7 +284,7 @@ def demo_run(tmp_path_factory):
     """A trained two-scale run on 60 synthetic rows (2 folds, a few epochs): scale1 (3
     descriptors -> 2 latents -> y1), scale2 (scale1's latent + 2 descriptors + a category ->
     3 latents -> y2)."""
-    from nested_ae_jax.rundir import prepare_out_dir, write_run
+    from nested_ae_jax.store import prepare_out_dir, write_run
     from nested_ae_jax.runner import fit_config
 
     tmp = tmp_path_factory.mktemp("explain")
@@ -312,9 +312,7 @@ def demo_run(tmp_path_factory):
 
 
 def test_explain_command_writes_the_folder_and_an_index_of_every_figure(demo_run, capsys):
-    parser = argparse.ArgumentParser()
-    add_cli(parser.add_subparsers(dest="command"))
-    args = parser.parse_args(["explain", str(demo_run), "--background", "8", "--rows", "5",
+    args = build_parser().parse_args(["explain", str(demo_run), "--background", "8", "--rows", "5",
                               "--scan-sizes", "2", "--scan-epochs", "2",
                               "--scan-scales", "scale1", "--quiet"])
     assert args.func(args) == 0

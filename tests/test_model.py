@@ -29,12 +29,12 @@ def test_apply_maps_raw_inputs_to_latent_features_and_heads():
     stats = {"x": {"mean": jnp.array([1.0, 2.0, 3.0]), "scale": jnp.array([2.0, 2.0, 2.0])}}
     x = jnp.arange(21.0).reshape(7, 3)
     out = model.apply(params, stats, {"x": x, "kind": jnp.array([0, 1, 2, 3, 0, 1, 2])})
-    assert out["latent"].shape == (7, 5)
-    assert out["heads"]["y"].shape == (7, 1)
-    assert out["heads"]["x"].shape == (7, 3)
-    assert out["heads"]["kind"].shape == (7, 4)
-    np.testing.assert_allclose(out["features"]["x"], (x - stats["x"]["mean"]) / 2.0)
-    np.testing.assert_array_equal(out["features"]["kind"].sum(axis=1), 1.0)
+    assert out.latent.shape == (7, 5)
+    assert out.heads["y"].shape == (7, 1)
+    assert out.heads["x"].shape == (7, 3)
+    assert out.heads["kind"].shape == (7, 4)
+    np.testing.assert_allclose(out.features["x"], (x - stats["x"]["mean"]) / 2.0)
+    np.testing.assert_array_equal(out.features["kind"].sum(axis=1), 1.0)
     assert params["encoder"][0]["w"].shape == (7, 5)  # 3 numeric + 4 one-hot
 
 
@@ -61,13 +61,13 @@ def test_dropout_only_with_noise_and_scaled_to_keep_the_mean():
     stats = {"x": {"mean": jnp.zeros(3), "scale": jnp.ones(3)}}
     inputs = {"x": jax.random.normal(jax.random.key(2), (500, 3)),
               "kind": jnp.zeros(500, jnp.int32)}
-    a = model.apply(params, stats, inputs)["heads"]["y"]
-    b = model.apply(params, stats, inputs)["heads"]["y"]
+    a = model.apply(params, stats, inputs).heads["y"]
+    b = model.apply(params, stats, inputs).heads["y"]
     np.testing.assert_array_equal(a, b)
     noise = dropout_noise(jax.random.key(3), model.spec, (500,))
     assert noise["encoder"] is None and noise["heads"]["x"] is None
     assert noise["heads"]["y"][0].shape == (500, 8)
-    c = model.apply(params, stats, inputs, noise=noise)["heads"]["y"]
+    c = model.apply(params, stats, inputs, noise=noise).heads["y"]
     assert not np.allclose(a, c)
 
 

@@ -13,7 +13,7 @@ from nested_ae_jax.config import parse_config
 from nested_ae_jax.model import ScaleDims, scale_model
 from nested_ae_jax.nesting import column_maps, nest
 from nested_ae_jax.predict import predict_frame
-from nested_ae_jax.rundir import load_run, prepare_out_dir, write_run
+from nested_ae_jax.store import load_run, prepare_out_dir, write_run
 from nested_ae_jax.runner import fit_config
 
 
@@ -40,16 +40,16 @@ def test_device_gradient_wrt_atomic_raw_descriptor_matches_finite_differences():
         cp = chain.init(jax.random.key(0))
         rng = np.random.default_rng(1)
         # non-trivial scalers between the scales, as a trained chain has
-        cp["up"]["stats"]["x"] = {"mean": jnp.array([0.5, -1.0, 2.0]),
+        cp["up"].stats["x"] = {"mean": jnp.array([0.5, -1.0, 2.0]),
                                   "scale": jnp.array([2.0, 0.5, 1.5])}
-        cp["down"]["stats"]["up_latent"] = {"mean": jnp.array([0.1, -0.2]),
+        cp["down"].stats["up_latent"] = {"mean": jnp.array([0.1, -0.2]),
                                             "scale": jnp.array([0.3, 0.7])}
         x_up = jnp.asarray(rng.normal(size=(4, 3)))
         x_down = jnp.asarray(rng.normal(size=(4, 2)))
 
         def pce(x):
             out = chain.apply(cp, {"up": {"x": x}, "down": {"x": x_down}})
-            return out["down"]["heads"]["y"].sum()
+            return out["down"].heads["y"].sum()
 
         grad = np.asarray(jax.grad(pce)(x_up))
         assert np.abs(grad).max() > 1e-3  # the signal really passes through the chain
@@ -98,8 +98,8 @@ def test_upstream_scale_is_frozen_while_the_next_trains(chain_run, tmp_path):
                     jax.tree.leaves(fit.scales["up"].state.params)):
         np.testing.assert_array_equal(a, b)
     run = load_run(out)
-    for a, b in zip(jax.tree.leaves(run.scales["up"].state.params),
-                    jax.tree.leaves(fit.scales["up"].state.params)):
+    for a, b in zip(jax.tree.leaves(run.scales["up"].params),
+                    jax.tree.leaves(fit.scales["up"].params)):
         np.testing.assert_array_equal(a, b)
 
 
@@ -109,7 +109,7 @@ def test_the_downstream_latent_input_is_the_upstream_fold0_latent(chain_run):
     x = down.rename(columns={"A": "a", "B": "b"})[["a", "b", "c"]].to_numpy(np.float32)
     params0 = jax.tree.map(lambda a: a[0], up.params)
     stats0 = jax.tree.map(lambda a: a[0], up.batch.stats)
-    latent = up.model.apply(params0, stats0, {"x": jnp.asarray(x)})["latent"]
+    latent = up.model.apply(params0, stats0, {"x": jnp.asarray(x)}).latent
     np.testing.assert_allclose(fit.scales["down"].data.inputs["up_latent"], latent, rtol=1e-5,
                                atol=1e-6)
 
@@ -120,7 +120,7 @@ def test_saved_chain_predicts_the_same_numbers_from_the_last_scale_columns_only(
     raw = down[["A", "B", "c", "d", "e"]]  # no target, nothing but the device file's inputs
     table = predict_frame(run, raw, fold=2)
     np.testing.assert_allclose(table["down.y"],
-                               np.asarray(fit.scales["down"].outputs["heads"]["y"][2, :, 0]),
+                               np.asarray(fit.scales["down"].outputs.heads["y"][2, :, 0]),
                                rtol=1e-5, atol=1e-5)
     assert "up.y" in table  # the upstream property on the downstream rows
 
@@ -134,10 +134,10 @@ def test_joint_finetuning_moves_the_upstream_encoder_through_the_downstream_loss
                                "chain.finetune_weights": {"up": 0.0, "down": 1.0}})
     tuned = finetune_chain(tuned_cfg, fit.scales)
     before = np.asarray(fit.scales["up"].params["encoder"][0]["w"][0])  # the feeding fold 0
-    after = np.asarray(tuned["params"]["params"]["up"]["encoder"][0]["w"])  # one per copy
+    after = np.asarray(tuned.params["up"].params["encoder"][0]["w"])  # one per copy
     assert after.shape[0] == 3  # one chain copy per downstream fold
     assert np.abs(after - before).max() > 1e-4
     assert np.abs(after[0] - after[1]).max() > 0  # copies train on different folds
-    hist = tuned["history"]
-    assert hist["train/down"].shape == (3, 5) and np.isfinite(hist["val/down"]).all()
-    assert "pooled_val" in tuned["metrics"]["down"]["heads"]["y"]
+    hist = tuned.history
+    assert hist["train/down.total"].shape == (3, 5) and np.isfinite(hist["val/down.total"]).all()
+    assert "pooled_val" in tuned.metrics["down"]["heads"]["y"]

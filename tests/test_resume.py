@@ -26,7 +26,7 @@ from nested_ae_jax import checkpoint
 from nested_ae_jax.config import config_to_dict, load_config
 from nested_ae_jax.errors import RunDirError
 from nested_ae_jax.io import atomic_write_text, dumps_toml
-from nested_ae_jax.rundir import (load_run, load_scale, prepare_out_dir, resolved_config,
+from nested_ae_jax.store import (load_run, load_scale, prepare_out_dir, resolved_config,
                                   resume_states)
 from test_bad_inputs import good_frame, good_scale
 
@@ -99,7 +99,7 @@ def test_a_run_killed_mid_training_resumes_to_the_uninterrupted_numbers(tmp_path
     assert left and max(left) < EPOCHS and all(s % EVERY == 0 for s in left)
     assert checkpoint.latest_step(killed / "checkpoints" / "s") == max(left)
     for step in left:
-        _, loaded = load_scale(killed, "s", step)
+        loaded = load_scale(killed, "s", step)
         assert int(loaded.state.epoch.max()) == step
     # and no later command takes it for a finished run, even if the kill came after
     # config.toml was written but before the final checkpoint

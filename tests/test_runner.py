@@ -12,7 +12,7 @@ from conftest import tiny_scale
 from nested_ae_jax.config import parse_config
 from nested_ae_jax.errors import DataError, RunDirError
 from nested_ae_jax.predict import predict_frame
-from nested_ae_jax.rundir import load_run, prepare_out_dir, write_run
+from nested_ae_jax.store import load_run, prepare_out_dir, write_run
 from nested_ae_jax.runner import fit_config
 
 
@@ -86,13 +86,13 @@ def test_a_saved_run_predicts_what_the_trained_models_predicted(fitted):
     frame, cfg, fit, out = fitted
     run = load_run(out)
     table = predict_frame(run, frame, fold=1)
-    in_memory = np.asarray(fit.scales["s"].outputs["heads"]["y"][1, :, 0])
+    in_memory = np.asarray(fit.scales["s"].outputs.heads["y"][1, :, 0])
     np.testing.assert_allclose(table["s.y"], in_memory, rtol=1e-5, atol=1e-6)
-    latent = np.asarray(fit.scales["s"].outputs["latent"][1])
+    latent = np.asarray(fit.scales["s"].outputs.latent[1])
     np.testing.assert_allclose(table[["s.latent_0", "s.latent_1"]], latent, rtol=1e-5,
                                atol=1e-6)
     ensemble = predict_frame(run, frame)
-    mean = np.asarray(fit.scales["s"].outputs["heads"]["y"][:, :, 0]).mean(0)
+    mean = np.asarray(fit.scales["s"].outputs.heads["y"][:, :, 0]).mean(0)
     np.testing.assert_allclose(ensemble["s.y"], mean, rtol=1e-5, atol=1e-6)
     assert (ensemble["s.y.std"] > 0).all()
 
@@ -147,9 +147,9 @@ def test_an_ensemble_trains_members_x_folds_at_once_and_reports_their_mean(tmp_p
     r = fit.scales["s"]
     assert np.asarray(r.batch.seed).tolist() == [0, 0, 0, 1, 1, 1, 2, 2, 2]  # member-major
     assert np.asarray(r.batch.fold).tolist() == [0, 1, 2] * 3
-    every = predict_models(r.model, r.params, r.batch.stats, r.data.inputs)["heads"]["y"]
+    every = predict_models(r.model, r.params, r.batch.stats, r.data.inputs).heads["y"]
     members = np.asarray(every).reshape(3, 3, 40, 1)
-    np.testing.assert_allclose(r.outputs["heads"]["y"], members.mean(0), rtol=1e-5, atol=1e-6)
+    np.testing.assert_allclose(r.outputs.heads["y"], members.mean(0), rtol=1e-5, atol=1e-6)
     np.testing.assert_allclose(r.outputs_std["y"], members.std(0), rtol=1e-4, atol=1e-6)
     out = prepare_out_dir(tmp_path / "run")
     write_run(fit, out)

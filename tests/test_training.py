@@ -9,10 +9,18 @@ import pytest
 
 from conftest import tiny_scale
 from nested_ae_jax.config import parse_config
+from nested_ae_jax.data import Categories, ScaleData
+from nested_ae_jax.fitting import model_batch, replica_layout
 from nested_ae_jax.model import ScaleDims, scale_model
-from nested_ae_jax.runner import Folds, model_batch
-from nested_ae_jax.training import (NonFiniteLoss, hyperparameters, loss_terms,
+from nested_ae_jax.splits import Folds
+from nested_ae_jax.training import (NonFiniteLoss, hyperparameters, loss_terms, scale_task,
                                     steps_per_epoch, train_models)
+
+
+def train(model, data, batch, **kw):
+    training = model.spec.training
+    return train_models(scale_task(model), data, batch, epochs=training.epochs,
+                        chunk_epochs=training.chunk_epochs, **kw)
 
 
 def setup(n=30, epochs=10, lr=5e-2, folds=3, batch=8):
@@ -27,7 +35,9 @@ def setup(n=30, epochs=10, lr=5e-2, folds=3, batch=8):
     train = np.stack([fold != f for f in range(folds)]).astype(np.float32)
     stats = {"x": {"mean": np.zeros((folds, 3), np.float32),
                    "scale": np.ones((folds, 3), np.float32)}}
-    batch_ = model_batch(spec, Folds(fold, train, 1 - train), stats)
+    scale_data = ScaleData(None, {"x": x}, {"y": y}, Categories({}, {}), "test")
+    batch_ = model_batch(spec, scale_data, replica_layout(spec, Folds(fold, train, 1 - train)),
+                         stats)
     data = {"inputs": {"x": jnp.asarray(x)}, "targets": {"y": jnp.asarray(y)}}
     return spec, model, data, batch_
 
@@ -51,19 +61,17 @@ def test_padded_masked_batch_gives_the_gradient_of_the_unpadded_batch():
 
 
 def test_steps_per_epoch_keeps_the_last_partial_batch():
-    _, _, _, batch = setup(n=30, folds=3, batch=8)  # 20 training rows per fold
-    assert steps_per_epoch(batch, 8) == (3, False)
-    _, _, _, batch = setup(n=31, folds=3, batch=7)  # 20 or 21 rows: 3 batches each
-    assert steps_per_epoch(batch, 7) == (3, False)
-    _, _, _, batch = setup(n=22, folds=2, batch=11)  # 11 rows each
-    assert steps_per_epoch(batch, 11) == (1, False)
-    _, _, _, batch = setup(n=23, folds=2, batch=11)  # 11 and 12 rows: 1 vs 2 batches
-    assert steps_per_epoch(batch, 11) == (2, True)
+    for n, folds, size, want in ((30, 3, 8, (3, False)),   # 20 training rows per fold
+                                 (31, 3, 7, (3, False)),   # 20 or 21 rows: 3 batches each
+                                 (22, 2, 11, (1, False)),  # 11 rows each
+                                 (23, 2, 11, (2, True))):  # 11 and 12 rows: 1 vs 2 batches
+        _, model, _, batch = setup(n=n, folds=folds, batch=size)
+        assert steps_per_epoch(scale_task(model), batch) == want
 
 
 def test_training_lowers_the_loss_and_records_every_epoch():
     spec, model, data, batch = setup()
-    state, history = train_models(model, data, batch)
+    state, history = train(model, data, batch)
     assert history["train/total"].shape == (3, 10)
     assert set(history) == {"train/y", "train/x", "train/total", "val/y", "val/x", "val/total"}
     assert (history["train/y"][:, -1] < 0.5 * history["train/y"][:, 0]).all()
@@ -75,13 +83,13 @@ def test_training_lowers_the_loss_and_records_every_epoch():
 
 def test_same_seed_same_numbers_and_folds_share_initial_weights():
     spec, model, data, batch = setup()
-    s1, h1 = train_models(model, data, batch)
-    s2, h2 = train_models(model, data, batch)
+    s1, h1 = train(model, data, batch)
+    s2, h2 = train(model, data, batch)
     for a, b in zip(jax.tree.leaves(s1.params), jax.tree.leaves(s2.params)):
         np.testing.assert_array_equal(a, b)
     np.testing.assert_array_equal(h1["val/total"], h2["val/total"])
     from nested_ae_jax.training import init_state
-    init = init_state(model, batch).params
+    init = init_state(scale_task(model), batch).params
     w = np.asarray(init["encoder"][0]["w"])
     np.testing.assert_array_equal(w[0], w[1])  # the paper: every fold from seed 0's weights
 
@@ -94,8 +102,8 @@ def test_resuming_from_a_chunk_equals_an_uninterrupted_run():
         if done == 5:  # what a checkpoint after the first chunk of 5 epochs would hold
             saved["state"], saved["history"] = state, dict(history)
 
-    full_state, full_hist = train_models(model, data, batch, on_chunk=keep_first_chunk)
-    resumed, hist = train_models(model, data, batch, state=saved["state"],
+    full_state, full_hist = train(model, data, batch, on_chunk=keep_first_chunk)
+    resumed, hist = train(model, data, batch, state=saved["state"],
                                  history=saved["history"])
     for a, b in zip(jax.tree.leaves(full_state.params), jax.tree.leaves(resumed.params)):
         np.testing.assert_allclose(a, b, rtol=1e-6)
@@ -105,6 +113,6 @@ def test_resuming_from_a_chunk_equals_an_uninterrupted_run():
 def test_non_finite_loss_stops_training_and_names_model_epoch_head():
     spec, model, data, batch = setup(epochs=10, lr=1e30)
     with pytest.raises(NonFiniteLoss) as err:
-        train_models(model, data, batch)
+        train(model, data, batch)
     assert err.value.head in ("y", "x")
     assert 0 <= err.value.epoch < 10 and 0 <= err.value.model < 3

@@ -92,7 +92,7 @@ def scale_output_fn(model: ScaleModel, params, stats, players: list[Player]):
 
     def f(z):
         out = model.apply(params, stats, inputs_from_matrix(players, z))
-        return jnp.concatenate([out["heads"][h] for h in heads] + [out["latent"]], axis=-1)
+        return jnp.concatenate([out.heads[h] for h in heads] + [out.latent], axis=-1)
 
     return f
 
@@ -140,7 +140,7 @@ def chain_gradients(chain_apply, chain_params: dict, raw: dict, scale: str, head
         inputs = {s: dict(groups) for s, groups in raw.items()}
         for (s, g), x in num.items():
             inputs[s][g] = x
-        return chain_apply(chain_params, inputs)[scale]["heads"][head][:, column].sum()
+        return chain_apply(chain_params, inputs)[scale].heads[head][:, column].sum()
 
     grads = jax.jit(jax.grad(total))(numeric)
     return {k: np.asarray(v) for k, v in grads.items()}

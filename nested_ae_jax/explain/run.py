@@ -2,10 +2,9 @@
 
 Which model is explained: latents of different folds are not aligned (unit j of fold 0 need
 not mean what unit j of fold 1 means), so each scale is explained through ONE of its trained
-models: the one that feeds downstream scales (chain.feed = fold: chain.feed_fold, the paper's
-fold 0; all_rows: the all-rows model), else fold chain.feed_fold; ``fold=`` overrides. Upstream
-scales enter exactly as they do in training and prediction (the feeding model, or the fold
-ensemble with chain.feed = fold_mean). Latent activity is also tabulated for every model.
+models (``trained.representative``: the one that feeds downstream scales, else fold
+chain.feed_fold); ``fold=`` overrides. Upstream scales enter exactly as they fed that model in
+training. Latent activity is also tabulated for every model.
 """
 
 from __future__ import annotations
@@ -16,19 +15,17 @@ from pathlib import Path
 from typing import Callable
 
 import jax
-import jax.numpy as jnp
 import numpy as np
 import pandas as pd
 
-from .. import io, nesting, plots
+from .. import io, nesting, plots, trained
 from ..config import ScaleSpec, resolve_data_path
-from ..data import encode_targets, read_table
+from ..data import ScaleData, encode_targets, read_table
 from ..errors import NestedAEError
 from ..model import ScaleModel
 from ..nesting import Chain
-from ..rundir import LoadedScale, TrainedRun, load_run
-from ..runner import Folds, ScaleData
-from ..splits import fold_masks
+from ..splits import Folds
+from ..store import TrainedRun, load_run
 from . import analysis, attribution, scan
 
 from . import DEFAULT_BACKGROUND, DEFAULT_ROWS
@@ -62,73 +59,57 @@ class ScaleView:
     all_latents: np.ndarray = field(default=None)  # (models, N, L): every model's latent
 
 
-def n_models(spec: ScaleSpec, loaded: LoadedScale) -> int:
-    return loaded.n_cv + int(loaded.has_full and spec.cv.kind != "none")
-
-
 def explained_index(run: TrainedRun, name: str, fold: int | None = None) -> tuple[int, str]:
-    """Index and label of the model that represents scale ``name`` (see module docstring)."""
-    cfg, loaded = run.config, run.scales[name]
-    spec = cfg.scale(name)
-    total = n_models(spec, loaded)
+    """Index and label of the model that represents scale ``name`` (``trained.representative``;
+    ``fold`` picks another model)."""
+    scale = run.scales[name]
     if fold is not None:
+        total = scale.n_models
         if not 0 <= fold < total:
             raise NestedAEError(f"--fold {fold}: scale '{name}' has models 0..{total - 1}")
-        return fold, ("all-rows model" if fold >= loaded.n_cv else f"fold {fold}")
-    feeds = any(name in s.upstream for s in cfg.scales)
-    if feeds and cfg.chain.feed == "all_rows" and loaded.has_full and loaded.n_cv < total:
-        return loaded.n_cv, "all-rows model"
-    i = min(cfg.chain.feed_fold, max(loaded.n_cv - 1, 0))
-    return i, (f"fold {i}" if loaded.n_cv and spec.cv.kind != "none" else "all-rows model")
-
-
-def _pick(tree, i):
-    return jax.tree.map(lambda a: jnp.asarray(a)[i], tree)
+        return fold, trained.model_label(scale, fold)
+    feeds = any(name in s.upstream for s in run.config.scales)
+    return trained.representative(scale, run.config.chain, feeds)
 
 
 def scale_view(run: TrainedRun, name: str, *, fold: int | None = None,
                data_root: str | None = None) -> ScaleView:
-    """Read scale ``name``'s data file, run the chain on it and keep what the explanations
-    need (the pattern of ``predict.predict_frame``)."""
+    """Read scale ``name``'s data file and run the chain on it through the explained model
+    (one copy of ``trained.chain_copies``: upstream scales fed as in training)."""
     cfg = run.config
     specs = {s.name: s for s in cfg.scales}
     spec = specs[name]
     upto = [*nesting.upstream_of(cfg, name), name]
-    loaded = run.scales
+    scales = run.scales
     path = resolve_data_path(spec.data, run.path, data_root)
     source = str(path)
     frame = read_table(path, spec.column_names)
-    categories = loaded[name].categories
+    categories = scales[name].categories
     raw = nesting.chain_inputs({n: specs[n] for n in upto},
-                               {n: loaded[n].categories for n in upto}, frame, name, source)
-    upstream, cp = nesting.trained_chain(cfg, loaded, upto[:-1])
-    cp = nesting.refit_transfer(cfg, upstream, cp, raw, name)
+                               {n: scales[n].categories for n in upto}, frame, name, source)
     index, label = explained_index(run, name, fold)
-    model = loaded[name].model
-    params, stats = _pick(loaded[name].params, index), _pick(loaded[name].stats, index)
-    cp[name] = {"params": params, "stats": stats}
-    chain = nesting.nest({**upstream.models, name: model}, upstream.ensembles)
+    chain, copies = trained.chain_copies(scales, name, np.array([index]))
+    copies = trained.refit_upstream(cfg.chain, chain, copies, raw, list(spec.upstream))
+    cp = jax.tree.map(lambda a: a[0], copies)  # the one copy
     outs = jax.jit(chain.apply)(cp, raw)
     inputs = {g: np.asarray(v) for g, v in raw[name].items()}
     for g in spec.inputs:
         if g.kind == "latent":
-            inputs[g.name] = np.asarray(outs[g.scale]["latent"])
+            inputs[g.name] = np.asarray(outs[g.scale].latent)
     targets = encode_targets(spec, frame, categories, source)
     data = ScaleData(frame, inputs, targets, categories, source)
-    ls = loaded[name]
+    ls = scales[name]
     n = len(frame)
     if spec.cv.kind != "none" and ls.n_cv > 0 and len(ls.fold_of_row) == n:
-        train, val = fold_masks(ls.fold_of_row, ls.n_cv)
-        folds = Folds(ls.fold_of_row, train.astype(np.float32), val.astype(np.float32))
+        folds = Folds.from_fold_ids(ls.fold_of_row, ls.n_cv)
     else:
-        folds = Folds(np.full(n, -1, np.int32), np.ones((1, n), np.float32),
-                      np.zeros((1, n), np.float32), has_full=True)
-    every = jax.jit(jax.vmap(lambda p, s: model.apply(p, s, inputs)["latent"]))(
-        ls.params, ls.stats)
+        folds = Folds.single(n)
+    model = ls.model
+    every = jax.jit(jax.vmap(lambda p, s: model.apply(p, s, inputs).latent))(ls.params, ls.stats)
     to_np = lambda t: jax.tree.map(np.asarray, t)  # noqa: E731
-    return ScaleView(name, spec, model, index, label, params, stats, data, raw, chain, cp,
-                     to_np(outs[name]), {n_: to_np(outs[n_]) for n_ in upto[:-1]}, folds,
-                     ls.params, np.asarray(every))
+    return ScaleView(name, spec, model, index, label, cp[name].params, cp[name].stats, data,
+                     raw, chain, cp, to_np(outs[name]), {n_: to_np(outs[n_]) for n_ in upto[:-1]},
+                     folds, ls.params, np.asarray(every))
 
 
 # ----------------------------------------------------------------------------------------------
@@ -188,7 +169,7 @@ def descriptor_columns(view: ScaleView) -> dict[str, np.ndarray]:
 def correlation_tables(view: ScaleView) -> tuple[pd.DataFrame, pd.DataFrame, list[str]]:
     """Square Pearson and adjusted correlation matrices over [latents, descriptors, targets]
     and the names of the latent rows."""
-    z = view.outputs["latent"]
+    z = view.outputs.latent
     latents = {f"latent_{j}": z[:, j] for j in range(z.shape[1])}
     cols = {**latents, **descriptor_columns(view), **target_columns(view)}
     r = analysis.pearson_matrix(pd.DataFrame(cols))
@@ -201,7 +182,7 @@ def map_colours(view: ScaleView) -> dict[str, np.ndarray]:
     predictions on these rows."""
     cols = {}
     for h in view.spec.heads:
-        pred = view.outputs["heads"][h.name]
+        pred = view.outputs.heads[h.name]
         if h.kind == "regression":
             for j, t in enumerate(h.target):
                 cols[f"{h.name}[{t}] predicted" if len(h.target) > 1 else
@@ -215,7 +196,7 @@ def map_colours(view: ScaleView) -> dict[str, np.ndarray]:
             cols[g.column] = labels[np.asarray(view.data.inputs[g.name])]
     for up, outs in view.upstream.items():
         for h in [h for h in _spec_of(view, up).heads if h.kind == "regression"]:
-            cols[f"{up}.{h.name} predicted"] = outs["heads"][h.name][:, 0]
+            cols[f"{up}.{h.name} predicted"] = outs.heads[h.name][:, 0]
     return cols
 
 
@@ -541,7 +522,7 @@ def explain_run(run_dir, out_dir=None, *, background: int = DEFAULT_BACKGROUND,
            "each head's prediction, the categorical inputs, upstream scales' predictions.\n")
     for name, view in views.items():
         t0 = time.perf_counter()
-        coords, labels, method = analysis.latent_map(view.outputs["latent"], seed=seed)
+        coords, labels, method = analysis.latent_map(view.outputs.latent, seed=seed)
         colours = map_colours(view)
         table = pd.DataFrame({"x": coords[:, 0], "y": coords[:, 1], **colours})
         w.csv(f"latent_map_{name}.csv", table, f"{name}: map coordinates ({method}) and colours")

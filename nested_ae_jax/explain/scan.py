@@ -1,56 +1,30 @@
 """Latent-size scan: one compiled training program for every latent size 1..K and every fold.
 
-Every model of the batch is built at the largest size K; a fixed 0/1 mask per model (carried in
-the model's ``stats`` pytree under :data:`MASK_KEY`, since ``stats`` is the per-model,
-non-trained part of a ``ModelBatch``) multiplies the weights and bias of the encoder's last
-layer, so a masked unit outputs activation(0) for every row — a constant that carries no
-information — and receives no gradient from the losses. A model with mask [1]*k + [0]*(K-k)
-therefore is a size-k model (its dead units still take the L1 penalty, which only shrinks
-those unused weights). ``training.train_models`` vmaps over all (size, fold) models at once.
+Every model of the batch is built at the largest size K; each size is a replica with a fixed
+0/1 latent mask (``ScaleModel.apply``'s ``latent_mask``): a masked unit is 0 on every row, so
+it carries no information and its encoder weights receive no gradient from the losses. A model
+with mask [1]*k + [0]*(K-k) therefore is a size-k model (its dead units' weights still take the
+L1 penalty, which only shrinks them). ``fitting.fit_models`` trains all (size, fold) models at
+once.
 """
 
 from __future__ import annotations
 
 import dataclasses
-import functools
-import time
 
-import jax
-import jax.numpy as jnp
 import numpy as np
 import pandas as pd
 
 from ..config import ScaleSpec
-from ..data import input_group_columns
-from ..model import ScaleModel, scale_model
-from ..runner import (Folds, ScaleData, fit_input_stats, make_folds, model_batch,
-                      progress_printer, scale_dims)
-from ..training import train_models
-
-MASK_KEY = "__latent_mask__"
+from ..data import ScaleData
+from ..fitting import Replica, fit_models, replica_layout
+from ..splits import Folds, make_folds
+from ..training import hyperparameters
 
 
-@functools.cache
-def masked_scale_model(base: ScaleModel) -> ScaleModel:
-    """``base`` with a latent mask read from ``stats[MASK_KEY]`` ((L,) 0/1; absent = all
-    units live): the encoder's last layer columns of masked units are multiplied by 0.
-    Cached, so repeated scans of one architecture reuse the compiled training program."""
-    def apply(params, stats, inputs, **kwargs):
-        stats = dict(stats)
-        mask = stats.pop(MASK_KEY, None)
-        if mask is not None:
-            enc = list(params["encoder"])
-            enc[-1] = {"w": enc[-1]["w"] * mask, "b": enc[-1]["b"] * mask}
-            params = {**params, "encoder": enc}
-        return base.apply(params, stats, inputs, **kwargs)
-
-    return base._replace(apply=apply)
-
-
-def size_masks(sizes: list[int], latent_size: int, n_folds: int) -> np.ndarray:
-    """(len(sizes) * n_folds, latent_size) float32: size-major, fold-minor model order."""
-    per_size = (np.arange(latent_size)[None, :] < np.asarray(sizes)[:, None])
-    return np.repeat(per_size, n_folds, axis=0).astype(np.float32)
+def size_masks(sizes: list[int], latent_size: int) -> np.ndarray:
+    """(len(sizes), latent_size) float32: the first ``size`` units of each row live."""
+    return (np.arange(latent_size)[None, :] < np.asarray(sizes)[:, None]).astype(np.float32)
 
 
 def latent_size_scan(spec: ScaleSpec, data: ScaleData, sizes, *, folds: Folds | None = None,
@@ -71,29 +45,23 @@ def latent_size_scan(spec: ScaleSpec, data: ScaleData, sizes, *, folds: Folds | 
     if not sizes or sizes[0] < 1:
         raise ValueError(f"latent sizes must be >= 1, got {sizes}")
     k_max = sizes[-1]
-    training = dataclasses.replace(spec.training, checkpoint_every=0,
+    training = dataclasses.replace(spec.training, checkpoint_every=0, ensemble=1,
                                    epochs=epochs or spec.training.epochs)
     spec_k = dataclasses.replace(spec, encoder=dataclasses.replace(spec.encoder,
                                                                    latent_size=k_max),
                                  training=training)
     if folds is None:
-        folds = make_folds(spec_k, data, group_columns or input_group_columns(spec))
+        folds = make_folds(spec_k, data, group_columns)
     n_cv = folds.n_cv or folds.n_models  # cv none: the single all-rows model
-    reps = len(sizes)
-    tiled = Folds(folds.fold_of_row, np.tile(folds.train[:n_cv], (reps, 1)),
-                  np.tile(folds.val[:n_cv], (reps, 1)))
-    stats = fit_input_stats(spec_k, data, tiled)
-    stats[MASK_KEY] = size_masks(sizes, k_max, n_cv)
-    batch = model_batch(spec_k, tiled, stats)
-    model = masked_scale_model(scale_model(spec_k, scale_dims(spec_k, data)))
-    arrays = {"inputs": jax.tree.map(jnp.asarray, data.inputs),
-              "targets": jax.tree.map(jnp.asarray, data.targets)}
-    printer = progress_printer(f"{spec.name} scan 1..{k_max}" if sizes == list(
-        range(1, k_max + 1)) else f"{spec.name} scan", training.epochs, progress)
-    start = time.perf_counter()
-    state, history = train_models(model, arrays, batch, on_chunk=printer)
-    seconds = time.perf_counter() - start
-    n_models = reps * n_cv
+    cv_folds = Folds(folds.fold_of_row, folds.train[:n_cv], folds.val[:n_cv])
+    hp = hyperparameters(spec_k)
+    replicas = [Replica(spec.training.seed, hp, m) for m in size_masks(sizes, k_max)]
+    label = f"{spec.name} scan 1..{k_max}" if sizes == list(range(1, k_max + 1)) \
+        else f"{spec.name} scan"
+    fit = fit_models(spec_k, data, replica_layout(spec_k, cv_folds, replicas),
+                     progress=progress, label=label)
+    state, history, seconds = fit.state, fit.history, fit.seconds
+    reps, n_models = len(sizes), len(sizes) * n_cv
     if spec.training.select == "best":
         epoch = np.asarray(state.best_epoch)
     else:
