@@ -33,7 +33,7 @@ import time
 import jax
 
 from nested_ae_jax import design as D
-from nested_ae_jax.rundir import load_run
+from nested_ae_jax.store import load_run
 
 OBJECTIVE = "device.pce"
 CONSTRAINTS = ["atomic.gap>=1.2", "atomic.gap<=1.6"]

@@ -34,10 +34,13 @@ import numpy as np
 
 from nested_ae_jax.config import load_config, override
 from nested_ae_jax.model import scale_model
-from nested_ae_jax.runner import (Folds, fit_input_stats, fit_scale, load_scale_data,
-                                  make_folds, model_batch, scale_dims)
+from nested_ae_jax.data import load_scale_data
+from nested_ae_jax.fitting import Replica, model_batch, replica_layout
+from nested_ae_jax.model import scale_dims
+from nested_ae_jax.runner import fit_scale
+from nested_ae_jax.splits import Folds, make_folds
 from nested_ae_jax.sweep import sweep
-from nested_ae_jax.training import hyperparameters, init_state, train_models
+from nested_ae_jax.training import hyperparameters, init_state, scale_task, train_models
 
 REPO = Path(__file__).resolve().parents[1]
 CONFIG = REPO / "experiments/perovskite/ae1_bandgap.toml"
@@ -60,7 +63,7 @@ def ae1(data_root: str, epochs: int | None = None):
 def bench_protocol(data_root: str) -> dict:
     start = time.perf_counter()
     cfg, spec, data = ae1(data_root)
-    result = fit_scale(spec, data)
+    result = fit_scale(spec, data, make_folds(spec, data))
     wall = time.perf_counter() - start
     gap = result.metrics["heads"]["gap"]["pooled_val"]
     return emit({"name": "ae1_protocol", "models": 5, "epochs": 1500, "wall_s": round(wall, 2),
@@ -83,19 +86,21 @@ def bench_torch(epochs: int) -> dict | None:
 
 def bench_throughput(data_root: str, n_models: int, epochs: int) -> dict:
     cfg, spec, data = ae1(data_root, epochs)
-    folds = make_folds(spec, data, [])
+    folds = make_folds(spec, data)
     one = Folds(folds.fold_of_row, folds.train[:1], folds.val[:1])
-    stats = fit_input_stats(spec, data, one)
     hp = hyperparameters(spec)
-    batch = model_batch(spec, one, stats, [(s, hp) for s in range(n_models)])
-    model = scale_model(spec, scale_dims(spec, data))
+    batch = model_batch(spec, data, replica_layout(spec, one, [Replica(s, hp)
+                                                              for s in range(n_models)]))
+    task = scale_task(scale_model(spec, scale_dims(spec, data)))
     arrays = {"inputs": jax.tree.map(jnp.asarray, data.inputs),
               "targets": jax.tree.map(jnp.asarray, data.targets)}
+    run = lambda state=None: train_models(task, arrays, batch, epochs=epochs,  # noqa: E731
+                                          chunk_epochs=spec.training.chunk_epochs, state=state)
     t0 = time.perf_counter()
-    train_models(model, arrays, batch)  # compile + a first run
+    run()  # compile + a first run
     first = time.perf_counter() - t0
     t0 = time.perf_counter()
-    state, _ = train_models(model, arrays, batch, state=init_state(model, batch))
+    state, _ = run(init_state(task, batch))
     jax.block_until_ready(state.params)
     wall = time.perf_counter() - t0
     steps = int(np.ceil(one.train.sum() / spec.training.batch_size)) * epochs

@@ -2,7 +2,6 @@
 checked against independent numpy, seed batches equal to separate runs. Tiny data and a few
 epochs: these test the plumbing, not the numbers."""
 
-import argparse
 
 import numpy as np
 import pandas as pd

@@ -31,21 +31,22 @@ import numpy as np
 
 def train(config: str, out: Path, data_root: str | None, epochs: int | None,
           overwrite: bool) -> Path:
-    from nested_ae_jax import rundir
-    from nested_ae_jax.cli import metrics_table
-    from nested_ae_jax.compare import with_epochs
+    from nested_ae_jax import store
+    from nested_ae_jax.cli.progress import metrics_table
+    from nested_ae_jax.compare.configs import with_epochs
+    from nested_ae_jax.reports import metrics_document
     from nested_ae_jax.config import load_config
     from nested_ae_jax.runner import fit_config
 
     cfg = with_epochs(load_config(config), epochs)
-    out = rundir.prepare_out_dir(out, overwrite=overwrite)
-    resolved = rundir.resolved_config(cfg, data_root)
+    out = store.prepare_out_dir(out, overwrite=overwrite)
+    resolved = store.resolved_config(cfg, data_root)
     start = time.perf_counter()
     fit = fit_config(resolved, data_root=data_root,
                      progress=lambda line: print(line, file=sys.stderr, flush=True))
     fit.seconds = time.perf_counter() - start
-    rundir.write_run(fit, out, data_root)
-    print(metrics_table(rundir.metrics_document(fit), cfg))
+    store.write_run(fit, out, data_root)
+    print(metrics_table(metrics_document(fit), cfg))
     print(f"trained in {fit.seconds:.1f} s; run directory {out}")
     return out
 
@@ -55,7 +56,7 @@ def latent_map(run_dir: Path, out: Path, fold: int = 0) -> Path:
     from nested_ae_jax.data import read_table
     from nested_ae_jax.errors import NestedAEError
     from nested_ae_jax.predict import predict_frame
-    from nested_ae_jax.rundir import load_run
+    from nested_ae_jax.store import load_run
 
     run = load_run(run_dir)
     cfg = run.config
