@@ -287,3 +287,23 @@ def test_experiment_configs():
         single = configs.single_autoencoder_config(cfg).scales[0]
         assert single.group("all_inputs").columns == tuple(f"f{i}" for i in range(1, 14))
         assert single.encoder.latent_size == 5
+
+
+def test_raw_baseline_leaves_out_upstream_columns_constant_on_the_downstream_rows(frames,
+                                                                                 tmp_path):
+    """A downstream data set in which one upstream descriptor never varies (a site that is
+    always the same element): the raw-descriptor single AE drops that column, says so, and
+    the comparison runs."""
+    f2 = frames["scale2"].copy()
+    f2[S1[2]] = 0.25
+    result = cmp.compare(chain_config(epochs=1), frames={"scale1": frames["scale1"],
+                                                         "scale2": f2},
+                         splits=("random",), out=tmp_path)
+    assert len(result.notes) == 1 and S1[2] in result.notes[0]
+    assert S1[2] in (tmp_path / "compare.md").read_text()
+    raw = result.table[(result.table.model == "single AE (raw)")]
+    assert len(raw) == 1 and np.isfinite(raw.mae).all()
+    cfg, dropped = configs.single_scale_config(chain_config(), "scale2", raw_upstream=True,
+                                               frame=f2)
+    assert dropped == [S1[2]]
+    assert cfg.scales[0].group("desc").columns == tuple(c for c in S1 if c != S1[2])

@@ -110,3 +110,34 @@ def test_penalty_covers_weights_not_biases():
     l1 = {"encoder": 0.5, "heads": {"h": 0.0}}
     l2 = {"encoder": 0.0, "heads": {"h": 2.0}}
     assert float(weight_penalty(params, l1, l2)) == pytest.approx(0.5 * 3 + 2.0 * 9)
+
+
+def test_dropout_keeps_a_1_minus_p_share_of_units_scaled_by_1_over_1_minus_p():
+    """An identity network with one hidden layer of 64 units on all-ones rows: after dropout
+    each hidden unit is 0 or 1/(1-p). Over 4000 rows x 64 units the kept share is 1-p within
+    4 binomial standard errors, and masks of neighbouring units, of neighbouring rows and of
+    two draws (keys) are uncorrelated (|r| < 4/sqrt(n))."""
+    from nested_ae_jax.model import apply_mlp
+
+    p, n, width = 0.3, 4000, 64
+    eye = {"w": jnp.eye(width), "b": jnp.zeros(width)}
+    ones = jnp.ones((n, width))
+
+    def run(key):
+        noise = [jax.random.uniform(key, (n, width))]
+        return np.asarray(apply_mlp([eye, eye], ones, "linear", "linear", p, noise))
+
+    out = run(jax.random.key(0))
+    kept = out != 0
+    np.testing.assert_allclose(np.unique(out), [0.0, 1 / (1 - p)], rtol=1e-6)
+    share, se = kept.mean(), np.sqrt(p * (1 - p) / kept.size)
+    assert abs(share - (1 - p)) < 4 * se
+    assert abs(out.mean() - 1.0) < 4 * se / (1 - p)  # the expected activation is kept
+
+    def r(a, b):
+        return np.corrcoef(a.reshape(-1).astype(float), b.reshape(-1).astype(float))[0, 1]
+
+    bound = 4 / np.sqrt(kept.size)
+    assert abs(r(kept[:, :-1], kept[:, 1:])) < bound     # units
+    assert abs(r(kept[:-1], kept[1:])) < bound           # rows
+    assert abs(r(kept, run(jax.random.key(1)) != 0)) < bound  # draws

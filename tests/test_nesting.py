@@ -141,3 +141,20 @@ def test_joint_finetuning_moves_the_upstream_encoder_through_the_downstream_loss
     hist = tuned.history
     assert hist["train/down.total"].shape == (3, 5) and np.isfinite(hist["val/down.total"]).all()
     assert "pooled_val" in tuned.metrics["down"]["heads"]["y"]
+
+
+def test_finetuning_standardises_upstream_inputs_as_the_trainer_did(chain_run):
+    """With chain.transfer_scaler = refit the trainer fed the downstream scale latents computed
+    with upstream scalers re-fitted on the downstream rows; fine-tuning (here with a learning
+    rate too small to move anything) must score the very same downstream models."""
+    cfg, _, _, _ = chain_run
+    from nested_ae_jax.config import override
+    from nested_ae_jax.finetune import finetune_chain
+    refit = override(cfg, {"chain.transfer_scaler": "refit"})
+    fit = fit_config(refit)
+    tuned = finetune_chain(override(refit, {"chain.finetune_epochs": 1,
+                                            "chain.finetune_learning_rate": 1e-12}), fit.scales)
+    for k in range(3):
+        want = fit.scales["down"].metrics["folds"][k]["val"]["y"]["mae"]
+        got = tuned.metrics["down"]["folds"][k]["val"]["y"]["mae"]
+        assert got == pytest.approx(want, rel=1e-4)
