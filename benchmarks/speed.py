@@ -14,7 +14,7 @@ linear decoder, L1 0.01, Adam 1e-3, batch 10, 494 rows, KFold(5, shuffle, random
   epochs: model-steps per second and wall time (compile excluded: a warm-up call runs first).
 - sweep_100: 20 seeds x 5 folds = 100 models x 1500 epochs, wall time including compile.
 
-Usage: NESTED_AE_DATA=../shared/data python benchmarks/speed.py [--quick] [--skip-torch]
+Usage: python benchmarks/speed.py [--quick] [--skip-torch]
 """
 
 from __future__ import annotations
@@ -32,7 +32,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from nested_ae_jax.config import load_config, override
+from nested_ae_jax.config import load_config, override, resolve_data_path
 from nested_ae_jax.model import scale_model
 from nested_ae_jax.data import load_scale_data
 from nested_ae_jax.fitting import Replica, model_batch, replica_layout
@@ -51,12 +51,12 @@ def emit(record: dict) -> dict:
     return record
 
 
-def ae1(data_root: str, epochs: int | None = None):
+def ae1(data_root: str | None, epochs: int | None = None):
     cfg = load_config(CONFIG)
     if epochs:
         cfg = override(cfg, {"atomic.training.epochs": epochs})
     spec = cfg.scales[0]
-    path = Path(data_root) / spec.data
+    path = resolve_data_path(spec.data, CONFIG.parent, data_root)
     return cfg, spec, load_scale_data(spec, path)
 
 
@@ -123,8 +123,8 @@ def bench_sweep(data_root: str, seeds: int) -> dict:
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--data-root", default=os.environ.get("NESTED_AE_DATA",
-                                                              str(REPO.parent / "shared/data")))
+    parser.add_argument("--data-root", help="folder for relative data paths (the config "
+                        "names a shipped data set, so none is needed)")
     parser.add_argument("--quick", action="store_true",
                         help="skip the 1500-epoch sweep; fewer throughput epochs")
     parser.add_argument("--skip-torch", action="store_true")

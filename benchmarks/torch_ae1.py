@@ -37,9 +37,7 @@ import time
 from pathlib import Path
 
 import numpy as np
-import pandas as pd
 
-REPO_ROOT = Path(__file__).resolve().parents[1]
 CSV_RELPATH = Path("perovskite_bandgaps") / "PSC_bandgaps_dataset.csv"
 SITES = ("A", "B", "X")
 PROPS = ("ion_rad", "at_wt", "EA", "IE", "En")
@@ -57,12 +55,15 @@ N_FOLDS = 5
 PAPER_EPOCHS = 1500
 
 
-def default_data_root() -> Path:
+def default_data_root() -> Path | None:
     env = os.environ.get("NESTED_AE_DATA")
-    return Path(env) if env else (REPO_ROOT / ".." / "shared" / "data").resolve()
+    return Path(env) if env else None
 
 
-def find_csv(root: Path) -> Path:
+def find_csv(root: Path | None) -> Path | str:
+    """The band-gap CSV under ``root``; without one, the data set shipped with nested_ae_jax."""
+    if root is None:
+        return "dataset:bandgaps"
     for cand in (root / CSV_RELPATH, root / CSV_RELPATH.name):
         if cand.is_file():
             return cand
@@ -74,7 +75,9 @@ def load_fold(csv: Path, fold: int):
     """Training / validation arrays of one KFold(5, shuffle, rs=0) fold, scaler fit on train."""
     from sklearn.model_selection import KFold
 
-    df = pd.read_csv(csv)
+    from nested_ae_jax.data import read_table
+
+    df = read_table(csv)
     missing = [c for c in INPUT_COLUMNS + [TARGET_COLUMN] if c not in df.columns]
     if missing:
         raise KeyError(f"{csv} lacks columns {missing}")
@@ -116,7 +119,8 @@ def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--data-root", type=Path, default=None,
                     help="folder holding perovskite_bandgaps/PSC_bandgaps_dataset.csv "
-                         "(default: $NESTED_AE_DATA or <repo>/../shared/data)")
+                         "(default: $NESTED_AE_DATA, else the data set shipped with "
+                         "nested_ae_jax)")
     ap.add_argument("--epochs", type=int, default=30,
                     help="timed epochs after the warm-up (1500 = full paper protocol)")
     ap.add_argument("--fold", type=int, default=0, choices=range(N_FOLDS))

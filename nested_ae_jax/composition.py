@@ -49,7 +49,8 @@ DEVICE_PROPERTY = {"ion_rad": "ion_radius", "at_wt": "atom_wt", "EA": "EA", "IE"
 DEVICE_SLOTS = {"A": ("a_1", "a_2", "a_3", "a_4"), "B": ("b_1", "b_2"), "X": ("c_1", "c_2")}
 DEVICE_STOICHIOMETRY = {"A": 1.0, "B": 1.0, "X": 3.0}
 
-BANDGAP_FILE = "perovskite_bandgaps/PSC_bandgaps_dataset.csv"
+#: The shipped band-gap data set (``nested_ae_jax.datasets``): the default per-ion table.
+BANDGAP_FILE = "dataset:bandgaps"
 
 
 @dataclass(frozen=True)
@@ -175,8 +176,8 @@ def ion_table(frame: pd.DataFrame, sites: dict[str, tuple[str, ...]] | None = No
                             np.array(rows))
 
 
-def load_space(path: str | Path) -> CompositionSpace:
-    """The per-ion table of the band-gap data file at ``path``."""
+def load_space(path: str | Path = BANDGAP_FILE) -> CompositionSpace:
+    """The per-ion table of the band-gap data file at ``path`` (default: the shipped one)."""
     from .data import read_table
 
     return ion_table(read_table(path), source=str(path))

@@ -18,6 +18,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from . import datasets
 from .errors import ConfigError, did_you_mean
 
 ACTIVATIONS = ("linear", "relu", "tanh", "sigmoid", "softplus", "gelu", "elu", "leaky_relu")
@@ -147,8 +148,9 @@ class ScaleSpec:
     """One scale of the chain: its data, inputs, encoder, heads and training."""
 
     name: str
-    data: str = _key("CSV file; a relative path resolves against --data-root, else "
-                     "$NESTED_AE_DATA, else the config's folder")
+    data: str = _key("CSV file, or a data set shipped with the package, 'dataset:NAME' "
+                     f"({', '.join(datasets.list_datasets())}); a relative path resolves "
+                     "against --data-root, else $NESTED_AE_DATA, else the config's folder")
     inputs: tuple[InputGroup, ...] = _key("[scales.S.inputs.GROUP] tables", ())
     heads: tuple[HeadSpec, ...] = _key("[scales.S.heads.HEAD] tables", ())
     encoder: EncoderSpec = _key("[scales.S.encoder] table", EncoderSpec())
@@ -395,9 +397,12 @@ def load_config(path: str | os.PathLike) -> Config:
 
 
 def resolve_data_path(data: str, config_dir: str | os.PathLike | None,
-                      data_root: str | os.PathLike | None = None) -> Path:
-    """Where a scale's data file is: absolute as given, else under --data-root, else under
-    $NESTED_AE_DATA, else relative to the config's folder."""
+                      data_root: str | os.PathLike | None = None) -> Path | str:
+    """Where a scale's data file is: a shipped data set ``dataset:NAME`` stays that reference
+    (checked; ``data.read_table`` reads it), a path is absolute as given, else under
+    --data-root, else under $NESTED_AE_DATA, else relative to the config's folder."""
+    if datasets.is_reference(data):
+        return datasets.PREFIX + datasets.dataset_name(data)
     p = Path(data).expanduser()
     if p.is_absolute():
         return p

@@ -15,16 +15,21 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from . import datasets
 from .config import ScaleSpec
 from .errors import DataError, did_you_mean
 
 
 def read_table(path: str | Path, column_names: tuple[str, ...] = ()) -> pd.DataFrame:
-    """Read a CSV file (``column_names``: names for a file without a header row)."""
+    """Read a CSV file (``column_names``: names for a file without a header row), or a shipped
+    data set named ``dataset:NAME`` (``column_names`` then rename its columns)."""
+    if datasets.is_reference(path):
+        return datasets.load(str(path), column_names)
     path = Path(path)
     if not path.exists():
-        raise DataError(f"data file not found: {path} (set --data-root or NESTED_AE_DATA, or "
-                        "fix the path in the config)")
+        raise DataError(f"data file not found: {path} (set --data-root or NESTED_AE_DATA, fix "
+                        "the path in the config, or name a shipped data set: "
+                        f"{', '.join(datasets.PREFIX + n for n in datasets.list_datasets())})")
     if path.is_dir():
         raise DataError(f"data path is a directory, not a CSV file: {path}")
     try:

@@ -43,7 +43,7 @@ import optax
 import pandas as pd
 
 from . import nesting, trained
-from .composition import CompositionSpace, load_space
+from .composition import BANDGAP_FILE, CompositionSpace, load_space
 from .errors import NestedAEError, did_you_mean
 from .evaluation import safe_std
 from .model import apply_heads
@@ -407,16 +407,17 @@ def _nearest(x: np.ndarray, rows: np.ndarray, exclude_self: bool = False,
 
 
 def _space_of_run(run, upto: list[str]) -> CompositionSpace:
-    """The per-ion table from the first scale's data file that has site-fraction columns."""
+    """The per-ion table from the first scale's data file that has site-fraction columns,
+    else (with a note on stderr) from the shipped band-gap data set."""
     errors = []
     for s in upto:
-        path = run.config.scale(s).data
         try:
-            return load_space(path)
+            return load_space(run.config.scale(s).data)
         except NestedAEError as err:
             errors.append(f"{s}: {err}")
-    raise DesignError("design: no scale's data file has site-fraction columns to derive the "
-                      f"per-ion table from ({'; '.join(errors)})")
+    print(f"design: per-ion table from the shipped band-gap data set {BANDGAP_FILE} "
+          f"({'; '.join(errors)})", file=sys.stderr)
+    return load_space(BANDGAP_FILE)
 
 
 @dataclass

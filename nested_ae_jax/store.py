@@ -69,7 +69,8 @@ def prepare_out_dir(out: str | Path, *, overwrite: bool = False, resume: bool = 
 
 
 def resolved_config(cfg: Config, data_root: str | None) -> Config:
-    """The config with every data path made absolute (so the run directory stands alone)."""
+    """The config with every data path made absolute and shipped data sets kept as
+    ``dataset:NAME`` (so the run directory stands alone, on any machine)."""
     config_dir = str(Path(cfg.source).parent) if cfg.source and cfg.source != "<config>" else None
     scales = tuple(s if s.data.startswith("<") else dataclasses.replace(
         s, data=str(resolve_data_path(s.data, config_dir, data_root))) for s in cfg.scales)

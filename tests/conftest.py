@@ -1,4 +1,5 @@
-"""Shared fixtures: the real data sets (skipped when absent, except in CI) and tiny configs."""
+"""Shared fixtures: tiny configs and frames (the real data sets ship with the package:
+``nested_ae_jax.datasets``)."""
 
 from __future__ import annotations
 
@@ -13,22 +14,6 @@ REPO = Path(__file__).resolve().parents[1]
 # many tests compile the same small programs. Set before JAX initialises.
 os.environ.setdefault("JAX_COMPILATION_CACHE_DIR", str(REPO / ".pytest_cache" / "jax"))
 os.environ.setdefault("JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS", "0.5")
-
-
-def data_root() -> Path:
-    return Path(os.environ.get("NESTED_AE_DATA") or REPO.parent / "shared" / "data")
-
-
-@pytest.fixture
-def real_data() -> Path:
-    """Folder holding ../shared/data; tests needing it skip when it is absent, except in CI
-    (CI=true), where a missing data set is a failure."""
-    root = data_root()
-    if not (root / "perovskite_bandgaps" / "PSC_bandgaps_dataset.csv").exists():
-        if os.environ.get("CI") == "true":
-            pytest.fail(f"data sets not found under {root} (CI must have ../shared/data)")
-        pytest.skip(f"data sets not found under {root}; set NESTED_AE_DATA")
-    return root
 
 
 def tiny_scale(name: str = "s", *, data: str = "s.csv", latent: int = 2, epochs: int = 5,

@@ -9,6 +9,7 @@ import pandas as pd
 import pytest
 
 from nested_ae_jax import composition as C
+from nested_ae_jax import datasets
 from nested_ae_jax.errors import DataError
 
 AE1_COLUMNS = [f"{s}_{p}" for s in "ABX" for p in ("ion_rad", "at_wt", "EA", "IE", "En")]
@@ -16,14 +17,7 @@ AE1_COLUMNS = [f"{s}_{p}" for s in "ABX" for p in ("ion_rad", "at_wt", "EA", "IE
 
 @pytest.fixture(scope="module")
 def frames():
-    from conftest import data_root
-
-    root = data_root()
-    gap = root / C.BANDGAP_FILE
-    dev = root / "psc_efficiencies" / "PSC_efficiencies_dataset.csv"
-    if not gap.exists() or not dev.exists():
-        pytest.skip(f"data sets not found under {root}; set NESTED_AE_DATA")
-    return pd.read_csv(gap), pd.read_csv(dev)
+    return datasets.load_bandgaps(), datasets.load_device_efficiencies()
 
 
 def test_table_rebuilds_bandgap_descriptors(frames):
