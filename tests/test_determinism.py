@@ -12,7 +12,7 @@ from __future__ import annotations
 import json
 
 import jax
-import pytest
+import numpy as np
 
 from nested_ae_jax import training
 from nested_ae_jax.config import parse_config
@@ -34,8 +34,10 @@ def metrics_json(cfg, path):
 
 
 def test_same_config_and_seed_give_identical_metrics(tmp_path):
-    good_frame(40).to_csv(tmp_path / "s.csv", index=False)
-    table = set_key(good_scale(str(tmp_path / "s.csv")), "training.epochs", 20)
+    frame = good_frame(40)
+    frame.to_csv(tmp_path / "s.csv", index=False)
+    table = set_key(set_key(good_scale(str(tmp_path / "s.csv")), "training.epochs", 60),
+                    "training.learning_rate", 0.02)
     cfg = parse_config({"scales": {"s": table}}, str(tmp_path / "cfg.toml"))
 
     first, oof_first = metrics_json(cfg, tmp_path / "a.json")
@@ -46,8 +48,12 @@ def test_same_config_and_seed_give_identical_metrics(tmp_path):
     assert first == second
     assert oof_first.equals(oof_second)
 
+    # another seed: other numbers (the seed reaches the weights), the same quality of fit:
+    # both well below the error of predicting the training mean (computed here with numpy)
     other = parse_config({"scales": {"s": set_key(table, "training.seed", 1)}})
     reseeded, _ = metrics_json(other, tmp_path / "c.json")
     assert reseeded["scales"]["s"]["heads"] != first["scales"]["s"]["heads"]
-    assert reseeded["scales"]["s"]["heads"]["y"]["pooled_val"]["mae"] == pytest.approx(
-        first["scales"]["s"]["heads"]["y"]["pooled_val"]["mae"], rel=0.5)
+    y = frame["y"].to_numpy()
+    baseline = np.abs(y - y.mean()).mean()
+    for doc in (first, reseeded):
+        assert doc["scales"]["s"]["heads"]["y"]["pooled_val"]["mae"] < baseline / 3

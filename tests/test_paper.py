@@ -16,8 +16,8 @@ def test_ae1_band_gap_reproduces_the_paper():
     gap = heads["gap"]["pooled_val"]
     print(f"AE1 pooled gap MAE {gap['mae']:.4f} eV (paper's models 0.167), R2 {gap['r2']:.4f}")
     assert gap["n"] == 494
-    assert 0.150 <= gap["mae"] <= 0.185
-    assert gap["r2"] >= 0.94
+    assert 0.160 <= gap["mae"] <= 0.178  # measured 0.1693 (+-5 %); paper's models 0.167
+    assert gap["r2"] >= 0.95
     assert heads["descriptors"]["pooled_val"]["mae"] <= 0.03
 
 
@@ -28,7 +28,7 @@ def test_nested_chain_reproduces_the_paper_pce():
     pce = heads["pce"]["pooled_val"]
     print(f"AE2 pooled PCE MAE {pce['mae']:.3f} % (paper's models 2.62)")
     assert pce["n"] == 2018
-    assert 2.50 <= pce["mae"] <= 2.75
+    assert 2.52 <= pce["mae"] <= 2.78  # measured 2.655 (+-5 %); paper's models 2.62
     assert heads["etl"]["pooled_val"]["accuracy"] >= 0.99
     assert heads["htl"]["pooled_val"]["accuracy"] >= 0.99
-    assert heads["atomic_latent"]["pooled_val"]["mae"] <= 0.06
+    assert heads["atomic_latent"]["pooled_val"]["mae"] <= 0.04  # measured 0.031
