@@ -29,6 +29,7 @@ HEAD_KINDS = ("regression", "reconstruction", "categorical")
 CV_KINDS = ("kfold", "group", "stratified", "none")
 SCALER_FITS = ("train", "all")
 FEEDS = ("fold", "all_rows", "fold_mean")
+SPLIT_MODES = ("matched", "independent")
 TRANSFER_SCALERS = ("upstream", "refit")
 
 
@@ -175,10 +176,24 @@ class ScaleSpec:
 class ChainSpec:
     """How trained scales feed the next one (used when a config has several scales)."""
 
-    feed: str = _key("which upstream model computes a downstream scale's latent inputs: fold "
-                     "(one chosen fold, the paper), all_rows (a model trained on all upstream "
-                     "rows) or fold_mean (mean of the fold models' latents)", "fold",
-                     choices=FEEDS)
+    split: str = _key("matched: folds are dealt once per linked entity and shared by every "
+                      "scale, and the upstream model of fold k feeds the downstream models of "
+                      "fold k (no validation row's latent comes from a model that trained on "
+                      "that entity); independent: every scale splits on its own and chain.feed "
+                      "chooses the feeding model (the paper's protocol)", "matched",
+                      choices=SPLIT_MODES)
+    link: tuple[str, ...] = _key("columns (upstream names, found in a downstream file through "
+                                 "the rename tables) whose equal values make rows of two scales "
+                                 "the same entity; empty = the upstream scale's own input "
+                                 "columns (the same composition)", ())
+    link_tolerance: float = _key("numeric link values agree when they differ by at most this "
+                                 "share of their size (the published files round descriptors "
+                                 "to 3 significant figures)", 0.01, min=0.0)
+
+    feed: str = _key("split = independent: which upstream model computes a downstream "
+                     "scale's latent inputs: fold (one chosen fold, the paper), all_rows (a "
+                     "model trained on all upstream rows) or fold_mean (mean of the fold "
+                     "models' latents)", "fold", choices=FEEDS)
     feed_fold: int = _key("feed = fold: which fold", 0, min=0)
     transfer_scaler: str = _key("standardise upstream inputs on downstream rows with the "
                                 "upstream scale's training scaler (upstream) or re-fit on the "
@@ -356,7 +371,18 @@ def _validate(cfg: Config, src: str) -> None:
         if key not in names:
             raise ConfigError(f"{src}: chain.finetune_weights names unknown scale '{key}'"
                               f"{did_you_mean(key, names)}")
-    if cfg.chain.feed == "fold":
+    if cfg.chain.split == "matched" and cfg.chain.feed != "fold":
+        raise ConfigError(f"{src}: chain.feed = {cfg.chain.feed} needs chain.split = "
+                          "\"independent\" (with matched folds the upstream model of fold k "
+                          "feeds fold k; an all-rows or fold-mean latent would leak)")
+    if cfg.chain.split == "matched":
+        linked = [s for s in cfg.scales if s.upstream or any(
+            s.name in x.upstream for x in cfg.scales)]
+        splits = {s.cv.n_splits for s in linked if s.cv.kind != "none"}
+        if len(splits) > 1:
+            raise ConfigError(f"{src}: chain.split = \"matched\" shares folds between the "
+                              f"scales, which need the same cv.n_splits (got {sorted(splits)})")
+    if cfg.chain.feed == "fold" and cfg.chain.split == "independent":
         for s in cfg.scales:
             if s.name in {u for x in cfg.scales for u in x.upstream} and s.cv.kind != "none" \
                     and cfg.chain.feed_fold >= s.cv.n_splits:

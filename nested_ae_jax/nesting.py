@@ -121,6 +121,15 @@ def column_maps(specs: dict[str, ScaleSpec], target: str) -> dict[str, dict[str,
     return maps
 
 
+def row_columns(specs: dict[str, ScaleSpec], name: str) -> list[str]:
+    """The raw columns of scale ``name``'s file that make up one encoder input row: its own
+    input columns and those of every scale upstream of it (through the renames)."""
+    maps = column_maps(specs, name)
+    cols = input_group_columns(specs[name])
+    return cols + [c for up, cmap in maps.items() if up != name for c in cmap.values()
+                   if c not in cols]
+
+
 def upstream_columns(upstream: ScaleSpec, group: InputGroup) -> list[str]:
     """The columns of a downstream file that carry ``upstream``'s own inputs for ``group``."""
     rename = dict(group.rename)

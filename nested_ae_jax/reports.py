@@ -94,6 +94,7 @@ def metrics_document(fit: FitResult) -> dict:
         **({"finetuned": {"scales": fit.finetuned.metrics,
                           "seconds": round(fit.finetuned.seconds, 3)}}
            if fit.finetuned else {}),
+        **({"chain": fit.chain} if fit.chain else {}),
         "wall_seconds": round(fit.seconds, 3),
         "versions": {"python": platform.python_version(), "jax": jax.__version__,
                      "backend": jax.default_backend()},

@@ -17,15 +17,16 @@ import jax
 import numpy as np
 import pandas as pd
 
+from . import links
 from .config import Config, ScaleSpec, resolve_data_path
-from .data import ScaleData, input_group_columns, load_scale_data
+from .data import ScaleData, load_scale_data
 from .errors import NestedAEError
 from .evaluation import ensemble_summary, scale_metrics
 from .fitting import ModelsFit, fit_input_stats, fit_models, own_inputs, replica_layout
 from .model import ScaleOutputs, scale_dims, scale_model
-from .nesting import upstream_columns
+from .nesting import row_columns
 from .splits import Folds, make_folds
-from .trained import TrainedScale, feed_latents, feeding_index
+from .trained import TrainedScale, copy_indices, feed_latents, feeding_index
 from .training import NonFiniteLoss, TrainState, selected_params
 
 Progress = Callable[[str], None]
@@ -68,6 +69,7 @@ class FitResult:
     scales: dict[str, ScaleResult]
     seconds: float = 0.0
     finetuned: object = None  # chain.finetune_epochs > 0: a finetune.Finetuned
+    chain: dict | None = None  # split mode and leaky validation rows (runner.chain_report)
 
     @property
     def trained(self) -> dict[str, TrainedScale]:
@@ -137,43 +139,100 @@ def scale_frame(cfg: Config, spec: ScaleSpec, *, data_root: str | None = None,
     return load_scale_data(spec, path, frame=frame)
 
 
-def row_columns(cfg: Config, spec: ScaleSpec) -> list[str]:
-    """The raw columns of a scale's file that make up one encoder input row: its own input
-    columns and those its upstream scales read (identical rows are grouped by cv = group)."""
-    cols = input_group_columns(spec)
-    for g in spec.inputs:
-        if g.kind == "latent":
-            cols += upstream_columns(cfg.scale(g.scale), g)
-    return cols
-
-
 def feeds_downstream(cfg: Config, name: str) -> bool:
     return any(name in s.upstream for s in cfg.scales)
 
 
-def prepare_scale(cfg: Config, spec: ScaleSpec, trained: dict[str, TrainedScale], *,
-                  data_root: str | None = None, frames: dict[str, pd.DataFrame] | None = None,
-                  folds: Folds | None = None
-                  ) -> tuple[ScaleData, Folds, dict[str, np.ndarray]]:
+@dataclass
+class ChainPlan:
+    """What is decided about a config's rows before any training: every scale's own data,
+    the entity of each row (shared by linked scales, see ``links``) and the matched fold of
+    each row of the scales that share folds (chain.split = matched)."""
+
+    data: dict[str, ScaleData]
+    entities: dict[str, np.ndarray]
+    fold_ids: dict[str, np.ndarray]
+
+
+def plan_chain(cfg: Config, *, data_root: str | None = None,
+               frames: dict[str, pd.DataFrame] | None = None) -> ChainPlan:
+    """Read every scale's data file, link the rows of linked scales, deal matched folds."""
+    data = {s.name: scale_frame(cfg, s, data_root=data_root, frames=frames) for s in cfg.scales}
+    entities = links.link_entities(cfg, data) if links.linked_scales(cfg) else {}
+    return ChainPlan(data, entities, links.matched_folds(cfg, entities))
+
+
+def scale_folds(cfg: Config, spec: ScaleSpec, plan: ChainPlan) -> Folds:
+    """A scale's folds: the matched ones, else from its own cv settings (with an all-rows
+    model when it feeds downstream scales with chain.feed = all_rows)."""
+    if spec.name in plan.fold_ids:
+        return Folds.from_fold_ids(plan.fold_ids[spec.name], spec.cv.n_splits)
+    with_full = cfg.chain.feed == "all_rows" and spec.cv.kind != "none" \
+        and feeds_downstream(cfg, spec.name)
+    return make_folds(spec, plan.data[spec.name],
+                      row_columns({s.name: s for s in cfg.scales}, spec.name), with_full)
+
+
+def scale_feeders(cfg: Config, spec: ScaleSpec, trained: dict[str, TrainedScale],
+                  n_folds: int) -> dict[str, np.ndarray]:
+    """{UPSTREAM: (F, K)}: the upstream models whose (averaged) latent feeds each of the F
+    fold models: fold k's own upstream model with matched folds, else
+    ``trained.feeding_index`` for every fold."""
+    out = {}
+    for up in spec.upstream:
+        if links.matched(cfg, spec.name) and links.matched(cfg, up):
+            out[up] = np.arange(n_folds)[:, None]  # member 0 of fold k sits at position k
+        else:
+            index = feeding_index(cfg.chain, trained[up])
+            out[up] = np.broadcast_to(index, (n_folds, len(index))).copy()
+    return out
+
+
+def prepare_scale(cfg: Config, spec: ScaleSpec, trained: dict[str, TrainedScale],
+                  plan: ChainPlan) -> tuple[ScaleData, Folds, dict[str, np.ndarray]]:
     """A scale's data with its latent inputs computed by the trained upstream scales, its
-    folds (default: from its cv settings; an all-rows model is added when it feeds downstream
-    scales with chain.feed = all_rows) and the feeders of each fold's models {UPSTREAM:
-    (F, K)} (latent groups are (N, L), or (F, N, L) when folds are fed differently)."""
-    data = scale_frame(cfg, spec, data_root=data_root, frames=frames)
-    if folds is None:
-        with_full = cfg.chain.feed == "all_rows" and spec.cv.kind != "none" \
-            and feeds_downstream(cfg, spec.name)
-        folds = make_folds(spec, data, row_columns(cfg, spec), with_full)
-    n_models = folds.n_models
+    folds and the feeders of each fold's models {UPSTREAM: (F, K)} (latent groups are
+    (N, L), or (F, N, L) when folds are fed by different upstream models)."""
+    data, folds = plan.data[spec.name], scale_folds(cfg, spec, plan)
+    feeders = scale_feeders(cfg, spec, trained, folds.n_models)
     specs = {s.name: s for s in cfg.scales}
-    feeders, latents = {}, {}
-    for g in spec.inputs:
-        if g.kind == "latent":
-            index = feeding_index(cfg.chain, trained[g.scale])
-            feeders[g.scale] = np.broadcast_to(index, (n_models, len(index))).copy()
-            latents[g.name] = feed_latents(trained, specs, cfg.chain, g, data.frame,
-                                           data.source, feeders[g.scale])
+    latents = {g.name: feed_latents(trained, specs, cfg.chain, g, data.frame, data.source,
+                                    feeders[g.scale])
+               for g in spec.inputs if g.kind == "latent"}
     return data.with_inputs(**latents), folds, feeders
+
+
+def chain_report(cfg: Config, trained: dict[str, TrainedScale], plan: ChainPlan) -> dict:
+    """metrics.json's "chain": the split mode and, per downstream scale, how many validation
+    rows got their latent from an upstream model that trained on a row of the same entity."""
+    if not plan.entities:
+        return {}
+    report = {"split": cfg.chain.split, "scales": {}}
+    n_entities = int(max(e.max() for e in plan.entities.values())) + 1
+    for name, scale in trained.items():
+        if not scale.feeders:
+            continue
+        models = np.arange(scale.n_models)
+        val = Folds.from_fold_ids(scale.fold_of_row, scale.n_cv, scale.has_full).val \
+            if scale.spec.cv.kind != "none" else np.zeros((1, len(scale.fold_of_row)))
+        val = np.tile(val, (scale.members, 1))
+        feeders = []
+        for up, positions in copy_indices(trained, name, models).items():
+            if up != name:
+                train = np.tile(_train_masks(trained[up]), (trained[up].members, 1))
+                feeders.append((positions, links.trained_entities(train, plan.entities[up],
+                                                                  n_entities)))
+        report["scales"][name] = {
+            "val_rows": int((val.sum(axis=0) > 0).sum()),
+            "leaky_val_rows": links.leaky_rows(plan.entities[name], val, feeders)}
+    return report
+
+
+def _train_masks(scale: TrainedScale) -> np.ndarray:
+    """(F [+1], N) training masks of one member's models."""
+    if scale.spec.cv.kind == "none":
+        return np.ones((1, len(scale.fold_of_row)))
+    return Folds.from_fold_ids(scale.fold_of_row, scale.n_cv, scale.has_full).train
 
 
 def fit_config(cfg: Config, *, data_root: str | None = None, progress: Progress | None = None,
@@ -189,16 +248,17 @@ def fit_config(cfg: Config, *, data_root: str | None = None, progress: Progress 
     with the all-rows model that feeds it).
     """
     start = time.perf_counter()
+    plan = plan_chain(cfg, data_root=data_root, frames=frames)
     results: dict[str, ScaleResult] = {}
     for spec in cfg.scales:
         if spec.name == stop_before:
             break
         data, folds, feeders = prepare_scale(cfg, spec, {n: r.trained for n, r in
-                                                         results.items()},
-                                             data_root=data_root, frames=frames)
+                                                         results.items()}, plan)
         if progress:
-            progress(f"scale '{spec.name}': {data.n_rows} rows, "
-                     f"{spec.cv.kind} cv, {spec.training.epochs} epochs")
+            cv = "matched" if spec.name in plan.fold_ids else spec.cv.kind
+            progress(f"scale '{spec.name}': {data.n_rows} rows, {cv} cv, "
+                     f"{spec.training.epochs} epochs")
         results[spec.name] = fit_scale(spec, data, folds, feeders=feeders, progress=progress,
                                        on_chunk=on_chunk,
                                        resume=(resume or {}).get(spec.name))
@@ -208,4 +268,5 @@ def fit_config(cfg: Config, *, data_root: str | None = None, progress: Progress 
         if progress:
             progress(f"joint fine-tuning of the chain: {cfg.chain.finetune_epochs} epochs")
         finetuned = finetune_chain(cfg, results, progress)
-    return FitResult(cfg, results, time.perf_counter() - start, finetuned)
+    report = chain_report(cfg, {n: r.trained for n, r in results.items()}, plan)
+    return FitResult(cfg, results, time.perf_counter() - start, finetuned, report)

@@ -23,7 +23,8 @@ from .config import Config, ScaleSpec, override, parse_value
 from .errors import ConfigError
 from .evaluation import scale_metrics
 from .fitting import Replica, fit_models, replica_layout
-from .runner import fit_config, prepare_scale, row_columns
+from .nesting import row_columns
+from .runner import fit_config, plan_chain, prepare_scale
 from .splits import make_folds
 from .training import hyperparameters
 
@@ -142,7 +143,8 @@ def sweep(cfg: Config, grid: dict[str, list], *, scale: str | None = None,
                           "rows to compare combinations on; use kfold, group or stratified")
     upstream = fit_config(cfg, data_root=data_root, progress=progress,
                           stop_before=target.name).trained if position else {}
-    data, folds, _ = prepare_scale(cfg, target, upstream, data_root=data_root)
+    plan = plan_chain(cfg, data_root=data_root)
+    data, folds, _ = prepare_scale(cfg, target, upstream, plan)
 
     nonzero = _nonzero_settings(specs)
     groups: dict[ScaleSpec, list[int]] = {}
@@ -156,8 +158,12 @@ def sweep(cfg: Config, grid: dict[str, list], *, scale: str | None = None,
             progress(f"sweep group {g + 1}/{len(groups)}: {len(members)} combination(s) x "
                      f"folds in one compiled call")
         replicas = [Replica(specs[i].training.seed, hyperparameters(specs[i])) for i in members]
+        if canon.cv != target.cv and target.name in plan.fold_ids:
+            raise ConfigError(f"sweep: cv settings of scale '{target.name}' are not swept "
+                              "under chain.split = matched (its folds are shared with the "
+                              "linked scales); sweep them with chain.split = independent")
         group_folds = folds if canon.cv == target.cv else make_folds(
-            canon, data, row_columns(cfg, target))
+            canon, data, row_columns({s.name: s for s in cfg.scales}, target.name))
         fit = fit_models(canon, data, replica_layout(canon, group_folds, replicas),
                          progress=progress,
                          label=f"{target.name} group {g + 1}", devices=devices)

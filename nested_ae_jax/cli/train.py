@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import sys
 import time
 from pathlib import Path
 
@@ -45,8 +46,24 @@ def train_and_write(cfg, out: Path, *, data_root=None, overwrite=False, resume=F
     fit.seconds = time.perf_counter() - start
     store.write_run(fit, out, data_root)
     print(metrics_table(metrics_document(fit), cfg))
+    for line in leak_warnings(fit.chain):
+        print(line, file=sys.stderr)
     print(f"wall time {fit.seconds:.1f} s; run directory {out}")
     return 0
+
+
+def leak_warnings(chain: dict | None) -> list[str]:
+    """One warning line per scale whose validation rows got latents from upstream models
+    that trained on the same entity (see links.py)."""
+    lines = []
+    for name, entry in ((chain or {}).get("scales") or {}).items():
+        if entry["leaky_val_rows"]:
+            lines.append(f"warning: {entry['leaky_val_rows']} of {entry['val_rows']} validation "
+                         f"rows of scale '{name}' got their latent from an upstream model "
+                         f"trained on the same entity (chain.split = {chain['split']}); their "
+                         "errors are optimistic. chain.split = \"matched\" holds every entity "
+                         "out of every scale at once")
+    return lines
 
 
 def run(args) -> int:
