@@ -85,7 +85,7 @@ def test_experiment_configs_name_shipped_data_sets():
 
 def test_a_config_on_a_shipped_data_set_trains_and_its_run_works_anywhere(tmp_path,
                                                                           monkeypatch):
-    from nested_ae_jax.explain.run import scale_view
+    from nested_ae_jax.explain.views import scale_view
     from nested_ae_jax.predict import predict_frame
     from nested_ae_jax.store import load_run, prepare_out_dir, write_run
     from nested_ae_jax.runner import fit_config
@@ -110,7 +110,7 @@ def test_a_config_on_a_shipped_data_set_trains_and_its_run_works_anywhere(tmp_pa
 
 def test_design_falls_back_to_the_shipped_ion_table(tmp_path, tiny_frame, capsys):
     from nested_ae_jax.composition import SITES
-    from nested_ae_jax.design import _space_of_run
+    from nested_ae_jax.design.adaptor import _space_of_run
 
     tiny_frame.to_csv(tmp_path / "s.csv", index=False)  # no site-fraction columns
     cfg = parse_config({"scales": {"s": tiny_scale(data=str(tmp_path / "s.csv"))}})

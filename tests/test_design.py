@@ -216,3 +216,65 @@ def test_cli(chain_run, tmp_path, monkeypatch, capsys):
     assert {"Ka", "Kb", "Xa", "Xb", "Xc", "layer", "atomic.gap", "device.eff",
             "device.eff.std", "feasible"} <= set(table.columns)
     assert (table["Xc"] == 0).all() and (table["layer"] == "q").all()
+
+
+@pytest.fixture(scope="module")
+def ensemble_run(tmp_path_factory):
+    """A tiny really trained chain (atomic -> device), every scale an ensemble of 2 members x
+    2 folds, saved and loaded back: 4 chain copies behind every design prediction."""
+    from nested_ae_jax.runner import fit_config
+    from nested_ae_jax.store import load_run, prepare_out_dir, write_run
+
+    tmp = tmp_path_factory.mktemp("design_ensemble")
+    rng = np.random.default_rng(3)
+    fa, fx = rng.dirichlet(np.ones(2), 40), rng.dirichlet(np.ones(3), 40)
+    desc = SPACE.descriptors(np.concatenate([fa, fx], 1), ["A_p", "X_p"])
+    a_p, x_p = desc[:, 0], desc[:, 1]
+    pd.DataFrame({"A_p": a_p, "X_p": x_p, "gap": x_p + 0.3 * a_p}).to_csv(
+        tmp / "atomic.csv", index=False)
+    layer = np.array(["p", "q", "r"])[rng.integers(0, 3, 40)]
+    eff = -np.abs(a_p - 0.3) + np.select([layer == "q", layer == "r"], [1.0, 0.5], 0.0)
+    pd.DataFrame({"A_p": a_p, "X_p": x_p, "layer": layer, "eff": eff}).to_csv(
+        tmp / "device.csv", index=False)
+    training = {"epochs": 5, "batch_size": 16, "chunk_epochs": 5, "checkpoint_every": 0,
+                "ensemble": 2}
+    cfg = parse_config({"scales": {
+        "atomic": {"data": str(tmp / "atomic.csv"),
+                   "inputs": {"descriptors": {"kind": "numeric", "columns": ["A_p", "X_p"]}},
+                   "encoder": {"latent_size": 2},
+                   "heads": {"gap": {"kind": "regression", "target": "gap", "hidden": [4]},
+                             "descriptors": {"kind": "reconstruction", "input": "descriptors"}},
+                   "training": training, "cv": {"kind": "kfold", "n_splits": 2}},
+        "device": {"data": str(tmp / "device.csv"),
+                   "inputs": {"atomic_latent": {"kind": "latent", "scale": "atomic"},
+                              "layer": {"kind": "categorical", "column": "layer"}},
+                   "encoder": {"latent_size": 2},
+                   "heads": {"eff": {"kind": "regression", "target": "eff", "hidden": [4]}},
+                   "training": training, "cv": {"kind": "kfold", "n_splits": 2}}}},
+        str(tmp / "c.toml"))
+    out = prepare_out_dir(tmp / "run")
+    write_run(fit_config(cfg), out)
+    return load_run(out)
+
+
+def test_ensemble_design_agrees_with_predict(ensemble_run):
+    # design and predict both average every fold of every ensemble member (trained.chain_copies)
+    from nested_ae_jax.predict import predict_frame
+
+    run = ensemble_run
+    assert run.scales["device"].members == 2 and len(run.scales["device"].models()) == 4
+    d = D.Designer(run, SPACE)
+    assert d.heads == ["atomic.gap", "device.eff", "device.eff.std"]
+    t = D.design(d, "device.eff", ["atomic.gap<=1.5"], starts=16, steps=20, seed=0)
+    top = t.head(6)
+    fractions = top[list(SPACE.ions)].to_numpy()
+    desc = SPACE.descriptors(fractions, ["A_p", "X_p"])
+    np.testing.assert_allclose(desc, fractions @ np.asarray(d.params["W"]["atomic/descriptors"]),
+                               rtol=1e-6, atol=1e-6)
+    frame = pd.DataFrame({"A_p": desc[:, 0], "X_p": desc[:, 1],
+                          "layer": top["layer"].to_numpy()})
+    pred = predict_frame(run, frame)
+    for head in ("atomic.gap", "device.eff", "device.eff.std"):
+        np.testing.assert_allclose(top[head].to_numpy(), pred[head].to_numpy(),
+                                   rtol=1e-5, atol=1e-5, err_msg=head)
+    assert (top["device.eff.std"] > 0).all()  # the members really differ
