@@ -5,8 +5,8 @@ copy of the whole chain per fold of the last scale on the weighted sum of every 
 (``chain.finetune_weights``): each step takes a mini-batch of every scale's own training rows,
 the upstream latents of a scale's rows are computed in-graph, so gradients of the device loss
 reach the atomic encoder. Copy k starts from the upstream model that fed the chain and the last
-scale's fold-k model, trains on fold k's training rows (and the upstream model's own training
-rows) and is scored on fold k's validation rows. Adam without dropout; the reconstruction
+scale's fold-k model (with chain.split = matched: upstream fold k), trains on fold k's training
+rows (and the upstream model's own training rows) and is scored on fold k's validation rows. Adam without dropout; the reconstruction
 targets of latent groups are held constant, as in sequential training. Upstream inputs of a
 scale's rows are standardised as in training (chain.transfer_scaler: the upstream scaler, or
 re-fitted on that scale's rows).
@@ -31,7 +31,7 @@ from .evaluation import scale_metrics
 from .fitting import progress_printer
 from .losses import head_row_losses, masked_mean
 from .nesting import ChainParams, ScaleEntry, chain_inputs, nest
-from .trained import feeding_index, refit_upstream
+from .trained import copy_indices, refit_upstream
 from .training import (ModelBatch, NonFiniteLoss, Task, hyperparameters, penalty, split_losses,
                        train_models, weighted_total)
 
@@ -62,10 +62,11 @@ def finetune_chain(cfg: Config, results: dict, progress: Callable[[str], None] |
     upto = {n: order[:order.index(n) + 1] for n in order}
     weights = dict(cfg.chain.finetune_weights)
 
-    # starting entries (leading copy axis) and row masks per scale
-    start_index = {n: np.full(n_copies, feeding_index(cfg.chain, results[n].trained)[0])
-                   for n in order[:-1]}
-    start_index[order[-1]] = np.arange(n_copies)
+    # starting entries (leading copy axis) and row masks per scale: copy k is the chain that
+    # predicts with the last scale's fold-k model (trained.copy_indices: fed as in training)
+    copies = copy_indices({n: r.trained for n, r in results.items()}, order[-1],
+                          np.arange(n_copies))
+    start_index = {n: copies[n][:, 0] for n in order}
     entries = {n: results[n].trained.pick(start_index[n]) for n in order}
     train = {n: np.asarray(results[n].folds.train)[start_index[n]] for n in order}
     val = {n: np.asarray(results[n].folds.val)[start_index[n]] for n in order}

@@ -78,7 +78,8 @@ def link_entities(cfg: Config, data: dict[str, ScaleData]) -> dict[str, np.ndarr
     """Entity id of every row of every scale in ``data`` ({SCALE: (N_s,) int64}); ids are
     shared across scales and numbered in order of first appearance (scales in config order).
     Rows of one scale are one entity when their raw input rows (own and upstream columns) are
-    identical; rows of linked scales when they agree on the link columns."""
+    identical or when they agree on the link columns of a link; rows of linked scales when
+    they agree on the link columns."""
     specs = {s.name: s for s in cfg.scales}
     names = [n for n in specs if n in data]
     keys, offsets, total = {}, {}, 0
@@ -96,7 +97,12 @@ def link_entities(cfg: Config, data: dict[str, ScaleData]) -> dict[str, np.ndarr
             a = _key_table(data[up].frame, up_cols, data[up].source)
             b = _key_table(data[down].frame, [cmap.get(c, c) for c in up_cols],
                            data[down].source)
-            ia, ib = _first_rows(a), _first_rows(b)
+            ca, cb = _codes(a), _codes(b)
+            ia, ib = _first_rows(ca), _first_rows(cb)
+            for name, codes, first in ((up, ca, ia), (down, cb, ib)):  # same link values
+                for row, code in enumerate(codes):
+                    uf.union(offsets[name] + keys[name][row],
+                             offsets[name] + keys[name][first[code]])
             match = _agree(a.iloc[ia], b.iloc[ib], cfg.chain.link_tolerance)
             for i, j in zip(*np.nonzero(match)):
                 uf.union(offsets[up] + keys[up][ia[i]], offsets[down] + keys[down][ib[j]])
@@ -111,9 +117,9 @@ def _codes(table: pd.DataFrame) -> np.ndarray:
     return pd.factorize(pd.MultiIndex.from_frame(table.astype(str)))[0]
 
 
-def _first_rows(table: pd.DataFrame) -> np.ndarray:
-    """Index of the first occurrence of each distinct row."""
-    return np.unique(_codes(table), return_index=True)[1]
+def _first_rows(codes: np.ndarray) -> np.ndarray:
+    """Index of the first row of each code (codes numbered 0, 1, ... by first appearance)."""
+    return np.unique(codes, return_index=True)[1]
 
 
 def matched_folds(cfg: Config, entities: dict[str, np.ndarray]) -> dict[str, np.ndarray]:

@@ -155,11 +155,14 @@ class ChainPlan:
 
 
 def plan_chain(cfg: Config, *, data_root: str | None = None,
-               frames: dict[str, pd.DataFrame] | None = None) -> ChainPlan:
-    """Read every scale's data file, link the rows of linked scales, deal matched folds."""
+               frames: dict[str, pd.DataFrame] | None = None,
+               fold_ids: dict[str, np.ndarray] | None = None) -> ChainPlan:
+    """Read every scale's data file, link the rows of linked scales, deal matched folds.
+    fold_ids: {SCALE: (N,) fold of each row} imposed instead (e.g. a baseline scored on the
+    chain's folds)."""
     data = {s.name: scale_frame(cfg, s, data_root=data_root, frames=frames) for s in cfg.scales}
     entities = links.link_entities(cfg, data) if links.linked_scales(cfg) else {}
-    return ChainPlan(data, entities, links.matched_folds(cfg, entities))
+    return ChainPlan(data, entities, {**links.matched_folds(cfg, entities), **(fold_ids or {})})
 
 
 def scale_folds(cfg: Config, spec: ScaleSpec, plan: ChainPlan) -> Folds:
@@ -239,16 +242,18 @@ def fit_config(cfg: Config, *, data_root: str | None = None, progress: Progress 
                frames: dict[str, pd.DataFrame] | None = None,
                on_chunk: ScaleCallback | None = None,
                resume: dict[str, tuple[TrainState, dict]] | None = None,
-               stop_before: str | None = None) -> FitResult:
+               stop_before: str | None = None,
+               fold_ids: dict[str, np.ndarray] | None = None) -> FitResult:
     """Train every scale of ``cfg`` in order (each frozen before the next starts).
 
     frames: data given in memory per scale name instead of reading the config's files.
+    fold_ids: {SCALE: (N,) fold of each row} imposed on those scales (see plan_chain).
     on_chunk: see :func:`fit_scale`. resume: {SCALE: (state, history)} checkpointed earlier.
     stop_before: train only the scales before this one (exactly as in the whole chain, e.g.
     with the all-rows model that feeds it).
     """
     start = time.perf_counter()
-    plan = plan_chain(cfg, data_root=data_root, frames=frames)
+    plan = plan_chain(cfg, data_root=data_root, frames=frames, fold_ids=fold_ids)
     results: dict[str, ScaleResult] = {}
     for spec in cfg.scales:
         if spec.name == stop_before:

@@ -100,8 +100,10 @@ def feeding_index(chain: ChainSpec, up: TrainedScale) -> np.ndarray:
 def representative(scale: TrainedScale, chain: ChainSpec, feeds: bool) -> tuple[int, str]:
     """The one model that stands for a scale when its latents are interpreted (latents of
     different models do not line up): the model that feeds downstream scales when that is a
-    single model, else fold ``chain.feed_fold`` of member 0. Returns (index, label)."""
-    index = feeding_index(chain, scale) if feeds else np.array([-1])
+    single model (chain.split = independent), else fold ``chain.feed_fold`` of member 0.
+    Returns (index, label)."""
+    single_feeder = feeds and chain.split == "independent"
+    index = feeding_index(chain, scale) if single_feeder else np.array([-1])
     if len(index) != 1 or index[0] < 0:
         index = model_indices(scale.n_cv, scale.has_full, 1,
                               min(chain.feed_fold, max(scale.n_cv - 1, 0)))

@@ -26,7 +26,8 @@ def two_scale_doc(up_csv="up.csv", down_csv="down.csv", epochs=5):
     down["heads"]["up_latent"] = {"kind": "reconstruction", "input": "up_latent"}
     down["heads"]["y"]["output_activation"] = "relu"
     down["heads"]["y"]["init_gain"] = 3.0
-    return {"scales": {"up": up, "down": down}}
+    # the paper's protocol: each scale its own KFold, upstream fold 0 feeds every fold
+    return {"chain": {"split": "independent"}, "scales": {"up": up, "down": down}}
 
 
 def test_device_gradient_wrt_atomic_raw_descriptor_matches_finite_differences():

@@ -37,7 +37,8 @@ def chain(tmp_path_factory):
     second = tiny_scale("down", data=str(tmp / "down.csv"), epochs=5)
     second["inputs"] = {"up_latent": {"kind": "latent", "scale": "up"},
                         "x": {"kind": "numeric", "columns": ["d"]}}
-    return parse_config({"chain": {"feed": "all_rows"}, "scales": {"up": first, "down": second}},
+    return parse_config({"chain": {"split": "independent", "feed": "all_rows"},
+                         "scales": {"up": first, "down": second}},
                         str(tmp / "c.toml"))
 
 

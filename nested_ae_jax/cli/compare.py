@@ -5,7 +5,7 @@ from __future__ import annotations
 import time
 from pathlib import Path
 
-from .progress import printer
+from .progress import printer, settings
 
 SPLIT_KINDS = ("random", "group_rows", "group_composition")
 
@@ -27,6 +27,9 @@ def add_parser(sub):
                    "(quick runs)")
     p.add_argument("--seeds", type=int, default=10,
                    help="seeds of a reconstruction comparison (default 10)")
+    p.add_argument("--set", action="append", metavar="KEY=VALUE",
+                   help="change a config setting first, e.g. chain.split=independent "
+                   "(repeatable)")
     p.add_argument("--quiet", action="store_true", help="no progress output")
     return p
 
@@ -34,6 +37,7 @@ def add_parser(sub):
 def run(args) -> int:
     from ..compare import compare
     from ..compare.configs import SPLITS
+    from ..config import load_config
     from ..compare.report import markdown_document
     from ..errors import ConfigError
 
@@ -47,7 +51,7 @@ def run(args) -> int:
     start, tables = time.perf_counter(), []
     for path in args.config:
         out = Path(args.out) if len(args.config) == 1 else Path(args.out) / Path(path).stem
-        result = compare(path, data_root=args.data_root, splits=splits, epochs=args.epochs,
+        result = compare(settings(load_config(path), args), data_root=args.data_root, splits=splits, epochs=args.epochs,
                          seeds=args.seeds, out=out, progress=printer(args.quiet))
         print(markdown_document(result))
         tables.append(out)

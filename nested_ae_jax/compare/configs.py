@@ -14,7 +14,7 @@ from ..config import Config, EncoderSpec, HeadSpec, InputGroup, ScaleSpec, repla
 from ..data import input_group_columns
 from ..errors import ConfigError
 
-SPLITS = ("random", "group_rows", "group_composition")
+SPLITS = ("random", "group_rows", "group_composition", "matched")
 
 
 def with_epochs(cfg: Config, epochs: int | None) -> Config:
@@ -57,14 +57,16 @@ def group_columns(cfg: Config, scale: str, split: str) -> tuple[str, ...]:
 
 
 def _split_cv(cv, split: str, group_by: tuple[str, ...]):
-    if split == "random":
+    if split in ("random", "matched"):
         return dataclasses.replace(cv, kind="kfold", group_by=())
     return dataclasses.replace(cv, kind="group", group_by=group_by)
 
 
 def split_config(cfg: Config, split: str) -> Config:
     """``cfg`` with every scale's cross-validation set to the split kind (n_splits, shuffle
-    and random_state as configured)."""
+    and random_state as configured): random, group_rows and group_composition split each
+    scale on its own (chain.split = independent, the paper's protocol); matched deals folds
+    per linked entity, shared by every scale (chain.split = matched)."""
     if split not in SPLITS:
         raise ConfigError(f"unknown split '{split}'; use one of {', '.join(SPLITS)}")
     for s in cfg.scales:
@@ -73,7 +75,8 @@ def split_config(cfg: Config, split: str) -> Config:
                               "needs cross-validation")
         cfg = replace_scale(cfg, s.name, cv=_split_cv(s.cv, split,
                                                       group_columns(cfg, s.name, split)))
-    return cfg
+    mode = "matched" if split == "matched" else "independent"
+    return dataclasses.replace(cfg, chain=dataclasses.replace(cfg.chain, split=mode))
 
 
 def single_scale_config(cfg: Config, scale: str, *, raw_upstream: bool,

@@ -11,13 +11,13 @@ import numpy as np
 import pandas as pd
 
 from ..config import Config, ScaleSpec
-from ..data import ScaleData, input_group_columns
+from ..data import ScaleData
 from ..errors import ConfigError, NestedAEError
 from ..evaluation import scale_metrics
 from ..fitting import ModelsFit, Replica, fit_models, replica_layout
-from ..runner import scale_frame
-from ..splits import Folds, make_folds
-from ..trained import TrainedScale, feed_latents, feeding_index
+from ..runner import ChainPlan, plan_chain, scale_feeders, scale_folds
+from ..splits import Folds
+from ..trained import TrainedScale, feed_latents
 from ..training import hyperparameters
 from . import RECON_COLUMNS, Comparison, Progress, say
 from .configs import single_autoencoder_config, with_epochs
@@ -48,25 +48,28 @@ class SeedBatch:
                             self.folds.n_cv, self.folds.has_full, self.feeders)
 
 
-def fit_seeds(cfg: Config, spec: ScaleSpec, data: ScaleData, seeds: np.ndarray,
+def fit_seeds(cfg: Config, spec: ScaleSpec, plan: ChainPlan, seeds: np.ndarray,
               upstream: dict[str, SeedBatch], progress: Progress | None = None) -> SeedBatch:
     """Train ``spec`` for every seed and fold in one compiled batch.
 
-    A scale with latent inputs gets, for seed s, the latents of the upstream scales' seed-s
-    models (fed as ``cfg.chain`` says): per-model inputs, so model (s, f) trains, validates
-    and is standardised on seed s's latents."""
+    plan: the chain's data and (matched) folds (``runner.plan_chain``). A scale with latent
+    inputs gets, for seed s, the latents of the upstream scales' seed-s models, fed as in
+    ``fit_config`` (``runner.scale_feeders``): per-model inputs, so model (s, f) trains,
+    validates and is standardised on its own latents."""
     spec = spec if spec.training.ensemble == 1 else dataclasses.replace(
         spec, training=dataclasses.replace(spec.training, ensemble=1))
-    folds = make_folds(spec, data, input_group_columns(spec))
+    data, folds = plan.data[spec.name], scale_folds(cfg, spec, plan)
     n_folds, specs = folds.n_models, {s.name: s for s in cfg.scales}
-    feeders, latents = {}, {}
+    feeders = scale_feeders(cfg, spec, {n: b.seed_scale(0) for n, b in upstream.items()},
+                            n_folds)
+    latents = {}
     for g in [g for g in spec.inputs if g.kind == "latent"]:
-        index = feeding_index(cfg.chain, upstream[g.scale].seed_scale(0))
-        feeders[g.scale] = np.broadcast_to(index, (n_folds, len(index))).copy()
-        per_seed = [feed_latents({n: b.seed_scale(s) for n, b in upstream.items()}, specs,
-                                 cfg.chain, g, data.frame, data.source, feeders[g.scale])
-                    for s in range(len(seeds))]
-        latents[g.name] = np.repeat(np.stack(per_seed), n_folds, axis=0)  # (S*F, N, L)
+        per_seed = []
+        for s in range(len(seeds)):
+            z = feed_latents({n: b.seed_scale(s) for n, b in upstream.items()}, specs,
+                             cfg.chain, g, data.frame, data.source, feeders[g.scale])
+            per_seed.append(np.broadcast_to(z, (n_folds, *z.shape[-2:])))  # (F, N, L)
+        latents[g.name] = np.concatenate(per_seed)  # (S*F, N, L): model s*F + f
     data = data.with_inputs(**latents)
     hp = hyperparameters(spec)
     fit = fit_models(spec, data, replica_layout(spec, folds, [Replica(int(s), hp) for s in seeds]),
@@ -87,10 +90,6 @@ def compare_reconstruction(cfg: Config, *, data_root: str | None = None, seeds: 
     cfg = with_epochs(cfg, epochs)
     if seeds < 1:
         raise ConfigError(f"--seeds must be >= 1, got {seeds}")
-
-    def load(c: Config, spec: ScaleSpec, frame_of: str) -> ScaleData:
-        given = None if frames is None or frame_of not in frames else {spec.name: frames[frame_of]}
-        return scale_frame(c, spec, data_root=data_root, frames=given)
 
     def sums(batch: SeedBatch, where: str, raw_only: bool = False) -> np.ndarray:
         """Per seed: (sum over reconstructed columns of their MAE, number of columns);
@@ -119,17 +118,20 @@ def compare_reconstruction(cfg: Config, *, data_root: str | None = None, seeds: 
     seed_values = np.arange(seeds) + cfg.scales[0].training.seed
     label = Path(cfg.source).stem if cfg.source else "config"
     rows, folds, batches = [], {}, {}
+    plan = plan_chain(cfg, data_root=data_root, frames=frames)
     for spec in cfg.scales:
         say(progress, f"== {label}: NestedAE scale '{spec.name}', {seeds} seeds ==")
-        batches[spec.name] = fit_seeds(cfg, spec, load(cfg, spec, spec.name), seed_values,
-                                       dict(batches), progress)
+        batches[spec.name] = fit_seeds(cfg, spec, plan, seed_values, dict(batches), progress)
         folds[(label, spec.name)] = {"NestedAE": batches[spec.name].folds.fold_of_row}
     single_cfg = single_autoencoder_config(cfg)
     sspec = single_cfg.scales[0]
     say(progress, f"== {label}: single autoencoder ({len(sspec.inputs[0].columns)} inputs -> "
                    f"{sspec.encoder.latent_size}), {seeds} seeds ==")
-    sdata = load(single_cfg, sspec, cfg.scales[-1].name)
-    single = fit_seeds(single_cfg, sspec, sdata, seed_values, {}, progress)
+    last = cfg.scales[-1].name  # the single AE reads the last scale's rows, on its folds
+    splan = plan_chain(single_cfg, data_root=data_root,
+                       frames=None if frames is None else {sspec.name: frames[last]},
+                       fold_ids={sspec.name: batches[last].folds.fold_of_row})
+    single = fit_seeds(single_cfg, sspec, splan, seed_values, {}, progress)
     folds[(label, "single")] = {"single AE": single.folds.fold_of_row}
 
     val = {n: per_seed(b, "pooled_val") for n, b in batches.items()}

@@ -137,7 +137,8 @@ def compare_supervised(cfg: Config, *, data_root: str | None = None,
                     say(progress, f"== split {split}: {label}: {groups} ==")
                     sfit = fit_config(single, data_root=data_root, progress=progress,
                                       frames=None if frames is None else
-                                      {spec.name: frames[spec.name]})
+                                      {spec.name: frames[spec.name]},
+                                      fold_ids={spec.name: fold_of_row})
                     sres = sfit.scales[spec.name]
                     _check_same_folds(fold_of_row, sres.folds.fold_of_row, label)
                     folds[key][label] = sres.folds.fold_of_row
