@@ -1,25 +1,34 @@
 """nested_ae_jax: nested supervised autoencoders (NestedAE) for multi-scale materials property
 prediction, in JAX.
 
-Where things live:
-    config      TOML -> frozen dataclasses (every key documented)
-    data        CSV columns by name -> arrays; categories; scalers
-    splits      cross-validation folds (k-fold, grouped, stratified)
-    model       one scale's encoder + heads: pure init/apply over parameter pytrees
+One pipeline, bottom to top (each module imports only modules above it in this list):
+
+    config      TOML -> frozen dataclasses (every key documented, validated once)
+    datasets    the paper's data sets, shipped with the package ("dataset:NAME")
+    data        CSV columns by name -> ScaleData arrays; categories; scalers (fit_stats)
+    splits      Folds: cross-validation fold assignment (k-fold, grouped, stratified)
+    model       one scale's encoder + heads: ScaleModel, a pure init/apply pair; ScaleOutputs
     losses      per-row losses, masked means, weight penalties
-    training    compiled training of many models at once (vmap over models, scan over epochs)
     evaluation  honest per-sample metrics, per fold and pooled out-of-fold
-    nesting     the nesting combinator: scales composed into one differentiable chain
-    runner      fit a config scale by scale
-    rundir      run directories; checkpoint       orbax checkpoints
-    predict     trained run -> predictions on new rows
-    sweep       hyper-parameter grids in few compiled calls; parallel  models over devices
-    finetune    optional joint end-to-end training of a chain
-    design      gradient-based inverse design; composition  ions -> descriptors
-    explain     latent activity, correlations, Shapley values, latent-size scan; shapley
-    synthetic   nested synthetic data with known intrinsic dimensions; demo  the default job
-    plots, io   figures; crash-safe file output
-    cli         the ``nested-ae`` command
+    training    THE compiled training loop: a Task (loss, evaluation) over a ModelBatch,
+                vmap over models, scan over epochs and mini-batches
+    fitting     fit_models: every replica (seed x hyper-parameters x mask) of one scale on
+                every fold in one compiled call -- the only place scales are trained
+    nesting     the nesting combinator: nest(models) -> one differentiable chain; raw columns
+    trained     TrainedScale and the one trained-chain path: which model feeds which,
+                chain copies, predictions averaged over models
+    links       which rows of linked scales are the same entity; matched folds
+    runner      fit_config: plan the chain, then data -> folds -> latents -> fit, scale by scale
+    finetune    optional joint end-to-end training of the chain (a Task on the same loop)
+    store       run directories: save and load trained scales (orbax checkpoints)
+    reports     out-of-fold and history tables, figures, metrics.json
+    predict     a trained run on new rows
+    sweep       hyper-parameter grids in few compiled calls; parallel: models over devices
+    compare     NestedAE vs single autoencoders vs scikit-learn on identical folds (package)
+    design      gradient-based inverse design through a trained chain (package)
+    explain     latent activity, correlations, Shapley values, latent-size scan (package)
+    cli         the ``nested-ae`` command: one module per command (package)
+    composition, shapley, synthetic, demo, plots, io, checkpoint: helpers named for their job
 """
 
 from .config import Config, load_config, parse_config
