@@ -89,7 +89,7 @@ def finetune_chain(cfg: Config, results: dict, progress: Callable[[str], None] |
         per_row = head_row_losses(specs[n], chain.apply(cp, inputs)[n], targets)
         return per_row, {h: masked_mean(v, w) for h, v in per_row.items()}
 
-    def loss(params, mb, data, rows, _noise):
+    def loss(params, mb, data, rows, _rng):  # no dropout in fine-tuning
         total = 0.0
         for n in order:
             idx, w = rows[n]
@@ -112,8 +112,8 @@ def finetune_chain(cfg: Config, results: dict, progress: Callable[[str], None] |
 
     streams = ((order[-1], specs[order[-1]].training.batch_size),
                *((n, specs[n].training.batch_size) for n in order[:-1]))
-    task = Task(None, lambda hp: optax.adam(cfg.chain.finetune_learning_rate),
-                lambda key, n_steps: None, loss, evaluate, streams)
+    task = Task(None, lambda hp: optax.adam(cfg.chain.finetune_learning_rate), loss, evaluate,
+                streams)
     batch = ModelBatch({n: jnp.asarray(train[n], jnp.float32) for n in order},
                        {n: jnp.asarray(val[n], jnp.float32) for n in order},
                        stats, jnp.full(n_copies, specs[order[-1]].training.seed, jnp.int32),

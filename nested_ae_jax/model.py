@@ -13,6 +13,7 @@ so that ``apply`` maps *raw* inputs to outputs and gradients reach the raw descr
 from __future__ import annotations
 
 import functools
+import math
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Callable, NamedTuple
 
@@ -100,40 +101,43 @@ def init_mlp(key: jax.Array, sizes: list[int], scheme: str, gain: float) -> list
     return [init_dense(k, a, b, scheme, gain) for k, a, b in zip(keys, sizes[:-1], sizes[1:])]
 
 
+def _mix32(x: jax.Array) -> jax.Array:
+    """lowbias32: a bijective integer hash of uint32 with good avalanche."""
+    x = x ^ (x >> 16)
+    x = x * jnp.uint32(0x7FEB352D)
+    x = x ^ (x >> 15)
+    x = x * jnp.uint32(0x846CA68B)
+    return x ^ (x >> 16)
+
+
+def hash_uniform(key: jax.Array, shape: tuple[int, ...], stream: int = 0) -> jax.Array:
+    """U[0, 1) of ``shape`` from a counter-based hash of each element's index, the bits of
+    ``key`` and a ``stream`` id: no random-number state and no generator call, so XLA fuses
+    it into the step (the dropout noise of the built-in network; one key per step and model).
+    """
+    seed = jax.random.key_data(key).reshape(-1).astype(jnp.uint32)
+    idx = jnp.arange(math.prod(shape), dtype=jnp.uint32).reshape(shape)
+    x = _mix32(idx ^ _mix32(seed[0] + jnp.uint32(stream) * jnp.uint32(0x9E3779B9)))
+    x = _mix32(x ^ seed[-1])
+    return (x >> 8).astype(jnp.float32) * (1.0 / (1 << 24))
+
+
 def apply_mlp(layers: list[dict], x: jax.Array, activation: str, output_activation: str,
-              dropout: jax.Array | float = 0.0, noise: list[jax.Array] | None = None
-              ) -> jax.Array:
+              dropout: jax.Array | float = 0.0, rng: jax.Array | None = None,
+              stream: int = 0) -> jax.Array:
     """Dense layers; ``activation`` and (inverted) dropout after every hidden layer.
 
-    x: (..., in) -> (..., out). noise: one U(0, 1) array per hidden layer, shaped like its
-    activations (see :func:`dropout_noise`); no dropout when None (evaluation).
+    x: (..., in) -> (..., out). rng: a key for this call's dropout masks (layer i uses hash
+    stream ``stream + i``); no dropout when None (evaluation) or when the rate is a Python 0.
     """
     for i, layer in enumerate(layers):
         x = x @ layer["w"] + layer["b"]
         if i < len(layers) - 1:
             x = _ACTIVATIONS[activation](x)
-            if noise:
-                x = jnp.where(noise[i] >= dropout, x / (1.0 - dropout), 0.0)
+            if rng is not None and not (isinstance(dropout, (int, float)) and dropout == 0):
+                keep = hash_uniform(rng, x.shape, stream + i) >= dropout
+                x = jnp.where(keep, x / (1.0 - dropout), 0.0)
     return _ACTIVATIONS[output_activation](x)
-
-
-def dropout_noise(key: jax.Array, spec: ScaleSpec, rows: tuple[int, ...]) -> dict:
-    """Uniform noise for every dropout layer of the scale, for ``rows`` (e.g. (steps, batch))
-    at once: {"encoder": [(*rows, width) per hidden layer] | None, "heads": {HEAD: ...}}.
-
-    Drawing a whole epoch's noise in one call is much faster than per mini-batch. Modules
-    whose configured rate is 0 get None: no dropout and no random numbers.
-    """
-    def draw(k: jax.Array, hidden: tuple[int, ...], rate: float) -> list | None:
-        if rate == 0 or not hidden:
-            return None
-        return [jax.random.uniform(kk, (*rows, w))
-                for kk, w in zip(jax.random.split(k, len(hidden)), hidden)]
-
-    k_enc, k_heads = jax.random.split(key)
-    head_keys = jax.random.split(k_heads, len(spec.heads))
-    return {"encoder": draw(k_enc, spec.encoder.hidden, spec.encoder.dropout),
-            "heads": {h.name: draw(k, h.hidden, h.dropout) for h, k in zip(spec.heads, head_keys)}}
 
 
 def standardise_inputs(spec: ScaleSpec, dims: ScaleDims, stats: Stats,
@@ -151,14 +155,15 @@ def standardise_inputs(spec: ScaleSpec, dims: ScaleDims, stats: Stats,
 
 
 def apply_heads(spec: ScaleSpec, params: Params, latent: jax.Array,
-                dropout: dict | None = None, noise: dict | None = None) -> dict:
+                dropout: dict | None = None, rng: jax.Array | None = None) -> dict:
     """Every head of a scale on a given latent (N, L) -> {HEAD: (N, out)}; categorical heads
-    give logits. Used by ``apply`` and to decode points of the latent space."""
+    give logits. Used by ``apply`` and to decode points of the latent space. Head j's dropout
+    layers use hash streams 64 (j + 1) + i."""
     out = {}
-    for h in spec.heads:
+    for j, h in enumerate(spec.heads):
         act = "linear" if h.kind == "categorical" else h.output_activation
         out[h.name] = apply_mlp(params["heads"][h.name], latent, h.activation, act,
-                                (dropout or {}).get(h.name, 0.0), (noise or {}).get(h.name))
+                                (dropout or {}).get(h.name, 0.0), rng, 64 * (j + 1))
     return out
 
 
@@ -166,10 +171,10 @@ class ScaleModel(NamedTuple):
     """A scale's model as a pair of pure functions (like optax's GradientTransformation).
 
     init(key) -> params.
-    apply(params, stats, inputs, *, noise=None, dropout=None, latent_mask=None) ->
-        :class:`ScaleOutputs`. Dropout is applied only when ``noise`` (from
-        :func:`dropout_noise`) is given; ``dropout`` overrides the config's rates:
-        {"encoder": rate, "heads": {HEAD: rate}} (arrays allowed, for sweeps).
+    apply(params, stats, inputs, *, rng=None, dropout=None, latent_mask=None) ->
+        :class:`ScaleOutputs`. Dropout is applied only when ``rng`` (a key, one per training
+        step) is given; ``dropout`` overrides the config's rates: {"encoder": rate,
+        "heads": {HEAD: rate}} (arrays allowed, for sweeps).
         ``latent_mask`` (L,) 0/1 multiplies the latent: a masked unit is 0 on every row, so it
         carries nothing and its encoder weights get no gradient (a smaller latent).
     """
@@ -206,17 +211,16 @@ def scale_model(spec: ScaleSpec, dims: ScaleDims) -> ScaleModel:
         }
 
     def apply(params: Params, stats: Stats, inputs: dict[str, jax.Array], *,
-              noise: dict | None = None, dropout: dict | None = None,
+              rng: jax.Array | None = None, dropout: dict | None = None,
               latent_mask: jax.Array | None = None) -> ScaleOutputs:
         rates = default_dropout(spec) if dropout is None else dropout
-        noise = noise or {"encoder": None, "heads": {}}
         feats = standardise_inputs(spec, dims, stats, inputs)
         x = jnp.concatenate([feats[name] for name, _ in dims.inputs], axis=-1)
         latent = apply_mlp(params["encoder"], x, enc.activation, enc.latent_activation,
-                           rates["encoder"], noise["encoder"])
+                           rates["encoder"], rng, 0)
         if latent_mask is not None:
             latent = latent * latent_mask
-        heads = apply_heads(spec, params, latent, rates["heads"], noise["heads"])
+        heads = apply_heads(spec, params, latent, rates["heads"], rng)
         return ScaleOutputs(latent, feats, heads)
 
     return ScaleModel(init, apply, spec, dims)

@@ -30,7 +30,7 @@ import optax
 from .config import ScaleSpec, TrainingSpec
 from .errors import NestedAEError
 from .losses import head_row_losses, masked_mean, weight_penalty
-from .model import Params, ScaleModel, Stats, dropout_noise
+from .model import Params, ScaleModel, Stats
 
 PRIMARY = "rows"  # the stream of a single-data-set task
 
@@ -72,8 +72,8 @@ class Task(NamedTuple):
 
     init(seed, hparams) -> params.
     optimizer(hparams) -> optax.GradientTransformation.
-    noise(key, n_steps) -> dropout noise of one epoch, leading axis n_steps (or None).
-    loss(params, mb, data, rows, noise) -> (total, aux): rows = {STREAM: (idx (B,), w (B,))}.
+    loss(params, mb, data, rows, rng) -> (total, aux): rows = {STREAM: (idx (B,), w (B,))};
+        rng: this step's key (dropout), distinct for every model, epoch and step.
     evaluate(params, mb, data) -> ({"train/NAME": scalar, "val/NAME": scalar, ...},
         criterion) at the end of an epoch (dropout off); the lowest criterion is "best".
     streams: ((STREAM, batch size), ...); the first sets the mini-batches per epoch.
@@ -81,7 +81,6 @@ class Task(NamedTuple):
 
     init: Callable
     optimizer: Callable
-    noise: Callable
     loss: Callable
     evaluate: Callable
     streams: tuple[tuple[str, int], ...]
@@ -141,16 +140,16 @@ def penalty(spec: ScaleSpec, params: Params, hp: dict) -> jax.Array:
 
 
 def loss_terms(model: ScaleModel, params: Params, stats: Stats, inputs: dict, targets: dict,
-               weights: jax.Array, hp: dict, noise: dict | None = None,
+               weights: jax.Array, hp: dict, rng: jax.Array | None = None,
                latent_mask: jax.Array | None = None) -> tuple[jax.Array, dict[str, jax.Array]]:
     """Total loss of a (masked) set of rows and the per-head masked means.
 
     total = sum_h weight_h * mean_rows(loss_h) + L1/L2 penalty (added once, unscaled: the
-    paper's per-mini-batch objective). ``weights``: (N,) row weights (mask); ``noise``: dropout
-    noise for these rows (None: no dropout).
+    paper's per-mini-batch objective). ``weights``: (N,) row weights (mask); ``rng``: the
+    dropout key of this step (None: no dropout).
     """
     dropout = _static_zeros(model.spec, hp, "dropout")
-    outputs = model.apply(params, stats, inputs, noise=noise, dropout=dropout,
+    outputs = model.apply(params, stats, inputs, rng=rng, dropout=dropout,
                           latent_mask=latent_mask)
     per_row = head_row_losses(model.spec, outputs, targets)
     heads = {name: masked_mean(v, weights) for name, v in per_row.items()}
@@ -187,14 +186,11 @@ def scale_task(model: ScaleModel) -> Task:
     def init(seed, hp):
         return model.init(jax.random.fold_in(_random_key(seed), 0))
 
-    def noise(key, n_steps):
-        return dropout_noise(key, spec, (n_steps, spec.training.batch_size))
-
-    def loss(params, mb, data, rows, step_noise):
+    def loss(params, mb, data, rows, rng):
         idx, w = rows[PRIMARY]
         take = lambda a: a[idx]  # noqa: E731
         return loss_terms(model, params, mb.stats, jax.tree.map(take, model_inputs(mb, data)),
-                          jax.tree.map(take, data["targets"]), w, mb.hparams, step_noise,
+                          jax.tree.map(take, data["targets"]), w, mb.hparams, rng,
                           mb.latent_mask)
 
     def evaluate(params, mb, data):
@@ -205,7 +201,7 @@ def scale_task(model: ScaleModel) -> Task:
         has_val = mb.val_mask.sum() > 0
         return record, jnp.where(has_val, record["val/total"], record["train/total"])
 
-    return Task(init, lambda hp: optimizer(spec.training, hp["learning_rate"]), noise, loss,
+    return Task(init, lambda hp: optimizer(spec.training, hp["learning_rate"]), loss,
                 evaluate, ((PRIMARY, spec.training.batch_size),))
 
 
@@ -250,8 +246,9 @@ def _epoch_fn(task: Task, n_steps: int, may_be_empty: bool) -> Callable:
 
         def step(carry, xs):
             params, opt_state = carry
-            batch_rows, step_noise = xs
-            grads = jax.grad(lambda p: task.loss(p, mb, data, batch_rows, step_noise)[0])(params)
+            batch_rows, index = xs
+            rng = jax.random.fold_in(k_drop, index)
+            grads = jax.grad(lambda p: task.loss(p, mb, data, batch_rows, rng)[0])(params)
             updates, new_opt = opt.update(grads, opt_state, params)
             new_params = optax.apply_updates(params, updates)
             if not may_be_empty:
@@ -262,7 +259,7 @@ def _epoch_fn(task: Task, n_steps: int, may_be_empty: bool) -> Callable:
                     jax.tree.map(keep, new_opt, opt_state)), None
 
         (params, opt_state), _ = jax.lax.scan(
-            step, (state.params, state.opt_state), (rows, task.noise(k_drop, n_steps)))
+            step, (state.params, state.opt_state), (rows, jnp.arange(n_steps)))
         record, criterion = task.evaluate(params, mb, data)
         better = criterion < state.best_loss
         best_params = jax.tree.map(lambda new, old: jnp.where(better, new, old),
@@ -293,11 +290,7 @@ def capped_task(task: Task, batch: ModelBatch) -> Task:
     model (a batch larger than the data is one full batch per epoch; no padding beyond it)."""
     (name, size), *rest = task.streams
     cap = max(1, min(size, int(_train_counts(task, batch).max())))
-    if cap == size:
-        return task
-    noise = task.noise
-    return task._replace(streams=((name, cap), *rest),
-                         noise=lambda key, n: jax.tree.map(lambda a: a[:, :cap], noise(key, n)))
+    return task if cap == size else task._replace(streams=((name, cap), *rest))
 
 
 def init_state(task: Task, batch: ModelBatch, params: Params | None = None) -> TrainState:

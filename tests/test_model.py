@@ -10,7 +10,7 @@ import pytest
 from conftest import REPO, tiny_scale
 from nested_ae_jax.config import load_config, parse_config
 from nested_ae_jax.losses import weight_penalty
-from nested_ae_jax.model import ScaleDims, dropout_noise, init_dense, scale_model
+from nested_ae_jax.model import ScaleDims, hash_uniform, init_dense, scale_model
 from nested_ae_jax.training import hyperparameters, loss_terms
 
 
@@ -55,7 +55,7 @@ def test_xavier_init_has_the_glorot_spread_and_zero_bias(scheme, gain):
     assert float(jnp.abs(layer["b"]).max()) == 0.0
 
 
-def test_dropout_only_with_noise_and_scaled_to_keep_the_mean():
+def test_dropout_only_with_a_key():
     model = tiny_model()
     params = model.init(jax.random.key(0))
     stats = {"x": {"mean": jnp.zeros(3), "scale": jnp.ones(3)}}
@@ -64,11 +64,11 @@ def test_dropout_only_with_noise_and_scaled_to_keep_the_mean():
     a = model.apply(params, stats, inputs).heads["y"]
     b = model.apply(params, stats, inputs).heads["y"]
     np.testing.assert_array_equal(a, b)
-    noise = dropout_noise(jax.random.key(3), model.spec, (500,))
-    assert noise["encoder"] is None and noise["heads"]["x"] is None
-    assert noise["heads"]["y"][0].shape == (500, 8)
-    c = model.apply(params, stats, inputs, noise=noise).heads["y"]
+    c = model.apply(params, stats, inputs, rng=jax.random.key(3)).heads["y"]
     assert not np.allclose(a, c)
+    # the reconstruction head has no dropout: the key changes nothing there
+    np.testing.assert_array_equal(model.apply(params, stats, inputs, rng=jax.random.key(3))
+                                  .heads["x"], model.apply(params, stats, inputs).heads["x"])
 
 
 def test_loss_equals_a_hand_computation():
@@ -116,7 +116,8 @@ def test_dropout_keeps_a_1_minus_p_share_of_units_scaled_by_1_over_1_minus_p():
     """An identity network with one hidden layer of 64 units on all-ones rows: after dropout
     each hidden unit is 0 or 1/(1-p). Over 4000 rows x 64 units the kept share is 1-p within
     4 binomial standard errors, and masks of neighbouring units, of neighbouring rows and of
-    two draws (keys) are uncorrelated (|r| < 4/sqrt(n))."""
+    two keys (steps, models) are uncorrelated (|r| < 4/sqrt(n)); the same key gives the same
+    mask."""
     from nested_ae_jax.model import apply_mlp
 
     p, n, width = 0.3, 4000, 64
@@ -124,8 +125,7 @@ def test_dropout_keeps_a_1_minus_p_share_of_units_scaled_by_1_over_1_minus_p():
     ones = jnp.ones((n, width))
 
     def run(key):
-        noise = [jax.random.uniform(key, (n, width))]
-        return np.asarray(apply_mlp([eye, eye], ones, "linear", "linear", p, noise))
+        return np.asarray(apply_mlp([eye, eye], ones, "linear", "linear", p, key))
 
     out = run(jax.random.key(0))
     kept = out != 0
@@ -140,4 +140,30 @@ def test_dropout_keeps_a_1_minus_p_share_of_units_scaled_by_1_over_1_minus_p():
     bound = 4 / np.sqrt(kept.size)
     assert abs(r(kept[:, :-1], kept[:, 1:])) < bound     # units
     assert abs(r(kept[:-1], kept[1:])) < bound           # rows
-    assert abs(r(kept, run(jax.random.key(1)) != 0)) < bound  # draws
+    step_key = jax.random.fold_in(jax.random.key(0), 1)  # the next step of the same model
+    assert abs(r(kept, run(step_key) != 0)) < bound
+    assert abs(r(kept, run(jax.random.key(1)) != 0)) < bound  # another model's seed
+    np.testing.assert_array_equal(run(jax.random.key(0)), out)  # reproducible from the key
+
+
+def test_hash_noise_is_uniform_and_streams_are_independent():
+    """The counter-based noise: uniform on [0, 1) (a Kolmogorov-Smirnov distance within 1.63 /
+    sqrt(n), the 1 % level), and different layers (streams), steps (keys) and neighbouring
+    elements uncorrelated."""
+    key = jax.random.key(7)
+    u = np.asarray(hash_uniform(key, (500, 200))).reshape(-1)
+    assert u.min() >= 0.0 and u.max() < 1.0
+    ks = np.abs(np.sort(u) - (np.arange(1, u.size + 1) - 0.5) / u.size).max()
+    assert ks < 1.63 / np.sqrt(u.size)
+    bound = 4 / np.sqrt(u.size)
+    others = [hash_uniform(key, (500, 200), stream=1),
+              hash_uniform(jax.random.fold_in(key, 1), (500, 200)),
+              hash_uniform(jax.random.key(8), (500, 200))]
+    for v in others:
+        assert abs(np.corrcoef(u, np.asarray(v).reshape(-1))[0, 1]) < bound
+    assert abs(np.corrcoef(u[:-1], u[1:])[0, 1]) < bound
+    # under vmap over models each model's key gives its own noise
+    keys = jax.random.split(key, 3)
+    batched = np.asarray(jax.vmap(lambda k: hash_uniform(k, (100,)))(keys))
+    np.testing.assert_array_equal(batched[1], np.asarray(hash_uniform(keys[1], (100,))))
+    assert not np.allclose(batched[0], batched[1])
