@@ -25,7 +25,8 @@ from .evaluation import scale_metrics
 from .fitting import Replica, fit_models, replica_layout
 from .nesting import row_columns
 from .runner import fit_config, plan_chain, prepare_scale
-from .splits import make_folds
+from .selection import nested_folds, per_model_inputs, select, with_nested
+from .splits import assign_folds, groups_from_rows, make_folds
 from .training import hyperparameters
 
 # per-model (vectorised) settings: (table, field); heads.* means every head
@@ -99,6 +100,8 @@ class SweepResult:
     n_groups: int
     n_models: int
     seconds: float
+    nested: dict | None = None        # outer_folds > 0: see selection.select
+    outer: pd.DataFrame | None = None  # per outer fold: chosen setting, inner and outer error
 
 
 def _metric_rows(metrics: dict, prefix: str = "") -> dict[str, float]:
@@ -119,10 +122,12 @@ def default_metric(spec: ScaleSpec) -> str:
 def sweep(cfg: Config, grid: dict[str, list], *, scale: str | None = None,
           seeds: int | None = None, data_root: str | None = None,
           progress: Callable[[str], None] | None = None, metric: str | None = None,
-          devices: list | None = None) -> SweepResult:
+          devices: list | None = None, outer_folds: int = 0) -> SweepResult:
     """Train every combination of ``grid`` (keys: settings of the swept scale, e.g.
     ``encoder.l1`` or ``heads.gap.dropout``) with cross-validation; ``seeds`` adds a grid over
     training.seed = 0..seeds-1. Upstream scales of a chain are trained once, as configured.
+    outer_folds: also run nested cross-validation with this many outer folds (see
+    :mod:`selection`): the chosen setting's error on rows that took no part in choosing it.
     """
     start = time.perf_counter()
     target = cfg.scale(scale or cfg.scales[-1].name)
@@ -145,6 +150,11 @@ def sweep(cfg: Config, grid: dict[str, list], *, scale: str | None = None,
                           stop_before=target.name).trained if position else {}
     plan = plan_chain(cfg, data_root=data_root)
     data, folds, _ = prepare_scale(cfg, target, upstream, plan)
+    metric = metric or default_metric(target)
+    maximise = metric.endswith((".r2", ".accuracy"))
+    nested = _outer_folds(cfg, target, data, folds, plan, outer_folds) if outer_folds else None
+    if nested is not None:
+        data = data.with_inputs(**per_model_inputs(data.inputs, folds.n_models, nested))
 
     nonzero = _nonzero_settings(specs)
     groups: dict[ScaleSpec, list[int]] = {}
@@ -152,6 +162,7 @@ def sweep(cfg: Config, grid: dict[str, list], *, scale: str | None = None,
         groups.setdefault(_canonical(s, nonzero), []).append(i)
     run_rows: list[dict] = [{} for _ in combos]
     fold_rows: list[dict] = []
+    nested_outputs: list = [None] * len(combos)
     n_models = 0
     for g, (canon, members) in enumerate(groups.items()):
         if progress:
@@ -162,16 +173,22 @@ def sweep(cfg: Config, grid: dict[str, list], *, scale: str | None = None,
             raise ConfigError(f"sweep: cv settings of scale '{target.name}' are not swept "
                               "under chain.split = matched (its folds are shared with the "
                               "linked scales); sweep them with chain.split = independent")
+        if canon.cv != target.cv and nested is not None:
+            raise ConfigError("sweep --outer-folds: cv settings are not swept in nested "
+                              "cross-validation (the outer and inner folds come from the config)")
         group_folds = folds if canon.cv == target.cv else make_folds(
             canon, data, row_columns({s.name: s for s in cfg.scales}, target.name))
-        fit = fit_models(canon, data, replica_layout(canon, group_folds, replicas),
+        layout_folds = group_folds if nested is None else with_nested(group_folds, nested)
+        fit = fit_models(canon, data, replica_layout(canon, layout_folds, replicas),
                          progress=progress,
                          label=f"{target.name} group {g + 1}", devices=devices)
-        per = group_folds.n_models
-        n_models += per * len(members)
+        per, total = group_folds.n_models, layout_folds.n_models
+        n_models += total * len(members)
         for r, i in enumerate(members):
-            sl = slice(r * per, (r + 1) * per)
+            sl = slice(r * total, r * total + per)
             out = jax.tree.map(lambda a: a[sl], fit.outputs)
+            nested_outputs[i] = jax.tree.map(lambda a: a[r * total + per:(r + 1) * total],
+                                             fit.outputs)
             m = scale_metrics(specs[i], out, data.targets, group_folds.train, group_folds.val,
                               group_folds.fold_of_row, group_folds.n_cv)
             pooled = {h: v.get("pooled_val", {}) for h, v in m["heads"].items()}
@@ -180,11 +197,40 @@ def sweep(cfg: Config, grid: dict[str, list], *, scale: str | None = None,
                 fold_rows.append({"run": i, **combos[i], "fold": f,
                                   **_metric_rows(fm["val"])})
     runs = pd.DataFrame(run_rows)
-    metric = metric or default_metric(target)
     if metric not in runs:
         raise ConfigError(f"sweep --metric {metric!r} is not a reported metric; choose from "
                           f"{[c for c in runs.columns if '.' in c]}")
-    maximise = metric.endswith((".r2", ".accuracy"))
     best = runs.loc[runs[metric].idxmax() if maximise else runs[metric].idxmin()].to_dict()
+    summary = outer = None
+    if nested is not None:
+        summary, outer = select(target, combos, nested_outputs, data.targets, nested, metric,
+                                maximise)
+        summary["same_folds"] = float(best[metric])
     return SweepResult(runs, pd.DataFrame(fold_rows), best, metric, len(groups), n_models,
-                       time.perf_counter() - start)
+                       time.perf_counter() - start, summary, outer)
+
+
+def _outer_folds(cfg: Config, target: ScaleSpec, data, folds, plan, k: int):
+    """The nested folds of a sweep: outer = the matched folds of a chain that shares them
+    (k must be their number), else KFold (GroupKFold by identical input rows for cv = group)
+    with the scale's random_state; inner = the scale's cv.n_splits within each outer training
+    set."""
+    cv = target.cv
+    if k < 2:
+        raise ConfigError(f"sweep --outer-folds {k}: use at least 2")
+    groups = None
+    if cv.kind == "group":
+        cols = list(cv.group_by) or row_columns({s.name: s for s in cfg.scales}, target.name)
+        groups = groups_from_rows(data.frame[cols].to_numpy())
+    if target.name in plan.fold_ids:
+        if k != folds.n_cv:
+            raise ConfigError(f"sweep --outer-folds {k}: scale '{target.name}' shares its "
+                              f"{folds.n_cv} matched folds with the chain; use --outer-folds "
+                              f"{folds.n_cv}")
+        outer = folds.fold_of_row
+        groups = plan.entities[target.name]
+    else:
+        outer = assign_folds(data.n_rows, kind="kfold" if groups is None else "group",
+                             n_splits=k, shuffle=True, random_state=cv.random_state,
+                             groups=groups)
+    return nested_folds(outer, cv.n_splits, cv.random_state + 1, groups)

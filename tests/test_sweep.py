@@ -67,3 +67,35 @@ def test_sweep_refuses_what_it_cannot_score(chain):
         sweep(chain, {"cv.kind": ["none"]})
     with pytest.raises(ConfigError, match="ensemble > 1 is not swept"):
         sweep(chain, {"training.ensemble": [1, 3]})
+
+
+def _outer_of(cfg):
+    """The outer folds the sweep uses for the chain's last scale (KFold, random_state 0)."""
+    from nested_ae_jax.splits import assign_folds
+    return assign_folds(40, kind="kfold", n_splits=3, shuffle=True, random_state=0)
+
+
+def test_nested_cv_scores_the_chosen_setting_on_rows_that_took_no_part_in_choosing(chain):
+    """--outer-folds: per outer fold, the setting with the best pooled inner error is chosen
+    and its outer model is scored on the outer validation rows; the report's outer figure is
+    recomputed here from the chosen outer models' pooled predictions."""
+    from nested_ae_jax.selection import nested_folds
+
+    result = sweep(chain, {"encoder.l1": [0.0, 0.01]}, seeds=2, outer_folds=3)
+    n = result.nested
+    assert (n["outer_folds"], n["inner_folds"]) == (3, 3)
+    assert result.n_models == 4 * (3 + 3 * 4) and result.n_groups == 1
+    assert len(result.outer) == 3 and set(result.outer["outer_fold"]) == {0, 1, 2}
+    for _, row in result.outer.iterrows():
+        assert row["encoder.l1"] in (0.0, 0.01) and row["training.seed"] in (0, 1)
+    assert np.isfinite([n["outer"], n["inner"], n["same_folds"]]).all()
+    # pooled MAE over the outer folds = their MAEs weighted by fold size
+    sizes = np.bincount(_outer_of(chain), minlength=3)
+    assert n["outer"] == pytest.approx(
+        (sizes * result.outer["outer y.mae"].to_numpy()).sum() / sizes.sum(), rel=1e-5)
+    # every row is an outer validation row once; inner folds never touch the outer fold
+    nf = nested_folds(np.arange(12) % 3, 3, 1)
+    assert (nf.val[3::4].sum(axis=0) == 1).all()
+    for o in range(3):
+        inner_rows = nf.train[o * 4:o * 4 + 3] + nf.val[o * 4:o * 4 + 3]
+        assert not inner_rows[:, np.arange(12) % 3 == o].any()

@@ -21,6 +21,10 @@ def add_parser(sub):
                    "gap.mae (default: first regression head's MAE)")
     p.add_argument("--out", required=True, help="folder for sweep_runs.csv, sweep_folds.csv, "
                    "best.json")
+    p.add_argument("--outer-folds", type=int, default=0, metavar="K",
+                   help="nested cross-validation: choose the best setting inside each of K "
+                   "outer training splits and score it on the outer validation rows (the "
+                   "honest error of 'sweep, then pick the best'; same compiled groups)")
     p.add_argument("--top", type=int, default=10, help="rows of the table to print")
     p.add_argument("--data-root", help="folder for relative data paths")
     p.add_argument("--set", action="append", metavar="KEY=VALUE",
@@ -46,14 +50,21 @@ def run(args) -> int:
     cfg = settings(load_config(args.config), args)
     grid = parse_grid(args.grid or [])
     result = sweep(cfg, grid, scale=args.scale, seeds=args.seeds, data_root=args.data_root,
-                   progress=printer(args.quiet), metric=args.metric)
+                   progress=printer(args.quiet), metric=args.metric,
+                   outer_folds=args.outer_folds)
     if jax.process_index() != 0:
         return 0
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     io.atomic_write_csv(out / "sweep_runs.csv", result.runs)
     io.atomic_write_csv(out / "sweep_folds.csv", result.folds)
-    io.atomic_write_json(out / "best.json", {"metric": result.metric, **result.best})
+    io.atomic_write_json(out / "best.json", {"metric": result.metric, **result.best,
+                                             **({"nested": result.nested} if result.nested
+                                                else {})})
+    written = ["sweep_runs.csv", "sweep_folds.csv", "best.json"]
+    if result.outer is not None:
+        io.atomic_write_csv(out / "sweep_outer.csv", result.outer)
+        written.append("sweep_outer.csv")
     ascending = not result.metric.endswith((".r2", ".accuracy"))
     shown = result.runs.sort_values(result.metric, ascending=ascending).head(args.top)
     print(shown.to_string(index=False, float_format=lambda v: f"{v:.4g}"))
@@ -62,5 +73,11 @@ def run(args) -> int:
           f"{jax.device_count()} device(s); best by {result.metric}: "
           + json.dumps({k: result.best[k] for k in [*grid, "training.seed", result.metric]
                         if k in result.best}))
-    print(f"wrote {out / 'sweep_runs.csv'}, {out / 'sweep_folds.csv'}, {out / 'best.json'}")
+    if result.nested:
+        n = result.nested
+        print(f"nested CV ({n['outer_folds']} outer x {n['inner_folds']} inner folds): the "
+              f"setting chosen on inner folds scores {result.metric} {n['outer']:.4g} on the "
+              f"outer validation rows (inner estimate {n['inner']:.4g}; best of the grid on "
+              f"the sweep's own folds {n['same_folds']:.4g})")
+    print("wrote " + ", ".join(str(out / w) for w in written))
     return 0

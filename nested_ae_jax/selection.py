@@ -1,0 +1,133 @@
+"""Honest selection of a setting: nested cross-validation for sweeps.
+
+Picking the setting with the lowest validation error on the folds it is then scored on is
+optimistic. With ``K`` outer folds, each outer fold's training rows are split again into the
+scale's inner folds; every setting is cross-validated on those (inner models), the setting with
+the best pooled inner error is chosen *per outer fold*, and the chosen setting's model trained
+on all of that outer fold's training rows (the outer model) is scored on the outer validation
+rows, which took no part in the choice. Pooled over the outer folds, that is the error to
+expect from "sweep, then pick the best". All inner and outer models of every setting are extra
+rows of the sweep's model batch: the same compiled groups.
+"""
+
+from __future__ import annotations
+
+from typing import NamedTuple
+
+import jax
+import numpy as np
+import pandas as pd
+
+from .config import ScaleSpec
+from .errors import ConfigError
+from .evaluation import scale_metrics
+from .splits import Folds, assign_folds
+
+
+class NestedFolds(NamedTuple):
+    """Masks of the K x (I + 1) models of one setting: for outer fold o, inner models
+    o*(I+1) + i (i < I: trained on the outer training rows outside inner fold i, validated on
+    inner fold i) and the outer model o*(I+1) + I (trained on every outer training row,
+    validated on outer fold o). outer: (N,) outer fold of each row; inner: (N,) inner fold of
+    each row within its outer fold's training set, per outer fold: (K, N), -1 outside it."""
+
+    outer: np.ndarray
+    inner: np.ndarray
+    train: np.ndarray
+    val: np.ndarray
+
+    @property
+    def n_outer(self) -> int:
+        return self.inner.shape[0]
+
+    @property
+    def n_inner(self) -> int:
+        return self.train.shape[0] // self.n_outer - 1
+
+
+def nested_folds(outer: np.ndarray, n_inner: int, random_state: int,
+                 groups: np.ndarray | None = None) -> NestedFolds:
+    """Inner folds (KFold, or GroupKFold on ``groups`` (N,)) inside every outer fold's
+    training rows; outer: (N,) outer fold of each row."""
+    n_outer, n = int(outer.max()) + 1, len(outer)
+    inner = np.full((n_outer, n), -1, np.int32)
+    train, val = [], []
+    for o in range(n_outer):
+        rows = np.flatnonzero(outer != o)
+        kind = "kfold" if groups is None else "group"
+        inner[o, rows] = assign_folds(len(rows), kind=kind, n_splits=n_inner, shuffle=True,
+                                      random_state=random_state,
+                                      groups=None if groups is None else groups[rows])
+        for i in range(n_inner):
+            train.append((inner[o] >= 0) & (inner[o] != i))
+            val.append(inner[o] == i)
+        train.append(outer != o)
+        val.append(outer == o)
+    return NestedFolds(outer.astype(np.int32), inner, np.asarray(train, np.float32),
+                       np.asarray(val, np.float32))
+
+
+def with_nested(folds: Folds, nested: NestedFolds) -> Folds:
+    """The sweep's folds followed by the nested models' masks (one model batch)."""
+    return Folds(folds.fold_of_row, np.concatenate([folds.train, nested.train]),
+                 np.concatenate([folds.val, nested.val]))
+
+
+def per_model_inputs(inputs: dict, n_folds: int, nested: NestedFolds) -> dict:
+    """Input groups given per fold ((F, N, d), each fold's own upstream model, with matched
+    folds = the outer folds) expanded to the combined layout: the F fold models, then every
+    nested model of outer fold o gets fold o's."""
+    per = nested.n_inner + 1
+    out = {}
+    for name, x in inputs.items():
+        if np.ndim(x) == 3:
+            outer = np.repeat(np.arange(nested.n_outer), per)
+            out[name] = np.concatenate([x[:n_folds], x[outer]])
+    return out
+
+
+def _pooled(spec: ScaleSpec, outputs, targets: dict, train: np.ndarray, val: np.ndarray,
+            model_of_row: np.ndarray, metric: str) -> float:
+    head, stat = metric.rsplit(".", 1)
+    m = scale_metrics(spec, outputs, targets, train, val, model_of_row, train.shape[0])
+    entry = m["heads"].get(head, {}).get("pooled_val", {})
+    if stat not in entry:
+        raise ConfigError(f"sweep --metric {metric!r}: no pooled validation {stat} of head "
+                          f"'{head}'")
+    return float(entry[stat])
+
+
+def select(spec: ScaleSpec, settings: list[dict], outputs: list, targets: dict,
+           nested: NestedFolds, metric: str, maximise: bool) -> tuple[dict, pd.DataFrame]:
+    """Choose a setting per outer fold on its inner error, score it on the outer rows.
+
+    settings: one dict per setting; outputs: per setting, the nested models' outputs (leaves
+    (K*(I+1), N, ...)). Returns (summary: the pooled outer and mean inner metric of the chosen
+    settings, the per-fold table: outer fold, chosen setting, its inner and outer metric)."""
+    per, k = nested.n_inner + 1, nested.n_outer
+    inner = np.zeros((len(settings), k))
+    for s, out in enumerate(outputs):
+        for o in range(k):
+            idx = np.arange(o * per, o * per + nested.n_inner)
+            sub = jax.tree.map(lambda a: np.asarray(a)[idx], out)
+            inner[s, o] = _pooled(spec, sub, targets, nested.train[idx], nested.val[idx],
+                                  nested.inner[o], metric)
+    chosen = inner.argmax(axis=0) if maximise else inner.argmin(axis=0)
+    outer_idx = np.arange(k) * per + nested.n_inner
+    picked = jax.tree.map(lambda *a: np.stack(a),
+                          *[jax.tree.map(lambda a: np.asarray(a)[outer_idx[o]],
+                                         outputs[chosen[o]]) for o in range(k)])
+    outer = _pooled(spec, picked, targets, nested.train[outer_idx], nested.val[outer_idx],
+                    nested.outer, metric)
+    rows = []
+    for o in range(k):
+        one = jax.tree.map(lambda a: a[o:o + 1], picked)
+        rows.append({"outer_fold": o, **settings[chosen[o]],
+                     f"inner {metric}": inner[chosen[o], o],
+                     f"outer {metric}": _pooled(spec, one, targets,
+                                                nested.train[outer_idx[o]][None],
+                                                nested.val[outer_idx[o]][None],
+                                                np.where(nested.outer == o, 0, -1), metric)})
+    summary = {"outer_folds": k, "inner_folds": nested.n_inner, "metric": metric,
+               "outer": outer, "inner": float(inner[chosen, np.arange(k)].mean())}
+    return summary, pd.DataFrame(rows)
