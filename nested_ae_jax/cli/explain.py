@@ -3,10 +3,8 @@ latent-size scan, latent maps (writes RUN/explain/)."""
 
 from __future__ import annotations
 
+from ..explain import DEFAULT_BACKGROUND, DEFAULT_ROWS
 from .progress import printer
-
-DEFAULT_BACKGROUND = 32
-DEFAULT_ROWS = 64
 
 
 def add_parser(sub):
@@ -23,7 +21,11 @@ def add_parser(sub):
                    help="latent-size scan over 1..K (default: each scale's latent size; "
                    "0: no scan)")
     p.add_argument("--scan-epochs", type=int, default=None,
-                   help="epochs of the scan (default: the scale's training epochs)")
+                   help="epochs of the scan (default: min(the scale's training epochs, 300), "
+                   "enough to rank the sizes; --full-scan for the training epochs)")
+    p.add_argument("--full-scan", action="store_true",
+                   help="scan with each scale's full training epochs (slow: the paper's "
+                   "1500 epochs per size and fold)")
     p.add_argument("--scan-scales", nargs="+", default=None, metavar="SCALE",
                    help="scales to scan (default: all)")
     p.add_argument("--fold", type=int, default=None,
@@ -35,14 +37,12 @@ def add_parser(sub):
     return p
 
 
-
-
 def run(args) -> int:
     from ..explain import explain_run, summary_lines
 
     summary = explain_run(args.run_dir, args.out, background=args.background,
                           max_rows=args.rows, seed=args.seed, progress=printer(args.quiet),
-                          scan_sizes=args.scan_sizes, scan_epochs=args.scan_epochs,
+                          scan_sizes=args.scan_sizes, scan_epochs="full" if args.full_scan else args.scan_epochs,
                           scan_scales=args.scan_scales, fold=args.fold,
                           data_root=args.data_root)
     print("\n".join(summary_lines(summary)))

@@ -31,9 +31,9 @@ def explain_run(run_dir, out_dir=None, *, background: int = DEFAULT_BACKGROUND,
 
     background / max_rows: background-set size and number of explained rows of the Shapley
     values (random rows of each scale, ``seed``). scan_sizes: K of the latent-size scan 1..K
-    (None: each scale's own latent size; 0: no scan); scan_epochs: its epochs (None: the
-    scale's; a dict {SCALE: epochs} sets them per scale); scan_scales: scales to scan (None:
-    all). fold: explain this model of every scale
+    (None: each scale's own latent size; 0: no scan); scan_epochs: its epochs (None:
+    min(training epochs, 300); "full": the scale's; a dict {SCALE: epochs} sets them per
+    scale); scan_scales: scales to scan (None: all). fold: explain this model of every scale
     instead of the default (see :mod:`nested_ae_jax.explain.views`).
     """
     run = run_dir if isinstance(run_dir, TrainedRun) else load_run(run_dir)

@@ -229,13 +229,25 @@ def _gradients(d: Draft, name: str, view: ScaleView) -> dict:
 # 4. latent-size scan
 
 
+QUICK_SCAN_EPOCHS = 300  # the default scan: enough to rank latent sizes, a fifth of the paper's
+
+
+def scan_epochs(training_epochs: int, asked: int | str | None) -> int:
+    """Epochs of a scale's latent-size scan: ``asked`` (an int), the scale's own training
+    epochs ("full"), or by default the quick scan, min(training epochs, 300)."""
+    if asked == "full":
+        return training_epochs
+    return int(asked) if asked else min(training_epochs, QUICK_SCAN_EPOCHS)
+
+
 def section_scan(views: Views, *, sizes: int | None = None, epochs: int | dict | None = None,
                  scales: list[str] | None = None, progress: Progress | None = None) -> Section:
     """Each selected scale re-trained at latent sizes 1..K on its own folds
     (:func:`scan.latent_size_scan`), with the elbow of every loss.
 
     Args: views: {SCALE: ScaleView}; sizes: K (None: the scale's latent size; 0: no scan);
-    epochs: None (the scale's), an int, or {SCALE: epochs}; scales: the scales to scan (None:
+    epochs: None (the quick scan, :func:`scan_epochs`), an int, "full" (the scale's training
+    epochs), or {SCALE: any of these}; scales: the scales to scan (None:
     all); progress: called with one line per scale and passed on to the training loop.
     Returns: the Section; summary: scan.SCALE.{sizes, epochs, elbow, mean, seconds}
     ("scan" is {} when nothing was scanned).
@@ -253,8 +265,8 @@ def section_scan(views: Views, *, sizes: int | None = None, epochs: int | dict |
         if sizes == 0 or (scales is not None and name not in scales):
             continue
         k = sizes or view.spec.encoder.latent_size
-        n_epochs = (epochs.get(name) if isinstance(epochs, dict) else epochs) \
-            or view.spec.training.epochs
+        n_epochs = scan_epochs(view.spec.training.epochs,
+                               epochs.get(name) if isinstance(epochs, dict) else epochs)
         t0 = time.perf_counter()
         say(f"  scan {name}: latent sizes 1..{k}, {view.folds.n_cv or 1} folds, "
             f"{n_epochs} epochs")
