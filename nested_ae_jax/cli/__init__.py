@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import argparse
 import importlib
+import os
 import sys
 
 from ..errors import NestedAEError
@@ -29,7 +30,29 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+MAX_CPU_DEVICES = 8
+
+
+def use_every_core() -> None:
+    """One JAX CPU device per available core (at most 8), set before JAX starts, so a batch
+    of models (folds x seeds x settings) is sharded over every core: XLA runs the small
+    batched matrix products of one device on about one core. ``NESTED_AE_CPU_DEVICES=N``
+    chooses N (1: the single device of the Python API, bit for bit); an explicit
+    ``JAX_NUM_CPU_DEVICES`` or XLA device-count flag is left alone. Results with another
+    device count differ in the last bits (each device's program is compiled for its share)."""
+    if "JAX_NUM_CPU_DEVICES" in os.environ or \
+            "xla_force_host_platform_device_count" in os.environ.get("XLA_FLAGS", ""):
+        return
+    try:
+        cores = len(os.sched_getaffinity(0))
+    except AttributeError:  # not on Linux
+        cores = os.cpu_count() or 1
+    n = os.environ.get("NESTED_AE_CPU_DEVICES") or str(min(cores, MAX_CPU_DEVICES))
+    os.environ["JAX_NUM_CPU_DEVICES"] = n
+
+
 def main(argv: list[str] | None = None) -> int:
+    use_every_core()
     parser = build_parser()
     args = parser.parse_args(argv)
     try:
