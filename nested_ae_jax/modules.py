@@ -233,19 +233,18 @@ def user_component(ref: str, options: dict, in_width: int, out_width: int, where
     if takes_rngs(factory):
         from flax import nnx
         try:
-            probe = nnx.eval_shape(lambda: factory(
-                in_features=in_width, out_features=out_width, rngs=nnx.Rngs(0), **options))
+            probe = factory(in_features=in_width, out_features=out_width, rngs=nnx.Rngs(0),
+                            **options)
         except Exception as err:
             raise ConfigError(f"{label}: the factory failed: {_first_line(err)}") from None
         if not isinstance(probe, nnx.Module):
             raise ConfigError(f"{label}: a factory taking rngs must return a flax.nnx.Module, "
                               f"got {type(probe).__name__}")
-        extra = [type(v).__name__ for _, v in nnx.to_flat_state(nnx.state(probe, nnx.Not(
-            nnx.Param)))
-                 if not isinstance(v, (nnx.RngKey, nnx.RngCount))]
-        if extra:
+        other = [type(v).__name__ for _, v in nnx.to_flat_state(nnx.state(probe, nnx.Not(
+            nnx.Param))) if not isinstance(v, (nnx.RngKey, nnx.RngCount))]
+        if other:
             raise ConfigError(f"{label}: only nnx.Param and rng state are supported (the "
-                              f"module holds {extra[0]}; e.g. use LayerNorm, not BatchNorm)")
+                              f"module holds {other[0]}; e.g. use LayerNorm, not BatchNorm)")
         component = nnx_component(factory, options, in_width, out_width)
     else:
         try:

@@ -71,6 +71,18 @@ def not_a_module(out_features):
 
 def raises(out_features):
     raise ValueError("no such layout")
+
+
+class Normed(nn.Module):
+    out_features: int
+
+    @nn.compact
+    def __call__(self, x, train):
+        return nn.Dense(self.out_features)(nn.BatchNorm(use_running_average=not train)(x))
+
+
+def batchnorm(out_features):
+    return Normed(out_features=out_features)
 '''
 DESCRIPTORS = ["A_ion_rad", "A_En", "B_ion_rad", "B_En", "X_ion_rad", "X_En"]  # 2 per site
 
@@ -298,6 +310,8 @@ def test_penalties_select_a_user_modules_kernels_by_path(tmp_path):
     ({"module": "my_modules.py:wrong_width"}, r"maps \(2, 3\) to \(2, 3\), expected \(2, 2\)"),
     ({"module": "my_modules.py:not_a_module"}, r"must return a flax.linen.Module .* got "
                                                r"function"),
+    ({"module": "my_modules.py:batchnorm"}, r"only the 'params' collection is trained; the "
+                                            r"module also has \['batch_stats'\]"),
     ({"module": "no_such_package_xyz.mod:f"}, r"cannot import no_such_package_xyz.mod: "
                                               r"ModuleNotFoundError"),
     ({"module": "broken.py:f"}, r"importing .*broken.py failed: NameError"),
