@@ -15,6 +15,12 @@ linear decoder, L1 0.01, Adam 1e-3, batch 10, 494 rows, KFold(5, shuffle, random
 - sweep_100: 20 seeds x 5 folds = 100 models x 1500 epochs, wall time including compile.
 
 Usage: python benchmarks/speed.py [--quick] [--skip-torch]
+
+A/B mode (``--ab``): only the AE1 protocol and one throughput figure (--ab-models models x
+--ab-epochs epochs), then one line ``ab protocol_s=... model_steps_per_s=...``. It uses only
+functions every version of the package has, so the same script times another checkout:
+``PYTHONPATH=/path/to/other/checkout python benchmarks/speed.py --ab`` (run the two
+alternately, several times each, and compare medians).
 """
 
 from __future__ import annotations
@@ -132,7 +138,19 @@ def main() -> int:
     parser.add_argument("--throughput-epochs", type=int, default=20)
     parser.add_argument("--sizes", default="1,8,64,512")
     parser.add_argument("--sweep-seeds", type=int, default=20)
+    parser.add_argument("--ab", action="store_true", help="A/B mode: the AE1 protocol and one "
+                        "throughput figure only (see the module docstring)")
+    parser.add_argument("--ab-models", type=int, default=64)
+    parser.add_argument("--ab-epochs", type=int, default=100)
     args = parser.parse_args()
+    if args.ab:
+        import nested_ae_jax
+        emit({"name": "checkout", "package": str(Path(nested_ae_jax.__file__).parent)})
+        proto = bench_protocol(args.data_root)
+        tput = bench_throughput(args.data_root, args.ab_models, args.ab_epochs)
+        print(f"ab protocol_s={proto['wall_s']} mae={proto['pooled_val_mae_eV']} "
+              f"model_steps_per_s={tput['model_steps_per_s']}")
+        return 0
 
     emit({"name": "machine", "platform": platform.platform(), "python": platform.python_version(),
           "jax": jax.__version__, "backend": jax.default_backend(),

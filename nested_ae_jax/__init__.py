@@ -7,7 +7,10 @@ One pipeline, bottom to top (each module imports only modules above it in this l
     datasets    the paper's data sets, shipped with the package ("dataset:NAME")
     data        CSV columns by name -> ScaleData arrays; categories; scalers (fit_stats)
     splits      Folds: cross-validation fold assignment (k-fold, grouped, stratified)
-    model       one scale's encoder + heads: ScaleModel, a pure init/apply pair; ScaleOutputs
+    modules     the networks inside a scale as Flax modules, each a pure init/apply pair: the
+                built-in DenseNet (linen) and user linen/nnx modules ("file.py:factory")
+    model       one scale's encoder + heads: ScaleModel, a pure init/apply pair over their
+                Flax variables; ScaleOutputs
     losses      per-row losses, masked means, weight penalties
     evaluation  honest per-sample metrics, per fold and pooled out-of-fold
     training    THE compiled training loop: a Task (loss, evaluation) over a ModelBatch,

@@ -18,7 +18,7 @@ import numpy as np
 
 from .errors import RunDirError
 
-FORMAT_VERSION = 2  # 2: records carry the feeders of every model
+FORMAT_VERSION = 3  # 2: records carry the feeders of every model; 3: Flax parameter trees
 
 
 def _manager(directory: Path, max_to_keep: int | None = 2):

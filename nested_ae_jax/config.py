@@ -40,6 +40,17 @@ def _key(doc: str, default: Any = dataclasses.MISSING, **checks: Any) -> Any:
     return field(default=default, metadata={"doc": doc, **checks})
 
 
+MODULE_DOC = ("a Flax module of your own instead of the built-in dense network: "
+              "'file.py:factory' (relative to the config's folder) or 'package.module:factory'; "
+              "factory(out_features=WIDTH, **options) returns a flax.linen.Module, or a factory "
+              "taking in_features and rngs a flax.nnx.Module (README: Bring your own Flax "
+              "module); the built-in network's keys are then not allowed")
+OPTIONS_DOC = "module: keyword arguments of the factory (numbers, strings, booleans, lists)"
+# keys of the built-in network, not allowed beside `module`
+BUILTIN_KEYS = ("hidden", "activation", "latent_activation", "output_activation", "dropout",
+                "init", "init_gain")
+
+
 @dataclass(frozen=True)
 class InputGroup:
     """A named group of input columns fed to the scale's encoder."""
@@ -70,6 +81,8 @@ class EncoderSpec:
     l1: float = _key("L1 penalty coefficient on the weights (not biases), added to every "
                      "mini-batch loss", 0.0, min=0.0)
     l2: float = _key("L2 penalty coefficient (sum of squared weights)", 0.0, min=0.0)
+    module: str = _key(MODULE_DOC, "")
+    options: tuple[tuple[str, Any], ...] = _key(OPTIONS_DOC, ())
 
 
 @dataclass(frozen=True)
@@ -98,6 +111,8 @@ class HeadSpec:
     l2: float = _key("L2 penalty on this head's weights", 0.0, min=0.0)
     reference: tuple[tuple[str, float], ...] = _key(
         "published figures to print beside ours, e.g. {mae = 0.167, r2 = 0.956}", ())
+    module: str = _key(MODULE_DOC, "")
+    options: tuple[tuple[str, Any], ...] = _key(OPTIONS_DOC, ())
 
     @property
     def loss_name(self) -> str:
@@ -239,8 +254,9 @@ def _convert(value: Any, tp: Any, where: str) -> Any:
         if args and typing.get_origin(args[0]) is tuple:  # mapping stored as pairs
             if not isinstance(value, dict):
                 raise ConfigError(f"{where} must be a table {{key = value}}")
-            return tuple((str(k), _convert(v, typing.get_args(args[0])[1], f"{where}.{k}"))
-                         for k, v in value.items())
+            item = typing.get_args(args[0])[1]
+            return tuple((str(k), _freeze(v, f"{where}.{k}") if item is Any else
+                          _convert(v, item, f"{where}.{k}")) for k, v in value.items())
         if isinstance(value, (str, int, float)) and not isinstance(value, bool) \
                 and args[0] is str:
             value = [value]  # a single column name is accepted for a list of names
@@ -259,6 +275,16 @@ def _convert(value: Any, tp: Any, where: str) -> Any:
     if tp in (str, bool) and not isinstance(value, tp):
         raise ConfigError(f"{where} must be {_type_name(tp)}, got {value!r}")
     return value
+
+
+def _freeze(value: Any, where: str) -> Any:
+    """A module option: a number, string, boolean or (nested) list of them, lists as tuples
+    (so that specs stay hashable)."""
+    if isinstance(value, list):
+        return tuple(_freeze(v, f"{where}[{i}]") for i, v in enumerate(value))
+    if isinstance(value, (bool, int, float, str)):
+        return value
+    raise ConfigError(f"{where} must be a number, string, boolean or list, got {value!r}")
 
 
 def _check(value: Any, meta: dict, where: str) -> None:
@@ -287,6 +313,14 @@ def _parse_table(cls: type, table: Any, where: str, **given: Any) -> Any:
     for key in table:
         if key not in known:
             raise ConfigError(f"{where}: unknown key '{key}'{did_you_mean(key, known)}")
+    if table.get("module") and cls in (EncoderSpec, HeadSpec):
+        for key in BUILTIN_KEYS:
+            if key in table:
+                raise ConfigError(f"{where}: '{key}' configures the built-in network; with "
+                                  f"module = {table['module']!r} set it in the module's "
+                                  "options instead, or remove it")
+    if table.get("options") and not table.get("module") and cls in (EncoderSpec, HeadSpec):
+        raise ConfigError(f"{where}.options: only used with 'module' (a user Flax module)")
     kwargs = dict(given)
     for name, f in known.items():
         if name in table:
@@ -313,6 +347,41 @@ def _parse_scale(name: str, table: Any, where: str) -> ScaleSpec:
         nested[key] = tuple(_parse_table(cls, t, f"{where}.{key}.{n}", name=n)
                             for n, t in sub.items())
     return _parse_table(ScaleSpec, table, where, **nested)
+
+
+def split_module_reference(ref: str, where: str) -> tuple[str, str]:
+    """``"file.py:factory"`` or ``"package.module:factory"`` -> (file or module, factory)."""
+    path, sep, factory = ref.rpartition(":")
+    if not sep or not path or not factory.isidentifier():
+        raise ConfigError(f"{where} = {ref!r}: expected 'file.py:factory' (a file relative to "
+                          "the config's folder) or 'package.module:factory'")
+    return path, factory
+
+
+def resolve_module(ref: str, base: Path, where: str) -> str:
+    """A module reference with its file (if it names one) made absolute against ``base`` and
+    checked to exist; a package reference is left as it is (imported when the model is
+    built)."""
+    path, factory = split_module_reference(ref, where)
+    if not path.endswith(".py"):
+        return ref
+    file = Path(path).expanduser()
+    file = file if file.is_absolute() else (base / file).resolve()
+    if not file.is_file():
+        raise ConfigError(f"{where} = {ref!r}: file not found: {file} (a module file is "
+                          "relative to the config's folder)")
+    return f"{file}:{factory}"
+
+
+def _resolve_modules(spec: ScaleSpec, base: Path, where: str) -> ScaleSpec:
+    enc = spec.encoder
+    if enc.module:
+        enc = dataclasses.replace(enc, module=resolve_module(enc.module, base,
+                                                             f"{where}.encoder.module"))
+    heads = tuple(dataclasses.replace(h, module=resolve_module(
+        h.module, base, f"{where}.heads.{h.name}.module")) if h.module else h
+        for h in spec.heads)
+    return dataclasses.replace(spec, encoder=enc, heads=heads)
 
 
 def _validate(cfg: Config, src: str) -> None:
@@ -390,8 +459,12 @@ def _validate(cfg: Config, src: str) -> None:
                                   f"'{s.name}' has {s.cv.n_splits} folds")
 
 
-def parse_config(doc: dict, source: str = "<config>") -> Config:
-    """Validate a TOML document (already parsed to a dict) into a :class:`Config`."""
+def parse_config(doc: dict, source: str = "<config>",
+                 base: str | os.PathLike | None = None) -> Config:
+    """Validate a TOML document (already parsed to a dict) into a :class:`Config`.
+
+    Module files (``module = "file.py:factory"``) are made absolute against ``base``, default
+    the folder of ``source`` (the working directory for an in-memory ``<...>`` source)."""
     doc = dict(doc)
     scales = doc.pop("scales", None)
     if not isinstance(scales, dict) or not scales:
@@ -401,6 +474,9 @@ def parse_config(doc: dict, source: str = "<config>") -> Config:
         raise ConfigError(f"{source}: unknown top-level key '{key}'"
                           f"{did_you_mean(key, ['scales', 'chain'])}")
     parsed = tuple(_parse_scale(n, t, f"{source}: scales.{n}") for n, t in scales.items())
+    if base is None:
+        base = Path(source).parent if source and not source.startswith("<") else Path.cwd()
+    parsed = tuple(_resolve_modules(s, Path(base), f"{source}: scales.{s.name}") for s in parsed)
     cfg = Config(scales=parsed, chain=chain, source=source)
     _validate(cfg, source)
     return cfg
@@ -452,11 +528,19 @@ def _table(obj: Any) -> dict:
             out[f.name] = {v.name: _table(v) for v in value}
         elif f.name in ("rename", "finetune_weights", "reference"):
             out[f.name] = dict(value)
+        elif f.name == "options":
+            out[f.name] = {k: _thaw(v) for k, v in value}
+        elif f.name in BUILTIN_KEYS and getattr(obj, "module", ""):
+            continue  # a user module: the built-in network's keys do not apply
         elif isinstance(value, tuple):
             out[f.name] = list(value)
         else:
             out[f.name] = value
     return out
+
+
+def _thaw(value: Any) -> Any:
+    return [_thaw(v) for v in value] if isinstance(value, tuple) else value
 
 
 def config_to_dict(cfg: Config) -> dict:
@@ -541,7 +625,8 @@ def key_reference() -> str:
                     f.name in ("inputs", "heads"):
                 continue
             tp = hints[f.name]
-            tname = ("table" if f.name in ("rename", "finetune_weights", "reference") else
+            tname = ("table" if f.name in ("rename", "finetune_weights", "reference",
+                                           "options") else
                      f"list of {typing.get_args(tp)[0].__name__}"
                      if typing.get_origin(tp) is tuple else tp.__name__)
             default = "required" if f.default is dataclasses.MISSING else repr(f.default)

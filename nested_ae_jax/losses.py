@@ -7,6 +7,8 @@ batch.
 
 from __future__ import annotations
 
+from typing import Any
+
 import jax
 import jax.numpy as jnp
 import optax
@@ -57,13 +59,29 @@ def masked_mean(values: jax.Array, weights: jax.Array) -> jax.Array:
     return (values * weights).sum() / jnp.maximum(weights.sum(), 1e-12)
 
 
-def weight_penalty(params: Params, l1: dict, l2: dict) -> jax.Array:
-    """sum over modules of l1*sum|W| + l2*sum W^2 over weight matrices (biases excluded).
+def kernels(variables: Any) -> list[jax.Array]:
+    """Every leaf of a component's variables whose path ends in ``kernel`` (flax's name for
+    the weights of Dense/Conv, linen and nnx alike; biases and anything else excluded)."""
+    return [leaf for path, leaf in jax.tree_util.tree_flatten_with_path(variables)[0]
+            if path and getattr(path[-1], "key", getattr(path[-1], "name", None)) == "kernel"]
+
+
+def kernel_penalty(variables: Any, l1: Any, l2: Any) -> jax.Array | float:
+    """l1 * sum|K| + l2 * sum K^2 over the kernels K of one component; a coefficient that is a
+    Python 0 costs nothing."""
+    total = 0.0
+    for k in kernels(variables):
+        if not (isinstance(l1, (int, float)) and l1 == 0):
+            total = total + l1 * jnp.abs(k).sum()
+        if not (isinstance(l2, (int, float)) and l2 == 0):
+            total = total + l2 * (k**2).sum()
+    return total
+
+
+def weight_penalty(params: Params, l1: dict, l2: dict) -> jax.Array | float:
+    """The L1/L2 penalty of a scale: :func:`kernel_penalty` of the encoder and of every head.
     ``l1``/``l2``: {"encoder": c, "heads": {HEAD: c}}."""
-    def module(layers, c1, c2):
-        return sum(c1 * jnp.abs(layer["w"]).sum() + c2 * (layer["w"] ** 2).sum()
-                   for layer in layers)
-    total = module(params["encoder"], l1["encoder"], l2["encoder"])
-    for name, layers in params["heads"].items():
-        total = total + module(layers, l1["heads"][name], l2["heads"][name])
+    total = kernel_penalty(params["encoder"], l1["encoder"], l2["encoder"])
+    for name, variables in params["heads"].items():
+        total = total + kernel_penalty(variables, l1["heads"][name], l2["heads"][name])
     return total

@@ -1,9 +1,18 @@
 """One scale's supervised autoencoder as pure functions over explicit parameter pytrees.
 
-Parameters are plain nested dicts of arrays::
+A scale is an encoder and one network per head, each a Flax module (the built-in
+``modules.DenseNet`` or a user module, see :mod:`modules`). Its parameters are the Flax
+variables of each, in one plain dict::
 
-    {"encoder": [{"w": (in, out), "b": (out,)}, ...],
-     "heads":   {HEAD: [{"w": ..., "b": ...}, ...], ...}}
+    {"encoder": {"params": {...}},              # the encoder's flax variables
+     "heads":   {HEAD: {"params": {...}}, ...}}  # each head's
+
+With the built-in network, ``{...}`` is ``{"Dense_0": {"kernel": (in, out), "bias": (out,)},
+"Dense_1": ...}``, one entry per layer; e.g. the paper's AE1 (15 -> 12, a 100-unit gap head)::
+
+    encoder/params/Dense_0/{kernel (15, 12), bias (12,)}
+    heads/gap/params/Dense_0/{kernel (12, 100), bias (100,)}, Dense_1/{kernel (100, 1), ...}
+    heads/descriptors/params/Dense_0/{kernel (12, 15), bias (15,)}
 
 Fixed statistics (the standardisation of numeric and latent input groups, fitted on training
 rows) live beside the parameters in a ``stats`` pytree ``{GROUP: {"mean": (d,), "scale": (d,)}}``
@@ -13,7 +22,6 @@ so that ``apply`` maps *raw* inputs to outputs and gradients reach the raw descr
 from __future__ import annotations
 
 import functools
-import math
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Callable, NamedTuple
 
@@ -21,24 +29,13 @@ import jax
 import jax.numpy as jnp
 
 from .config import ScaleSpec
+from .modules import encoder_component, head_component
 
 if TYPE_CHECKING:
     from .data import ScaleData
 
 Params = dict[str, Any]
 Stats = dict[str, dict[str, jax.Array]]
-
-_ACTIVATIONS: dict[str, Callable[[jax.Array], jax.Array]] = {
-    "linear": lambda x: x,
-    "relu": jax.nn.relu,
-    "tanh": jnp.tanh,
-    "sigmoid": jax.nn.sigmoid,
-    "softplus": jax.nn.softplus,
-    "gelu": jax.nn.gelu,
-    "elu": jax.nn.elu,
-    "leaky_relu": jax.nn.leaky_relu,
-}
-
 
 @dataclass(frozen=True)
 class ScaleDims:
@@ -84,62 +81,6 @@ class ScaleOutputs(NamedTuple):
     heads: dict[str, jax.Array]
 
 
-def init_dense(key: jax.Array, fan_in: int, fan_out: int, scheme: str, gain: float) -> dict:
-    """Xavier (Glorot) weights, zero biases: normal sigma = gain*sqrt(2/(in+out)), uniform
-    bound = gain*sqrt(6/(in+out)) (PyTorch's xavier_normal_/xavier_uniform_)."""
-    if scheme == "xavier_normal":
-        w = gain * jnp.sqrt(2.0 / (fan_in + fan_out)) * jax.random.normal(key, (fan_in, fan_out))
-    else:
-        bound = gain * jnp.sqrt(6.0 / (fan_in + fan_out))
-        w = jax.random.uniform(key, (fan_in, fan_out), minval=-bound, maxval=bound)
-    return {"w": w, "b": jnp.zeros((fan_out,))}
-
-
-def init_mlp(key: jax.Array, sizes: list[int], scheme: str, gain: float) -> list[dict]:
-    """Dense layers for widths ``sizes = [in, hidden..., out]``."""
-    keys = jax.random.split(key, len(sizes) - 1)
-    return [init_dense(k, a, b, scheme, gain) for k, a, b in zip(keys, sizes[:-1], sizes[1:])]
-
-
-def _mix32(x: jax.Array) -> jax.Array:
-    """lowbias32: a bijective integer hash of uint32 with good avalanche."""
-    x = x ^ (x >> 16)
-    x = x * jnp.uint32(0x7FEB352D)
-    x = x ^ (x >> 15)
-    x = x * jnp.uint32(0x846CA68B)
-    return x ^ (x >> 16)
-
-
-def hash_uniform(key: jax.Array, shape: tuple[int, ...], stream: int = 0) -> jax.Array:
-    """U[0, 1) of ``shape`` from a counter-based hash of each element's index, the bits of
-    ``key`` and a ``stream`` id: no random-number state and no generator call, so XLA fuses
-    it into the step (the dropout noise of the built-in network; one key per step and model).
-    """
-    seed = jax.random.key_data(key).reshape(-1).astype(jnp.uint32)
-    idx = jnp.arange(math.prod(shape), dtype=jnp.uint32).reshape(shape)
-    x = _mix32(idx ^ _mix32(seed[0] + jnp.uint32(stream) * jnp.uint32(0x9E3779B9)))
-    x = _mix32(x ^ seed[-1])
-    return (x >> 8).astype(jnp.float32) * (1.0 / (1 << 24))
-
-
-def apply_mlp(layers: list[dict], x: jax.Array, activation: str, output_activation: str,
-              dropout: jax.Array | float = 0.0, rng: jax.Array | None = None,
-              stream: int = 0) -> jax.Array:
-    """Dense layers; ``activation`` and (inverted) dropout after every hidden layer.
-
-    x: (..., in) -> (..., out). rng: a key for this call's dropout masks (layer i uses hash
-    stream ``stream + i``); no dropout when None (evaluation) or when the rate is a Python 0.
-    """
-    for i, layer in enumerate(layers):
-        x = x @ layer["w"] + layer["b"]
-        if i < len(layers) - 1:
-            x = _ACTIVATIONS[activation](x)
-            if rng is not None and not (isinstance(dropout, (int, float)) and dropout == 0):
-                keep = hash_uniform(rng, x.shape, stream + i) >= dropout
-                x = jnp.where(keep, x / (1.0 - dropout), 0.0)
-    return _ACTIVATIONS[output_activation](x)
-
-
 def standardise_inputs(spec: ScaleSpec, dims: ScaleDims, stats: Stats,
                        inputs: dict[str, jax.Array]) -> dict[str, jax.Array]:
     """Raw inputs -> encoder features per group: numeric/latent (N, d) standardised with
@@ -154,61 +95,62 @@ def standardise_inputs(spec: ScaleSpec, dims: ScaleDims, stats: Stats,
     return feats
 
 
-def apply_heads(spec: ScaleSpec, params: Params, latent: jax.Array,
-                dropout: dict | None = None, rng: jax.Array | None = None) -> dict:
-    """Every head of a scale on a given latent (N, L) -> {HEAD: (N, out)}; categorical heads
-    give logits. Used by ``apply`` and to decode points of the latent space. Head j's dropout
-    layers use hash streams 64 (j + 1) + i."""
-    out = {}
-    for j, h in enumerate(spec.heads):
-        act = "linear" if h.kind == "categorical" else h.output_activation
-        out[h.name] = apply_mlp(params["heads"][h.name], latent, h.activation, act,
-                                (dropout or {}).get(h.name, 0.0), rng, 64 * (j + 1))
-    return out
-
-
 class ScaleModel(NamedTuple):
     """A scale's model as a pair of pure functions (like optax's GradientTransformation).
 
-    init(key) -> params.
+    init(key) -> params (the tree in the module docstring).
     apply(params, stats, inputs, *, rng=None, dropout=None, latent_mask=None) ->
         :class:`ScaleOutputs`. Dropout is applied only when ``rng`` (a key, one per training
-        step) is given; ``dropout`` overrides the config's rates: {"encoder": rate,
-        "heads": {HEAD: rate}} (arrays allowed, for sweeps).
+        step) is given; ``dropout`` overrides the built-in networks' rates: {"encoder": rate,
+        "heads": {HEAD: rate}} (arrays allowed, for sweeps; user modules ignore it).
         ``latent_mask`` (L,) 0/1 multiplies the latent: a masked unit is 0 on every row, so it
         carries nothing and its encoder weights get no gradient (a smaller latent).
+    decode(params, latent, *, rng=None, dropout=None) -> {HEAD: (N, out)}: every head on a
+        given latent (N, L) (categorical: logits), e.g. to decode points of the latent space.
     """
 
     init: Callable[[jax.Array], Params]
-    apply: Callable[..., dict]
+    apply: Callable[..., ScaleOutputs]
     spec: ScaleSpec
     dims: ScaleDims
+    decode: Callable[..., dict]
 
 
 def default_dropout(spec: ScaleSpec) -> dict:
     return {"encoder": spec.encoder.dropout, "heads": {h.name: h.dropout for h in spec.heads}}
 
 
+def component_key(rng: jax.Array | None, index: int) -> jax.Array | None:
+    """The dropout key of component ``index`` (0: encoder, j + 1: head j) in a step."""
+    return None if rng is None else jax.random.fold_in(rng, index)
+
+
 @functools.cache
 def scale_model(spec: ScaleSpec, dims: ScaleDims) -> ScaleModel:
-    """Build the pure init/apply pair of one scale from its spec and data widths.
+    """Build the pure init/apply pair of one scale from its spec and data widths (user modules
+    are loaded and their shapes checked here: a ConfigError names the key).
 
     Cached: equal (spec, dims) give the very same functions, so compiled programs keyed on
     the model are reused across calls.
     """
-    enc = spec.encoder
-    head_width = dict(dims.heads)
+    latent_size = spec.encoder.latent_size
+    where = f"scales.{spec.name}"
+    encoder = encoder_component(spec.encoder, dims.input_width, f"{where}.encoder.module")
+    heads = {h.name: head_component(h, latent_size, w, f"{where}.heads.{h.name}.module")
+             for h, (_, w) in zip(spec.heads, dims.heads)}
 
     def init(key: jax.Array) -> Params:
         k_enc, k_heads = jax.random.split(key)
         head_keys = jax.random.split(k_heads, len(spec.heads))
-        return {
-            "encoder": init_mlp(k_enc, [dims.input_width, *enc.hidden, enc.latent_size],
-                                enc.init, enc.init_gain),
-            "heads": {h.name: init_mlp(k, [enc.latent_size, *h.hidden, head_width[h.name]],
-                                       h.init, h.init_gain)
-                      for h, k in zip(spec.heads, head_keys)},
-        }
+        return {"encoder": encoder.init(k_enc),
+                "heads": {h.name: heads[h.name].init(k) for h, k in zip(spec.heads, head_keys)}}
+
+    def decode(params: Params, latent: jax.Array, *, rng: jax.Array | None = None,
+               dropout: dict | None = None) -> dict[str, jax.Array]:
+        rates = default_dropout(spec)["heads"] if dropout is None else dropout
+        return {h.name: heads[h.name].apply(params["heads"][h.name], latent,
+                                            component_key(rng, j + 1), rates[h.name])
+                for j, h in enumerate(spec.heads)}
 
     def apply(params: Params, stats: Stats, inputs: dict[str, jax.Array], *,
               rng: jax.Array | None = None, dropout: dict | None = None,
@@ -216,11 +158,10 @@ def scale_model(spec: ScaleSpec, dims: ScaleDims) -> ScaleModel:
         rates = default_dropout(spec) if dropout is None else dropout
         feats = standardise_inputs(spec, dims, stats, inputs)
         x = jnp.concatenate([feats[name] for name, _ in dims.inputs], axis=-1)
-        latent = apply_mlp(params["encoder"], x, enc.activation, enc.latent_activation,
-                           rates["encoder"], rng, 0)
+        latent = encoder.apply(params["encoder"], x, component_key(rng, 0), rates["encoder"])
         if latent_mask is not None:
             latent = latent * latent_mask
-        heads = apply_heads(spec, params, latent, rates["heads"], rng)
-        return ScaleOutputs(latent, feats, heads)
+        return ScaleOutputs(latent, feats, decode(params, latent, rng=rng,
+                                                  dropout=rates["heads"]))
 
-    return ScaleModel(init, apply, spec, dims)
+    return ScaleModel(init, apply, spec, dims, decode)

@@ -5,7 +5,9 @@
 
 Layout::
 
-    RUN/config.toml            resolved config (every default filled in, data paths absolute)
+    RUN/config.toml            resolved config (every default filled in, data paths absolute,
+                               module files as RUN/modules/... copies, relative to RUN)
+    RUN/modules/NAME-HASH.py   a copy of every user module file the config names
     RUN/metrics.json           metrics["scales"][S]["heads"][H]["pooled_val"], ...["folds"][i]
     RUN/oof_predictions.csv    one row per data row and scale: fold, targets, out-of-fold
                                predictions, latents
@@ -21,6 +23,7 @@ half-written file that reads as valid.
 from __future__ import annotations
 
 import dataclasses
+import hashlib
 import shutil
 from dataclasses import dataclass
 from pathlib import Path
@@ -31,7 +34,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from . import checkpoint, io
-from .config import Config, config_to_dict, parse_config, resolve_data_path
+from .config import Config, config_to_dict, parse_config, resolve_data_path, split_module_reference
 from .data import Categories
 from .errors import RunDirError
 from .model import ScaleDims, ScaleModel, scale_model
@@ -54,7 +57,7 @@ def prepare_out_dir(out: str | Path, *, overwrite: bool = False, resume: bool = 
         raise RunDirError(f"{out} already holds a run; pass --overwrite to replace it or "
                           "--resume to continue it, or choose another --out")
     if holds_run and overwrite and not resume:
-        for m in RUN_MARKERS + ("figures", "oof_predictions.csv", "history.csv"):
+        for m in RUN_MARKERS + ("figures", "oof_predictions.csv", "history.csv", "modules"):
             p = out / m
             shutil.rmtree(p) if p.is_dir() else p.unlink(missing_ok=True)
     try:
@@ -68,23 +71,69 @@ def prepare_out_dir(out: str | Path, *, overwrite: bool = False, resume: bool = 
     return out
 
 
-def resolved_config(cfg: Config, data_root: str | None) -> Config:
+def resolved_config(cfg: Config, data_root: str | None, run_dir: Path | None = None) -> Config:
     """The config with every data path made absolute and shipped data sets kept as
-    ``dataset:NAME`` (so the run directory stands alone, on any machine)."""
+    ``dataset:NAME`` (so the run directory stands alone, on any machine); with ``run_dir``,
+    every user module file copied to RUN/modules/ and referred to there."""
     config_dir = str(Path(cfg.source).parent) if cfg.source and cfg.source != "<config>" else None
     scales = tuple(s if s.data.startswith("<") else dataclasses.replace(
         s, data=str(resolve_data_path(s.data, config_dir, data_root))) for s in cfg.scales)
+    if run_dir is not None:
+        scales = tuple(_map_modules(s, lambda ref: copy_module(ref, run_dir)) for s in scales)
     return dataclasses.replace(cfg, scales=scales)
+
+
+def _map_modules(spec, fn):
+    """The scale spec with ``fn`` applied to the module reference of every component that has
+    one."""
+    enc = spec.encoder
+    if enc.module:
+        enc = dataclasses.replace(enc, module=fn(enc.module))
+    heads = tuple(dataclasses.replace(h, module=fn(h.module)) if h.module else h
+                  for h in spec.heads)
+    return dataclasses.replace(spec, encoder=enc, heads=heads)
+
+
+def copy_module(ref: str, run_dir: Path) -> str:
+    """A file reference ``/abs/name.py:factory`` -> the same factory in a copy of the file,
+    RUN/modules/name-HASH.py (HASH: of its content, so a changed file is a different module:
+    --resume then refuses it as a different config). Package references stay as they are."""
+    path, factory = split_module_reference(ref, "module")
+    if not path.endswith(".py"):
+        return ref
+    source = Path(path)
+    data = source.read_bytes()
+    modules = Path(run_dir) / "modules"
+    if source.parent.resolve() == modules.resolve():
+        return ref  # already the run's copy
+    copy = modules / f"{source.stem}-{hashlib.sha256(data).hexdigest()[:10]}.py"
+    if not copy.exists() or copy.read_bytes() != data:
+        modules.mkdir(parents=True, exist_ok=True)
+        io.atomic_write_bytes(copy, data)
+    return f"{copy}:{factory}"
+
+
+def run_document(cfg: Config, run_dir: Path) -> dict:
+    """``config_to_dict(cfg)`` as a run directory stores it: module files under RUN written
+    relative to RUN (read back with ``parse_config(..., base=RUN)``), so the directory can
+    move."""
+    def relative(ref: str) -> str:
+        path, factory = split_module_reference(ref, "module")
+        p = Path(path)
+        inside = path.endswith(".py") and p.is_absolute() and p.is_relative_to(run_dir)
+        return f"{p.relative_to(run_dir).as_posix()}:{factory}" if inside else ref
+    return config_to_dict(dataclasses.replace(
+        cfg, scales=tuple(_map_modules(s, relative) for s in cfg.scales)))
 
 
 # ----------------------------------------------------------------------------------------------
 # Checkpoints of one scale
 
 
-def scale_record(cfg: Config, trained: TrainedScale, epochs_done: int) -> dict:
+def scale_record(cfg: Config, trained: TrainedScale, epochs_done: int, run_dir: Path) -> dict:
     """The JSON part of a scale's checkpoint: config, widths, categories, folds, feeders."""
     dims = trained.model.dims
-    return {"scale": trained.spec.name, "config": config_to_dict(cfg),
+    return {"scale": trained.spec.name, "config": run_document(cfg, run_dir),
             "dims": {"inputs": [list(x) for x in dims.inputs],
                      "heads": [list(x) for x in dims.heads]},
             "categories": trained.categories.to_json(),
@@ -105,7 +154,7 @@ def save_scale(run_dir: Path, cfg: Config, trained: TrainedScale, state: TrainSt
     epochs = int(np.asarray(state.epoch).max())
     checkpoint.save(run_dir / "checkpoints" / trained.spec.name, epochs,
                     checkpoint_arrays(state, trained.stats, history),
-                    scale_record(cfg, trained, epochs))
+                    scale_record(cfg, trained, epochs, run_dir))
 
 
 def periodic_saver(run_dir: Path, cfg: Config):
@@ -164,7 +213,7 @@ def load_scale(run_dir: Path, name: str, step: int | None = None) -> LoadedScale
     """Restore scale ``name``'s checkpoint (default: the newest step)."""
     directory = run_dir / "checkpoints" / name
     step, record = checkpoint.read_record(directory, step)
-    cfg = parse_config(record["config"], f"{directory}/{step}")
+    cfg = parse_config(record["config"], f"{directory}/{step}", base=run_dir)
     spec = cfg.scale(name)
     dims = ScaleDims(tuple(map(tuple, record["dims"]["inputs"])),
                      tuple(map(tuple, record["dims"]["heads"])))
@@ -226,12 +275,12 @@ def write_run(fit: "FitResult", run_dir: Path, data_root: str | None = None,
     a finished run)."""
     from . import reports
 
-    cfg = resolved_config(fit.config, data_root)
-    io.atomic_write_text(run_dir / "config.toml", io.dumps_toml(config_to_dict(cfg)))
+    cfg = resolved_config(fit.config, data_root, run_dir)
+    io.atomic_write_text(run_dir / "config.toml", io.dumps_toml(run_document(cfg, run_dir)))
     if checkpoints:
         for r in fit.scales.values():
             save_scale(run_dir, cfg, r.trained, r.state, r.history)
         if fit.finetuned:  # leading fold axis
             checkpoint.save(run_dir / "checkpoints" / "_finetuned", cfg.chain.finetune_epochs,
-                            fit.finetuned.params, {"config": config_to_dict(cfg)})
+                            fit.finetuned.params, {"config": run_document(cfg, run_dir)})
     reports.write_reports(fit, run_dir)

@@ -32,7 +32,13 @@ SPACE = CompositionSpace(sites=(("A", ("Ka", "Kb")), ("X", ("Xa", "Xb", "Xc"))),
 
 def _dense(w, b=None):
     w = jnp.asarray(w, jnp.float32)
-    return {"w": w, "b": jnp.zeros(w.shape[1]) if b is None else jnp.asarray(b, jnp.float32)}
+    return {"kernel": w,
+            "bias": jnp.zeros(w.shape[1]) if b is None else jnp.asarray(b, jnp.float32)}
+
+
+def _net(*layers):
+    """The flax variables of a built-in network with these Dense layers."""
+    return {"params": {f"Dense_{i}": layer for i, layer in enumerate(layers)}}
 
 
 def _stack(*trees):
@@ -76,16 +82,17 @@ def chain_run(tmp_path_factory):
                                                         (("gap", 1), ("descriptors", 2))))
     device = scale_model(cfg.scale("device"), ScaleDims((("atomic_latent", 2), ("layer", 3)),
                                                         (("eff", 1),)))
-    p_atomic = {"encoder": [_dense(np.eye(2))],
-                "heads": {"gap": [_dense([[0.0], [1.0]])], "descriptors": [_dense(np.eye(2))]}}
+    p_atomic = {"encoder": _net(_dense(np.eye(2))),
+                "heads": {"gap": _net(_dense([[0.0], [1.0]])),
+                          "descriptors": _net(_dense(np.eye(2)))}}
 
     def p_device(bonus):
         enc = np.zeros((5, 2))
         enc[0, 0] = 1.0          # l0 = A_p
         enc[2:, 1] = bonus       # l1 = bonus[layer]
         hidden = _dense([[1, -1, 0, 0], [0, 0, 1, -1]], [-0.3, 0.3, 0, 0])
-        return {"encoder": [_dense(enc)],
-                "heads": {"eff": [hidden, _dense([[-1.0], [-1.0], [1.0], [-1.0]])]}}
+        return {"encoder": _net(_dense(enc)),
+                "heads": {"eff": _net(hidden, _dense([[-1.0], [-1.0], [1.0], [-1.0]]))}}
 
     scales = {"atomic": _loaded(atomic, [p_atomic, p_atomic], Categories({}, {})),
               "device": _loaded(device, [p_device([0, 1, 0.5]), p_device([0, 1.1, 0.5])],

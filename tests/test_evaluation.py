@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 
+import jax
 import numpy as np
 import pytest
 
@@ -16,19 +17,21 @@ from nested_ae_jax.reports import metrics_document
 from nested_ae_jax.runner import fit_config
 
 
-def _dense(layer, x):
-    return x @ np.asarray(layer["w"], np.float64) + np.asarray(layer["b"], np.float64)
+def _dense(variables, i, x):
+    """Layer i of a built-in network's flax variables: x @ kernel + bias, in float64."""
+    layer = variables["params"][f"Dense_{i}"]
+    return x @ np.asarray(layer["kernel"], np.float64) + np.asarray(layer["bias"], np.float64)
 
 
 def numpy_forward(params, stats, x, codes, n_classes):
     """The tiny scale's network in numpy: standardise, one-hot, tanh encoder, heads."""
     feats_x = (x - np.asarray(stats["x"]["mean"])) / np.asarray(stats["x"]["scale"])
     onehot = np.eye(n_classes)[codes]
-    z = np.tanh(_dense(params["encoder"][0], np.concatenate([feats_x, onehot], axis=1)))
-    hidden = np.maximum(_dense(params["heads"]["y"][0], z), 0.0)  # relu, dropout off
-    return {"y": _dense(params["heads"]["y"][1], hidden),
-            "x": _dense(params["heads"]["x"][0], z), "x_true": feats_x,
-            "kind": _dense(params["heads"]["kind"][0], z)}
+    z = np.tanh(_dense(params["encoder"], 0, np.concatenate([feats_x, onehot], axis=1)))
+    hidden = np.maximum(_dense(params["heads"]["y"], 0, z), 0.0)  # relu, dropout off
+    return {"y": _dense(params["heads"]["y"], 1, hidden),
+            "x": _dense(params["heads"]["x"], 0, z), "x_true": feats_x,
+            "kind": _dense(params["heads"]["kind"], 0, z)}
 
 
 @pytest.fixture(scope="module")
@@ -60,9 +63,7 @@ def test_pooled_out_of_fold_metrics_equal_a_numpy_forward_pass(fitted):
                                                        ("kind", 3))}
     for f in range(3):
         rows = fold == f
-        params = {"encoder": [{k: np.asarray(v)[f] for k, v in r.params["encoder"][0].items()}],
-                  "heads": {h: [{k: np.asarray(v)[f] for k, v in layer.items()}
-                                for layer in layers] for h, layers in r.params["heads"].items()}}
+        params = jax.tree.map(lambda a: np.asarray(a)[f], r.params)  # fold f's model
         stats = {"x": {k: np.asarray(v)[f] for k, v in r.stats["x"].items()}}
         out = numpy_forward(params, stats, x[rows], codes[rows], 3)
         for k in pred:

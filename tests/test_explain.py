@@ -27,25 +27,20 @@ from nested_ae_jax.synthetic import INTRINSIC_DIMS, make_nested_data
 # 1. latent activity
 
 
-def test_weight_l1_is_the_column_norm_of_the_layer_that_feeds_the_latent():
-    w = np.array([[1.0, -2.0, 0.0], [0.5, 0.0, 0.0]])
-    np.testing.assert_allclose(analysis.latent_weight_l1([{"w": w, "b": np.ones(3)}]),
-                               [1.5, 2.0, 0.0])  # biases do not count
-    hidden = {"w": np.full((2, 4), 9.0), "b": np.zeros(4)}
-    last = {"w": np.array([[1.0, 0.0], [-1.0, 0.0], [1.0, 3.0], [0.0, 0.0]]), "b": np.zeros(2)}
-    np.testing.assert_allclose(analysis.latent_weight_l1([hidden, last]), [3.0, 3.0])
-
-
 def test_a_latent_that_barely_varies_is_flagged_inactive():
+    """Activity is measured on the latent (any encoder): std and mean |value| per unit."""
     rng = np.random.default_rng(0)
-    z = rng.normal(size=(200, 3)) * np.array([1.0, 0.5, 0.02])
-    enc = [{"w": np.ones((4, 3)), "b": np.zeros(3)}]
-    t = analysis.latent_activity(enc, z)
-    assert t["active"].tolist() == [True, True, False]
+    z = rng.normal(size=(200, 3)) * np.array([1.0, 0.5, 0.02]) + np.array([0.0, 0.0, 3.0])
+    t = analysis.latent_activity(z)
+    assert t["latent"].tolist() == ["latent_0", "latent_1", "latent_2"]
+    assert t["active"].tolist() == [True, True, False]  # a constant offset is not activity
     assert t["std"].tolist() == pytest.approx(z.std(axis=0).tolist())
-    assert t["weight_share"].sum() == pytest.approx(1.0)
+    assert t["rel_std"].tolist() == pytest.approx((z.std(axis=0) / z.std(axis=0)[0]).tolist())
+    assert t["mean_abs"].tolist() == pytest.approx(np.abs(z).mean(axis=0).tolist())
     # the threshold is relative to the most active latent
-    assert analysis.latent_activity(enc, z, threshold=0.01)["active"].all()
+    assert analysis.latent_activity(z, threshold=0.01)["active"].all()
+    # a masked (dead) unit: std 0, inactive
+    assert not analysis.latent_activity(np.c_[z[:, :2], np.zeros(200)])["active"][2]
 
 
 # ---------------------------------------------------------------------------------------------
@@ -212,12 +207,14 @@ def test_masked_latent_units_are_dead():
     out = model.apply(params, stats, inputs, latent_mask=mask)
     assert np.all(np.asarray(out.latent[:, 2]) == 0.0)
     # changing the dead unit's weights changes nothing; changing a live unit's does
+    last = "Dense_1"  # hidden (4,): the layer feeding the latent
     dead = jax.tree.map(lambda a: a, params)
-    dead["encoder"][-1]["w"] = dead["encoder"][-1]["w"].at[:, 2].add(5.0)
+    kernel = dead["encoder"]["params"][last]["kernel"]
+    dead["encoder"]["params"][last]["kernel"] = kernel.at[:, 2].add(5.0)
     np.testing.assert_array_equal(model.apply(dead, stats, inputs, latent_mask=mask).heads["y"],
                                   out.heads["y"])
     live = jax.tree.map(lambda a: a, params)
-    live["encoder"][-1]["w"] = live["encoder"][-1]["w"].at[:, 0].add(5.0)
+    live["encoder"]["params"][last]["kernel"] = kernel.at[:, 0].add(5.0)
     assert not np.allclose(model.apply(live, stats, inputs, latent_mask=mask).heads["y"],
                            out.heads["y"])
     # an all-ones mask is the unmasked model

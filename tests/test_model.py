@@ -1,4 +1,4 @@
-"""One scale's model: pure init/apply over explicit parameter pytrees; losses by hand."""
+"""One scale's model: pure init/apply over Flax parameter pytrees; losses by hand."""
 
 from __future__ import annotations
 
@@ -10,7 +10,8 @@ import pytest
 from conftest import REPO, tiny_scale
 from nested_ae_jax.config import load_config, parse_config
 from nested_ae_jax.losses import weight_penalty
-from nested_ae_jax.model import ScaleDims, hash_uniform, init_dense, scale_model
+from nested_ae_jax.model import ScaleDims, scale_model
+from nested_ae_jax.modules import DenseNet, hash_uniform, xavier
 from nested_ae_jax.training import hyperparameters, loss_terms
 
 
@@ -35,24 +36,36 @@ def test_apply_maps_raw_inputs_to_latent_features_and_heads():
     assert out.heads["kind"].shape == (7, 4)
     np.testing.assert_allclose(out.features["x"], (x - stats["x"]["mean"]) / 2.0)
     np.testing.assert_array_equal(out.features["kind"].sum(axis=1), 1.0)
-    assert params["encoder"][0]["w"].shape == (7, 5)  # 3 numeric + 4 one-hot
+    assert params["encoder"]["params"]["Dense_0"]["kernel"].shape == (7, 5)  # 3 + 4 one-hot
 
 
-def test_paper_ae1_has_1788_parameters():
+def test_paper_ae1_has_1788_parameters_in_the_flax_tree():
     spec = load_config(REPO / "experiments/perovskite/ae1_bandgap.toml").scales[0]
     model = scale_model(spec, ScaleDims((("descriptors", 15),), (("gap", 1),
                                                                   ("descriptors", 15))))
     params = model.init(jax.random.key(0))
     assert sum(a.size for a in jax.tree.leaves(params)) == 1788
+    dense = lambda i, o: {"kernel": (i, o), "bias": (o,)}  # noqa: E731
+    assert jax.tree.map(jnp.shape, params) == {
+        "encoder": {"params": {"Dense_0": dense(15, 12)}},
+        "heads": {"gap": {"params": {"Dense_0": dense(12, 100), "Dense_1": dense(100, 1)}},
+                  "descriptors": {"params": {"Dense_0": dense(12, 15)}}}}
 
 
 @pytest.mark.parametrize("scheme, gain", [("xavier_normal", 1.0), ("xavier_normal", 10.0),
                                           ("xavier_uniform", 2.0)])
 def test_xavier_init_has_the_glorot_spread_and_zero_bias(scheme, gain):
-    layer = init_dense(jax.random.key(1), 300, 200, scheme, gain)
+    net = DenseNet((200,), weight_init=scheme, gain=gain)
+    layer = net.init(jax.random.key(1), jnp.zeros((1, 300)))["params"]["Dense_0"]
     expected_sd = gain * np.sqrt(2.0 / 500)
-    assert abs(float(layer["w"].std()) / expected_sd - 1) < 0.02
-    assert float(jnp.abs(layer["b"]).max()) == 0.0
+    assert abs(float(layer["kernel"].std()) / expected_sd - 1) < 0.02
+    assert float(jnp.abs(layer["bias"]).max()) == 0.0
+    w = np.asarray(xavier(scheme, gain)(jax.random.key(2), (300, 200)))
+    bound = gain * np.sqrt(6.0 / 500)
+    if scheme == "xavier_uniform":  # uniform on [-bound, bound)
+        assert np.abs(w).max() <= bound and np.abs(w).max() > 0.99 * bound
+    else:  # a normal, not truncated: about 0.27 % of draws beyond 3 sigma
+        assert (np.abs(w) > 3 * expected_sd).mean() == pytest.approx(0.0027, abs=0.001)
 
 
 def test_dropout_only_with_a_key():
@@ -84,32 +97,40 @@ def test_loss_equals_a_hand_computation():
     total, heads = loss_terms(model, params, stats, {"x": x, "kind": kind}, {"y": y}, weights,
                               hyperparameters(model.spec))
 
-    def dense(layer, h):
-        return h @ np.asarray(layer["w"]) + np.asarray(layer["b"])
+    def dense(variables, i, h):
+        layer = variables["params"][f"Dense_{i}"]
+        return h @ np.asarray(layer["kernel"]) + np.asarray(layer["bias"])
     xs = (x - x.mean(0)) / x.std(0)
     feats = np.concatenate([xs, np.eye(4)[kind]], axis=1)
-    z = np.tanh(dense(params["encoder"][0], feats))
-    hy = np.maximum(dense(params["heads"]["y"][0], z), 0)
-    pred_y = dense(params["heads"]["y"][1], hy)
-    pred_x = dense(params["heads"]["x"][0], z)
-    logits = dense(params["heads"]["kind"][0], z)
+    z = np.tanh(dense(params["encoder"], 0, feats))
+    hy = np.maximum(dense(params["heads"]["y"], 0, z), 0)
+    pred_y = dense(params["heads"]["y"], 1, hy)
+    pred_x = dense(params["heads"]["x"], 0, z)
+    logits = dense(params["heads"]["kind"], 0, z)
     logp = logits - np.log(np.exp(logits).sum(1, keepdims=True))
     mae_y = np.abs(pred_y - y).mean()
     mae_x = np.abs(pred_x - xs).mean()
     ce = -logp[np.arange(6), kind].mean()
-    l1 = 0.01 * np.abs(np.asarray(params["encoder"][0]["w"])).sum()
+    l1 = 0.01 * np.abs(np.asarray(params["encoder"]["params"]["Dense_0"]["kernel"])).sum()
     np.testing.assert_allclose(heads["y"], mae_y, rtol=1e-5)
     np.testing.assert_allclose(heads["x"], mae_x, rtol=1e-5)
     np.testing.assert_allclose(heads["kind"], ce, rtol=1e-5)
     np.testing.assert_allclose(total, mae_y + mae_x + ce + l1, rtol=1e-5)
 
 
-def test_penalty_covers_weights_not_biases():
-    params = {"encoder": [{"w": jnp.array([[1.0, -2.0]]), "b": jnp.array([100.0, 100.0])}],
-              "heads": {"h": [{"w": jnp.array([[3.0]]), "b": jnp.array([50.0])}]}}
+def test_penalty_covers_kernels_by_path_not_biases_or_other_leaves():
+    """Any leaf named ``kernel``, at any depth of a component's variables (a user module's
+    nested submodules too); biases, scales and embeddings never."""
+    params = {"encoder": {"params": {
+        "Dense_0": {"kernel": jnp.array([[1.0, -2.0]]), "bias": jnp.array([100.0, 100.0])},
+        "site_A": {"Dense_0": {"kernel": jnp.array([[-4.0]]), "bias": jnp.array([7.0])}},
+        "LayerNorm_0": {"scale": jnp.array([30.0])}, "embedding": jnp.array([[9.0]])}},
+        "heads": {"h": {"params": {"Dense_0": {"kernel": jnp.array([[3.0]]),
+                                                "bias": jnp.array([50.0])}}}}}
     l1 = {"encoder": 0.5, "heads": {"h": 0.0}}
-    l2 = {"encoder": 0.0, "heads": {"h": 2.0}}
-    assert float(weight_penalty(params, l1, l2)) == pytest.approx(0.5 * 3 + 2.0 * 9)
+    l2 = {"encoder": 0.25, "heads": {"h": 2.0}}
+    want = 0.5 * (1 + 2 + 4) + 0.25 * (1 + 4 + 16) + 2.0 * 9
+    assert float(weight_penalty(params, l1, l2)) == pytest.approx(want)
 
 
 def test_dropout_keeps_a_1_minus_p_share_of_units_scaled_by_1_over_1_minus_p():
@@ -117,15 +138,16 @@ def test_dropout_keeps_a_1_minus_p_share_of_units_scaled_by_1_over_1_minus_p():
     each hidden unit is 0 or 1/(1-p). Over 4000 rows x 64 units the kept share is 1-p within
     4 binomial standard errors, and masks of neighbouring units, of neighbouring rows and of
     two keys (steps, models) are uncorrelated (|r| < 4/sqrt(n)); the same key gives the same
-    mask."""
-    from nested_ae_jax.model import apply_mlp
-
+    mask. The built-in DenseNet draws it from its "dropout" rng, the rate a call argument."""
     p, n, width = 0.3, 4000, 64
-    eye = {"w": jnp.eye(width), "b": jnp.zeros(width)}
+    eye = {"kernel": jnp.eye(width), "bias": jnp.zeros(width)}
+    variables = {"params": {"Dense_0": eye, "Dense_1": eye}}
     ones = jnp.ones((n, width))
+    net = DenseNet((width, width), "linear", "linear")
 
     def run(key):
-        return np.asarray(apply_mlp([eye, eye], ones, "linear", "linear", p, key))
+        return np.asarray(net.apply(variables, ones, True, dropout=jnp.float32(p),
+                                    rngs={"dropout": key}))
 
     out = run(jax.random.key(0))
     kept = out != 0

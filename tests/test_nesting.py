@@ -134,8 +134,9 @@ def test_joint_finetuning_moves_the_upstream_encoder_through_the_downstream_loss
     tuned_cfg = override(cfg, {"chain.finetune_epochs": 5, "chain.finetune_learning_rate": 1e-2,
                                "chain.finetune_weights": {"up": 0.0, "down": 1.0}})
     tuned = finetune_chain(tuned_cfg, fit.scales)
-    before = np.asarray(fit.scales["up"].params["encoder"][0]["w"][0])  # the feeding fold 0
-    after = np.asarray(tuned.params["up"].params["encoder"][0]["w"])  # one per copy
+    kernel = lambda p: p["encoder"]["params"]["Dense_0"]["kernel"]  # noqa: E731
+    before = np.asarray(kernel(fit.scales["up"].params)[0])  # the feeding fold 0
+    after = np.asarray(kernel(tuned.params["up"].params))  # one per copy
     assert after.shape[0] == 3  # one chain copy per downstream fold
     assert np.abs(after - before).max() > 1e-4
     assert np.abs(after[0] - after[1]).max() > 0  # copies train on different folds

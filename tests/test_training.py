@@ -90,7 +90,7 @@ def test_same_seed_same_numbers_and_folds_share_initial_weights():
     np.testing.assert_array_equal(h1["val/total"], h2["val/total"])
     from nested_ae_jax.training import init_state
     init = init_state(scale_task(model), batch).params
-    w = np.asarray(init["encoder"][0]["w"])
+    w = np.asarray(init["encoder"]["params"]["Dense_0"]["kernel"])
     np.testing.assert_array_equal(w[0], w[1])  # the paper: every fold from seed 0's weights
 
 

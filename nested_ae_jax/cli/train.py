@@ -35,7 +35,7 @@ def train_and_write(cfg, out: Path, *, data_root=None, overwrite=False, resume=F
 
     progress = printer(quiet)
     out = store.prepare_out_dir(out, overwrite=overwrite, resume=resume)
-    resolved = store.resolved_config(cfg, data_root)
+    resolved = store.resolved_config(cfg, data_root, out)
     states = store.resume_states(out, resolved) if resume else None
     if states and progress:
         progress("resuming: " + ", ".join(f"{k} at epoch {int(v[0].epoch.max())}"

@@ -20,7 +20,6 @@ import pandas as pd
 
 from ..composition import CompositionSpace
 from ..evaluation import safe_std
-from ..model import apply_heads
 from .adaptor import Designer, as_designer
 from .objectives import DesignError
 from .optimiser import design, top_k_mask
@@ -118,8 +117,7 @@ def latent_sampling(run, objective: Any = None, constraints: Any = (),
     lo, hi = z_train.min(0), z_train.max(0)
 
     def heads_of_latent(params, z, codes):
-        rh = apply_heads(rmodel.spec, jax.tree.map(lambda a: a[0],
-                                                   params["chain"][root].params), z)
+        rh = rmodel.decode(jax.tree.map(lambda a: a[0], params["chain"][root].params), z)
         x = {g.name: z if g.kind == "latent" else codes[:, [c[1] for c in d.cats].index(g.name)]
              for g in d.tmodel.spec.inputs}
         tp = params["chain"][d.target]

@@ -3,7 +3,7 @@
 Writes RUN_DIR/explain/ with CSVs, PNGs, ``summary.json`` and ``index.md`` (every figure
 with a one-line caption):
 
-1. latent activity and sparsity (encoder-weight L1 and std per latent; inactive flagged),
+1. latent activity (std and mean |value| of each latent over the rows; inactive flagged),
 2. Pearson and adjusted correlation among latents, descriptors and targets per scale,
 3. exact Shapley values (:mod:`nested_ae_jax.shapley`) of every input descriptor for every
    regression head and latent, and gradient attributions through the whole chain,

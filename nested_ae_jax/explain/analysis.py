@@ -18,28 +18,19 @@ ELBOW_FRAC = 0.1
 error range (worst - best) above the best error."""
 
 
-def latent_weight_l1(encoder: list[dict]) -> np.ndarray:
-    """(L,) L1 norm of the encoder weights that feed each latent unit: sum_i |W[i, j]| of the
-    encoder's last dense layer (the first and only layer when there are no hidden layers;
-    biases excluded). ``encoder``: the model's params["encoder"] (no model axis)."""
-    return np.abs(np.asarray(encoder[-1]["w"], np.float64)).sum(axis=0)
-
-
-def latent_activity(encoder: list[dict], latent: np.ndarray,
-                    threshold: float = INACTIVE_REL_STD) -> pd.DataFrame:
-    """Per latent unit: weight_l1 (see :func:`latent_weight_l1`), weight_share (its fraction
-    of the total), std over the rows of ``latent`` (N, L), rel_std (std / max std) and
+def latent_activity(latent: np.ndarray, threshold: float = INACTIVE_REL_STD) -> pd.DataFrame:
+    """Per latent unit, measured on the latent itself (so for any encoder): std over the rows
+    of ``latent`` (N, L), rel_std (std / the largest std), mean_abs (mean |value|) and
     ``active`` = rel_std >= ``threshold``."""
-    l1 = latent_weight_l1(encoder)
     z = np.asarray(latent, np.float64)
-    if z.ndim != 2 or z.shape[1] != l1.shape[0]:
-        raise ValueError(f"latent must be (N, {l1.shape[0]}), got {z.shape}")
+    if z.ndim != 2:
+        raise ValueError(f"latent must be (N, L), got {z.shape}")
     std = z.std(axis=0)
     top = std.max()
     rel = std / top if top > 0 else np.zeros_like(std)
-    return pd.DataFrame({"latent": [f"latent_{j}" for j in range(len(l1))],
-                         "weight_l1": l1, "weight_share": l1 / max(l1.sum(), 1e-300),
-                         "std": std, "rel_std": rel, "active": rel >= threshold})
+    return pd.DataFrame({"latent": [f"latent_{j}" for j in range(z.shape[1])],
+                         "std": std, "rel_std": rel, "mean_abs": np.abs(z).mean(axis=0),
+                         "active": rel >= threshold})
 
 
 def pearson_matrix(frame: pd.DataFrame) -> pd.DataFrame:

@@ -17,20 +17,20 @@ def _figure(size):
 
 
 def activity_figure(table: pd.DataFrame, title: str):
-    """Two bar panels per latent: encoder-weight L1 and std over the data; inactive grey.
+    """Two bar panels per latent: std and mean |value| over the data; inactive grey.
 
-    Args: table: one model's rows of :func:`tables.activity_table` (L rows: latent,
-    weight_l1, std, active); title: the figure's title.
+    Args: table: one model's rows of :func:`tables.activity_table` (L rows: latent, std,
+    mean_abs, active); title: the figure's title.
     Returns: a matplotlib Figure.
     """
     fig = _figure((max(5.0, 0.45 * len(table) + 2.0), 5.0))
     ax1, ax2 = fig.subplots(2, 1, sharex=True)
     x = np.arange(len(table))
     colours = np.where(table["active"], "C0", "0.7")
-    ax1.bar(x, table["weight_l1"], color=colours)
-    ax1.set_ylabel("L1 of encoder weights")
-    ax2.bar(x, table["std"], color=colours)
-    ax2.set_ylabel("std over rows")
+    ax1.bar(x, table["std"], color=colours)
+    ax1.set_ylabel("std over rows")
+    ax2.bar(x, table["mean_abs"], color=colours)
+    ax2.set_ylabel("mean |value| over rows")
     ax2.set_xticks(x, [s.replace("latent_", "") for s in table["latent"]])
     ax2.set_xlabel("latent unit (grey: inactive)")
     for ax in (ax1, ax2):

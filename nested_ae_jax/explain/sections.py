@@ -37,8 +37,8 @@ def section_activity(views: Views) -> Section:
     Returns: the Section; summary: scales.SCALE.{inactive_latents, latent_r, latent_std}.
     """
     d = Draft("1. Latent activity and sparsity",
-              f"Per latent unit: L1 norm of the encoder weights feeding it (last encoder layer's "
-              f"column), and its standard deviation over the scale's rows. A latent is flagged "
+              f"Per latent unit, measured on the latent itself (so for any encoder): its "
+              f"standard deviation and mean |value| over the scale's rows. A latent is flagged "
               f"inactive when its std is below {analysis.INACTIVE_REL_STD:g} x the largest "
               f"latent std of the same model. `r[TARGET]`: Pearson r of the latent with the "
               f"true target. Every model (fold) is tabulated; `explained` marks the one used "
@@ -51,7 +51,7 @@ def section_activity(views: Views) -> Section:
         mine = table[table["explained"]].reset_index(drop=True)
         d.figure(f"activity_{name}.png",
                  activity_figure(mine, f"{name}: latent activity ({view.label})"),
-                 f"{name}: encoder-weight L1 and std over rows of each latent unit "
+                 f"{name}: std and mean |value| over rows of each latent unit "
                  f"({view.label}); grey bars are inactive latents.")
         scales[name] = {
             "inactive_latents": mine.loc[~mine["active"], "latent"].tolist(),

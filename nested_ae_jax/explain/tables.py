@@ -3,7 +3,6 @@ view's columns by name (descriptors, targets, latent-map colourings). Nothing is
 
 from __future__ import annotations
 
-import jax
 import numpy as np
 import pandas as pd
 
@@ -19,14 +18,11 @@ def activity_table(view: ScaleView) -> pd.DataFrame:
     Returns: models x L rows: scale, model, the columns of :func:`analysis.latent_activity`,
     explained (the explained model's rows), r[TARGET] per regression target column.
     """
-    loaded_params = view.all_params
     frames = []
     targets = target_columns(view)
     for m in range(view.all_latents.shape[0]):
-        # model m's encoder params, as they are: analysis.latent_activity alone reads weights
-        enc = jax.tree.map(lambda a: np.asarray(a)[m], loaded_params["encoder"])
         z = view.all_latents[m]
-        t = analysis.latent_activity(enc, z)
+        t = analysis.latent_activity(z)
         t.insert(0, "model", m)
         t.insert(0, "scale", view.name)
         t["explained"] = m == view.index

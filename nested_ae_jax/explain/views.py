@@ -44,7 +44,6 @@ class ScaleView:
     outputs: dict  # this scale's outputs (explained model), numpy
     upstream: dict  # {SCALE: outputs} of upstream scales on these rows
     folds: Folds
-    all_params: dict = field(default=None)  # every model's params (leading model axis)
     all_latents: np.ndarray = field(default=None)  # (models, N, L): every model's latent
 
 
@@ -107,7 +106,7 @@ def scale_view(run: TrainedRun, name: str, *, fold: int | None = None,
     to_np = lambda t: jax.tree.map(np.asarray, t)  # noqa: E731
     return ScaleView(name, spec, model, index, label, cp[name].params, cp[name].stats, data,
                      raw, chain, cp, to_np(outs[name]), {n_: to_np(outs[n_]) for n_ in upto[:-1]},
-                     folds, ls.params, np.asarray(every))
+                     folds, np.asarray(every))
 
 
 def scale_views(run: TrainedRun, *, fold: int | None = None, data_root: str | None = None
