@@ -122,6 +122,18 @@ def hash_uniform(key: jax.Array, shape: tuple[int, ...], stream: int = 0) -> jax
     return (x >> 8).astype(jnp.float32) * (1.0 / (1 << 24))
 
 
+def step_key(key: jax.Array, step: jax.Array) -> jax.Array:
+    """The key of step ``step`` under ``key`` (e.g. a mini-batch within an epoch): the key's
+    bits with the counter mixed in by integer arithmetic, no generator call. Keys of
+    different steps give independent :func:`hash_uniform` noise (and valid keys for any
+    other use)."""
+    bits = jax.random.key_data(key)
+    mixed = bits.at[..., 0].set(bits[..., 0] ^ _mix32(jnp.asarray(step, jnp.uint32)
+                                                      * jnp.uint32(0x9E3779B9)
+                                                      + jnp.uint32(0x632BE5AB)))
+    return jax.random.wrap_key_data(mixed, impl=jax.random.key_impl(key))
+
+
 def apply_mlp(layers: list[dict], x: jax.Array, activation: str, output_activation: str,
               dropout: jax.Array | float = 0.0, rng: jax.Array | None = None,
               stream: int = 0) -> jax.Array:
