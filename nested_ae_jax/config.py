@@ -135,6 +135,10 @@ class TrainingSpec:
                          "compiled call; predictions are their mean (std reported)", 1, gt=0)
     chunk_epochs: int = _key("epochs per compiled chunk (progress and checkpoints between "
                              "chunks)", 100, gt=0)
+    eval_every: int = _key("record the training and validation losses (history.csv, learning "
+                           "curves, training.select = best) every this many epochs and at the "
+                           "end of every chunk; evaluating every epoch costs about a third of "
+                           "a small model's training time", 10, gt=0)
     checkpoint_every: int = _key("save a checkpoint every this many epochs (rounded to chunks; "
                                  "0 = only at the end); --resume continues from it", 500,
                                  min=0)

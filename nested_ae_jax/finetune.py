@@ -123,6 +123,7 @@ def finetune_chain(cfg: Config, results: dict, progress: Callable[[str], None] |
     try:
         state, history = train_models(
             task, data, batch, epochs=epochs, chunk_epochs=specs[order[-1]].training.chunk_epochs,
+            eval_every=specs[order[-1]].training.eval_every,
             init_params={n: entries[n].params for n in order},
             on_chunk=progress_printer("finetune", epochs, progress))
     except NonFiniteLoss as err:

@@ -135,8 +135,8 @@ def progress_printer(label: str, epochs: int, out: Progress | None) -> Callable 
 
     def on_chunk(state, history, done, seconds):
         total = [k for k in history if k.startswith("train/") and k.endswith("total")]
-        train = np.nanmean(history[total[-1]][:, done - 1])
-        val = history[total[-1].replace("train/", "val/", 1)][:, done - 1]
+        train = np.nanmean(history[total[-1]][:, -1])
+        val = history[total[-1].replace("train/", "val/", 1)][:, -1]
         val_txt = f" val {np.mean(val):.4f}" if np.any(val > 0) else ""
         width, filled = 20, int(20 * done / epochs)
         out(f"  [{label}] [{'#' * filled}{'.' * (width - filled)}] epoch {done}/{epochs}  "
@@ -172,7 +172,8 @@ def fit_models(spec: ScaleSpec, data: ScaleData, layout: Layout, *,
 
     state0, hist0 = resume if resume is not None else (None, None)
     state, history = train_models(scale_task(model), arrays, batch, epochs=epochs,
-                                  chunk_epochs=spec.training.chunk_epochs, state=state0,
+                                  chunk_epochs=spec.training.chunk_epochs,
+                                  eval_every=spec.training.eval_every, state=state0,
                                   history=hist0, on_chunk=chunk_done, devices=devices)
     params = selected_params(spec, state)
     outputs = predict_models(model, params, batch.stats, arrays["inputs"], batch.own_inputs,

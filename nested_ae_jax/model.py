@@ -29,7 +29,7 @@ import jax
 import jax.numpy as jnp
 
 from .config import ScaleSpec
-from .modules import encoder_component, head_component
+from .modules import encoder_component, head_component, step_key
 
 if TYPE_CHECKING:
     from .data import ScaleData
@@ -122,7 +122,7 @@ def default_dropout(spec: ScaleSpec) -> dict:
 
 def component_key(rng: jax.Array | None, index: int) -> jax.Array | None:
     """The dropout key of component ``index`` (0: encoder, j + 1: head j) in a step."""
-    return None if rng is None else jax.random.fold_in(rng, index)
+    return None if rng is None else step_key(rng, index)
 
 
 @functools.cache

@@ -75,6 +75,18 @@ def hash_uniform(key: jax.Array, shape: tuple[int, ...], stream: int = 0) -> jax
     return (x >> 8).astype(jnp.float32) * (1.0 / (1 << 24))
 
 
+def step_key(key: jax.Array, step: jax.Array) -> jax.Array:
+    """The key of step ``step`` under ``key`` (e.g. a mini-batch within an epoch): the key's
+    bits with the counter mixed in by integer arithmetic, no generator call. Keys of
+    different steps give independent :func:`hash_uniform` noise (and valid keys for any
+    other use, e.g. a user module's ``nn.Dropout``)."""
+    bits = jax.random.key_data(key)
+    mixed = bits.at[..., 0].set(bits[..., 0] ^ _mix32(jnp.asarray(step, jnp.uint32)
+                                                      * jnp.uint32(0x9E3779B9)
+                                                      + jnp.uint32(0x632BE5AB)))
+    return jax.random.wrap_key_data(mixed, impl=jax.random.key_impl(key))
+
+
 def xavier(scheme: str, gain: float) -> Callable:
     """Xavier (Glorot) kernel init: normal sigma = gain*sqrt(2/(in+out)), uniform bound =
     gain*sqrt(6/(in+out)) (PyTorch's xavier_normal_/xavier_uniform_)."""
@@ -91,9 +103,10 @@ class DenseNet(nn.Module):
     """The built-in network: ``nn.Dense`` layers of widths ``features`` (hidden..., out),
     ``activation`` and inverted dropout after every hidden layer, ``output_activation`` last.
 
-    ``__call__(x (N, in), train, dropout=0.0) -> (N, features[-1])``; ``dropout`` may be an
-    array (a runtime input). Layer i's noise is :func:`hash_uniform` stream i of the
-    ``"dropout"`` rng.
+    ``__call__(x (N, in), train, dropout=0.0, key=None) -> (N, features[-1])``; ``dropout``
+    may be an array (a runtime input). Layer i's noise is :func:`hash_uniform` stream i of
+    ``key`` (the package passes this step's key directly, no generator call) or, without one,
+    of the ``"dropout"`` rng.
     """
 
     features: tuple[int, ...]
@@ -103,8 +116,12 @@ class DenseNet(nn.Module):
     gain: float = 1.0
 
     @nn.compact
-    def __call__(self, x: jax.Array, train: bool = False, dropout: Any = 0.0) -> jax.Array:
-        key = self.make_rng("dropout") if train and not dropout_off(dropout) else None
+    def __call__(self, x: jax.Array, train: bool = False, dropout: Any = 0.0,
+                 key: jax.Array | None = None) -> jax.Array:
+        if not train or dropout_off(dropout):
+            key = None
+        elif key is None:
+            key = self.make_rng("dropout")
         for i, width in enumerate(self.features):
             x = nn.Dense(width, kernel_init=xavier(self.weight_init, self.gain))(x)
             if i < len(self.features) - 1:
@@ -133,9 +150,10 @@ def linen_component(module: nn.Module, in_width: int, rated: bool = False) -> Co
 
     def apply(variables: dict, x: jax.Array, rng: jax.Array | None = None,
               dropout: Any = 0.0) -> jax.Array:
-        extra = {"dropout": dropout} if rated else {}
+        if rated:  # the built-in network takes its rate and key as arguments (fast path)
+            return module.apply(variables, x, rng is not None, dropout=dropout, key=rng)
         rngs = None if rng is None else {"dropout": rng}
-        return module.apply(variables, x, rng is not None, rngs=rngs, **extra)
+        return module.apply(variables, x, rng is not None, rngs=rngs)
 
     return Component(init, apply)
 

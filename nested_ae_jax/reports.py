@@ -70,8 +70,9 @@ def oof_table(result: ScaleResult) -> pd.DataFrame:
 
 
 def history_table(result: ScaleResult) -> pd.DataFrame:
-    """Per model and epoch: fold (or "all" for the all-rows model), ensemble member."""
-    n_models, n_epochs = next(iter(result.history.values())).shape
+    """Per model and evaluated epoch (training.eval_every): fold (or "all" for the all-rows
+    model), ensemble member, losses."""
+    n_models, n_epochs = np.shape(result.history["epoch"])
     per = result.folds.n_models
     labels = [str(f) for f in range(result.folds.n_cv)] + (["all"] if result.folds.has_full
                                                              else [])
@@ -79,9 +80,10 @@ def history_table(result: ScaleResult) -> pd.DataFrame:
     frame = pd.DataFrame({"scale": result.spec.name,
                           "fold": np.array(labels)[model % per],
                           "member": model // per,
-                          "epoch": np.tile(np.arange(1, n_epochs + 1), n_models)})
+                          "epoch": np.asarray(result.history["epoch"]).reshape(-1)})
     for k, v in result.history.items():
-        frame[k] = np.asarray(v).reshape(-1)
+        if k != "epoch":
+            frame[k] = np.asarray(v).reshape(-1)
     return frame
 
 

@@ -39,7 +39,8 @@ from .data import Categories
 from .errors import RunDirError
 from .model import ScaleDims, ScaleModel, scale_model
 from .trained import TrainedScale
-from .training import ModelBatch, TrainState, hyperparameters, init_state, scale_task, selected_params
+from .training import (ModelBatch, TrainState, evaluated_epochs, hyperparameters, init_state,
+                       scale_task, selected_params)
 
 if TYPE_CHECKING:
     from .runner import FitResult
@@ -194,7 +195,12 @@ def state_template(model: ScaleModel, n_models: int, epochs_done: int) -> dict:
              for name, w in model.dims.inputs if model.spec.group(name).kind != "categorical"}
     keys = [f"{split}/{h}" for split in ("train", "val") for h in
             [*(h.name for h in model.spec.heads), "total"]]
-    history = {k: jax.ShapeDtypeStruct((n_models, epochs_done), jnp.float32) for k in keys}
+    training = model.spec.training
+    n_eval = sum(len(evaluated_epochs(start, min(training.chunk_epochs, epochs_done - start),
+                                      training.eval_every))
+                 for start in range(0, epochs_done, training.chunk_epochs))
+    history = {k: jax.ShapeDtypeStruct((n_models, n_eval), jnp.float32) for k in keys}
+    history["epoch"] = jax.ShapeDtypeStruct((n_models, n_eval), jnp.int32)
     return checkpoint_arrays(state, stats, history)
 
 

@@ -31,6 +31,7 @@ from .config import ScaleSpec, TrainingSpec
 from .errors import NestedAEError
 from .losses import head_row_losses, masked_mean, weight_penalty
 from .model import Params, ScaleModel, Stats
+from .modules import hash_uniform, step_key
 
 PRIMARY = "rows"  # the stream of a single-data-set task
 
@@ -216,7 +217,7 @@ def epoch_rows(key: jax.Array, mask: jax.Array, n_steps: int, batch_size: int,
     (idx, w) each (n_steps, batch_size). Padded (w = 0) past the last training row, or, with
     ``wrap``, cycling through the shuffled rows again (w = 1)."""
     n_rows = mask.shape[0]
-    order = jnp.argsort(jnp.where(mask > 0, jax.random.uniform(key, (n_rows,)), 2.0))
+    order = jnp.argsort(jnp.where(mask > 0, hash_uniform(key, (n_rows,)), 2.0))
     span = n_steps * batch_size
     n_train = mask.sum()
     if wrap:
@@ -229,17 +230,20 @@ def epoch_rows(key: jax.Array, mask: jax.Array, n_steps: int, batch_size: int,
 
 
 def _epoch_fn(task: Task, n_steps: int, may_be_empty: bool) -> Callable:
-    """One epoch of one model: shuffle, scan over mini-batches, evaluate, track the best.
+    """One epoch of one model, (state, mb, data, evaluate) -> (state, record): shuffle, scan
+    over mini-batches; with ``evaluate`` (static) also the end-of-epoch losses on every
+    training and validation row (dropout off) and the best-so-far tracking.
     may_be_empty: some model has fewer mini-batches than ``n_steps`` (its extra batches are
     all padding and must be skipped)."""
 
-    def epoch(state: TrainState, mb: ModelBatch, data: dict) -> tuple[TrainState, dict]:
+    def epoch(state: TrainState, mb: ModelBatch, data: dict, evaluate: bool
+              ) -> tuple[TrainState, dict | None]:
         opt = task.optimizer(mb.hparams)
         key = jax.random.fold_in(jax.random.fold_in(_random_key(mb.seed), 1 + mb.fold),
                                  state.epoch)
         k_perm, k_drop = jax.random.split(key)
         masks = stream_masks(task, mb.train_mask)
-        rows = {name: epoch_rows(k_perm if i == 0 else jax.random.fold_in(k_perm, i),
+        rows = {name: epoch_rows(k_perm if i == 0 else step_key(k_perm, i),
                                  masks[name], n_steps, size, wrap=i > 0)
                 for i, (name, size) in enumerate(task.streams)}
         primary = task.streams[0][0]
@@ -247,7 +251,7 @@ def _epoch_fn(task: Task, n_steps: int, may_be_empty: bool) -> Callable:
         def step(carry, xs):
             params, opt_state = carry
             batch_rows, index = xs
-            rng = jax.random.fold_in(k_drop, index)
+            rng = step_key(k_drop, index)
             grads = jax.grad(lambda p: task.loss(p, mb, data, batch_rows, rng)[0])(params)
             updates, new_opt = opt.update(grads, opt_state, params)
             new_params = optax.apply_updates(params, updates)
@@ -260,16 +264,26 @@ def _epoch_fn(task: Task, n_steps: int, may_be_empty: bool) -> Callable:
 
         (params, opt_state), _ = jax.lax.scan(
             step, (state.params, state.opt_state), (rows, jnp.arange(n_steps)))
+        state = state._replace(params=params, opt_state=opt_state, epoch=state.epoch + 1)
+        if not evaluate:
+            return state, None
         record, criterion = task.evaluate(params, mb, data)
         better = criterion < state.best_loss
         best_params = jax.tree.map(lambda new, old: jnp.where(better, new, old),
                                    params, state.best_params)
-        return TrainState(params, opt_state, best_params,
-                          jnp.where(better, criterion, state.best_loss),
-                          jnp.where(better, state.epoch, state.best_epoch),
-                          state.epoch + 1), record
+        return state._replace(best_params=best_params,
+                              best_loss=jnp.where(better, criterion, state.best_loss),
+                              best_epoch=jnp.where(better, state.epoch - 1, state.best_epoch)
+                              ), record
 
     return epoch
+
+
+def evaluated_epochs(start: int, n_epochs: int, every: int) -> np.ndarray:
+    """1-based epochs of a chunk of ``n_epochs`` after ``start`` whose losses are recorded:
+    every ``every``-th and the chunk's last."""
+    return np.array([e for e in range(start + 1, start + n_epochs + 1)
+                     if (e - start) % every == 0 or e == start + n_epochs], np.int32)
 
 
 def _train_counts(task: Task, batch: ModelBatch) -> np.ndarray:
@@ -312,11 +326,27 @@ def _compiled_init(task: Task, from_seed: bool) -> Callable:
 
 
 @functools.cache
-def _compiled_chunk(task: Task, n_steps: int, may_be_empty: bool) -> Callable:
+def _compiled_chunk(task: Task, n_steps: int, may_be_empty: bool, every: int) -> Callable:
+    """jit(vmap over models(scan over the chunk's epochs)): groups of ``every`` epochs, the
+    last of each evaluated (and the chunk's last epoch), so evaluation costs nothing in the
+    epochs between (a batched lax.cond would evaluate anyway)."""
     epoch = _epoch_fn(task, n_steps, may_be_empty)
 
+    def plain(state, mb, data, n):
+        return jax.lax.scan(lambda s, _: (epoch(s, mb, data, False)[0], None), state, None,
+                            length=n)[0] if n else state
+
+    def group(state, mb, data, n):  # n - 1 plain epochs, then an evaluated one
+        return epoch(plain(state, mb, data, n - 1), mb, data, True)
+
     def chunk_one(state, mb, data, n_epochs):
-        return jax.lax.scan(lambda s, _: epoch(s, mb, data), state, None, length=n_epochs)
+        full, rest = divmod(n_epochs, every)
+        state, record = jax.lax.scan(lambda s, _: group(s, mb, data, every), state, None,
+                                     length=full)
+        if rest:
+            state, last = group(state, mb, data, rest)
+            record = jax.tree.map(lambda a, b: jnp.concatenate([a, b[None]]), record, last)
+        return state, record
 
     def chunk(state, mb, data, n_epochs):
         return jax.vmap(chunk_one, in_axes=(0, 0, None, None))(state, mb, data, n_epochs)
@@ -324,24 +354,26 @@ def _compiled_chunk(task: Task, n_steps: int, may_be_empty: bool) -> Callable:
     return jax.jit(chunk, static_argnums=3)
 
 
-def check_finite(history: dict[str, np.ndarray], first_epoch: int) -> None:
+def check_finite(history: dict[str, np.ndarray]) -> None:
     """Raise :class:`NonFiniteLoss` naming the first model, epoch (counted from 1, as in
-    history.csv) and head that went bad. ``history``: {"train/HEAD": (M, E)} for the epochs of
-    one chunk, the first of which is epoch ``first_epoch + 1``."""
+    history.csv) and head that went bad. ``history``: {"train/HEAD": (M, E), "epoch": (M, E)}
+    for the evaluated epochs of one chunk."""
     for name, values in history.items():
         if not name.startswith("train/") or name.endswith("total"):
             continue
         bad = ~np.isfinite(values)
         if bad.any():
-            model, epoch = np.argwhere(bad)[0]
-            raise NonFiniteLoss(int(model), first_epoch + int(epoch) + 1, name.split("/", 1)[1])
+            model, column = np.argwhere(bad)[0]
+            raise NonFiniteLoss(int(model), int(history["epoch"][model, column]),
+                                name.split("/", 1)[1])
 
 
 ChunkCallback = Callable[[TrainState, dict[str, np.ndarray], int, float], None]
 
 
 def train_models(task: Task, data: dict, batch: ModelBatch, *, epochs: int,
-                 chunk_epochs: int = 100, state: TrainState | None = None,
+                 chunk_epochs: int = 100, eval_every: int = 1,
+                 state: TrainState | None = None,
                  init_params: Params | None = None,
                  history: dict[str, np.ndarray] | None = None,
                  on_chunk: ChunkCallback | None = None,
@@ -353,14 +385,15 @@ def train_models(task: Task, data: dict, batch: ModelBatch, *, epochs: int,
     history; init_params: start from these parameters (leading model axis) instead of the
     seeds. on_chunk(state, history, epochs_done, seconds): called after each chunk (progress,
     checkpoints). devices: spread the models over these devices (default: all devices, when
-    there are several; see :mod:`parallel`). Returns the final state and the per-epoch history
-    {"train/NAME": (M, E), ...}. Raises :class:`NonFiniteLoss` at the end of the chunk in
-    which a training loss became non-finite.
+    there are several; see :mod:`parallel`). Returns the final state and the history of the
+    evaluated epochs {"train/NAME": (M, E), ..., "epoch": (M, E) their 1-based numbers}.
+    Raises :class:`NonFiniteLoss` at the end of the chunk in which a training loss became
+    non-finite.
     """
     from . import parallel
 
     task = capped_task(task, batch)
-    chunk = _compiled_chunk(task, *steps_per_epoch(task, batch))
+    chunk = _compiled_chunk(task, *steps_per_epoch(task, batch), eval_every)
     state = init_state(task, batch, init_params) if state is None else state
     n_models = int(batch.seed.shape[0])
     devices = jax.devices() if devices is None else devices
@@ -371,13 +404,18 @@ def train_models(task: Task, data: dict, batch: ModelBatch, *, epochs: int,
                         for t in (batch, state))
         data = parallel.replicate(data, mesh)
     done = int(np.asarray(parallel.to_host(state.epoch)).max())
-    history = {} if history is None else {k: np.asarray(v)[:, :done] for k, v in history.items()}
+    if history is None:
+        history = {}
+    else:  # the columns of the epochs done (a checkpoint may hold more)
+        keep = np.asarray(history["epoch"])[0] <= done
+        history = {k: np.asarray(v)[:, keep] for k, v in history.items()}
     start = time.perf_counter()
     while done < epochs:
         n = min(chunk_epochs, epochs - done)
         state, record = chunk(state, batch, data, n)
-        record = {k: v[:n_models] for k, v in parallel.to_host(record).items()}  # (M, n)
-        check_finite(record, done)
+        record = {k: v[:n_models] for k, v in parallel.to_host(record).items()}  # (M, n_eval)
+        record["epoch"] = np.tile(evaluated_epochs(done, n, eval_every), (n_models, 1))
+        check_finite(record)
         history = {k: np.concatenate([history[k], v], axis=1) if k in history else v
                    for k, v in record.items()}
         done += n

@@ -27,7 +27,7 @@ def tiny_scale(name: str = "s", *, data: str = "s.csv", latent: int = 2, epochs:
         "heads": {"y": {"kind": "regression", "target": "y", "hidden": [8], "dropout": 0.1},
                   "x": {"kind": "reconstruction", "input": "x"}},
         "training": {"epochs": epochs, "batch_size": batch, "chunk_epochs": 5,
-                     "checkpoint_every": 0},
+                     "checkpoint_every": 0, "eval_every": 1},
         "cv": cv or {"kind": "kfold", "n_splits": 3},
     }
     table.update(extra)

@@ -224,7 +224,7 @@ def test_an_nnx_module_trains_and_its_run_loads_back(tmp_path):
     params = fit.scales["s"].params
     assert set(params["heads"]["y"]["params"]["blocks"]) == {0, 1}  # nnx.List: integer keys
     hist = fit.scales["s"].history["train/y"]
-    assert hist[:, -5:].mean() < hist[:, :5].mean()  # it learns
+    assert hist[:, -1].mean() < hist[:, 0].mean()  # it learns (epoch 30 vs epoch 10)
     out = prepare_out_dir(tmp_path / "run")
     write_run(fit, out)
     loaded = load_run(out)

@@ -73,7 +73,9 @@ def test_training_lowers_the_loss_and_records_every_epoch():
     spec, model, data, batch = setup()
     state, history = train(model, data, batch)
     assert history["train/total"].shape == (3, 10)
-    assert set(history) == {"train/y", "train/x", "train/total", "val/y", "val/x", "val/total"}
+    assert set(history) == {"train/y", "train/x", "train/total", "val/y", "val/x", "val/total",
+                            "epoch"}
+    assert history["epoch"][0].tolist() == list(range(1, 11))
     assert (history["train/y"][:, -1] < 0.5 * history["train/y"][:, 0]).all()
     assert np.asarray(state.epoch).tolist() == [10, 10, 10]
     best = np.asarray(state.best_epoch)
@@ -116,3 +118,15 @@ def test_non_finite_loss_stops_training_and_names_model_epoch_head():
         train(model, data, batch)
     assert err.value.head in ("y", "x")
     assert 0 <= err.value.epoch < 10 and 0 <= err.value.model < 3
+
+
+def test_losses_recorded_every_k_epochs_and_at_chunk_ends_without_changing_training():
+    spec, model, data, batch = setup(epochs=10)  # chunks of 5 epochs
+    s1, h1 = train(model, data, batch)
+    sk, hk = train(model, data, batch, eval_every=3)
+    assert hk["epoch"][0].tolist() == [3, 5, 8, 10]
+    cols = [e - 1 for e in hk["epoch"][0]]
+    np.testing.assert_allclose(hk["val/total"], h1["val/total"][:, cols], rtol=1e-5)
+    for a, b in zip(jax.tree.leaves(s1.params), jax.tree.leaves(sk.params)):
+        np.testing.assert_allclose(a, b, rtol=1e-5, atol=1e-7)
+    assert set(np.asarray(sk.best_epoch) + 1) <= {3, 5, 8, 10}  # best among evaluated epochs

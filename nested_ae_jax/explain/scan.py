@@ -69,8 +69,10 @@ def latent_size_scan(spec: ScaleSpec, data: ScaleData, sizes, *, folds: Folds | 
     has_val = folds.val[:n_cv].sum() > 0
     rows = {"latent_size": np.repeat(sizes, n_cv), "fold": np.tile(np.arange(n_cv), reps),
             "epoch": epoch + 1}
-    for key in sorted(history):
-        values = np.asarray(history[key])[np.arange(n_models), epoch]
+    column = np.array([int(np.flatnonzero(history["epoch"][m] == epoch[m] + 1)[0])
+                       for m in range(n_models)])  # the history column of that epoch
+    for key in sorted(k for k in history if k != "epoch"):
+        values = np.asarray(history[key])[np.arange(n_models), column]
         if key.startswith("val/") and not has_val:
             values = np.full(n_models, np.nan)
         rows[key] = values
