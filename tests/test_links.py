@@ -23,10 +23,11 @@ def probe_frame(n: int = 240, seed: int = 0) -> pd.DataFrame:
                          "y1": y1, "y2": y1 + 0.01 * rng.normal(size=n)})
 
 
-def probe_config(split: str | None = None, epochs: int = 120):
+def probe_config(split: str | None = None, epochs: int = 300):
     """Two scales on the same rows: the downstream sees only the upstream latent and a
     noise column."""
-    train = {"epochs": epochs, "batch_size": 16, "learning_rate": 1e-2, "chunk_epochs": epochs}
+    train = {"epochs": epochs, "batch_size": 16, "learning_rate": 1e-2, "chunk_epochs": epochs,
+             "eval_every": epochs}
     doc = {"scales": {
         "up": {"data": "<mem>",
                "inputs": {"x": {"kind": "numeric", "columns": ["x0", "x1", "x2", "x3"]}},
