@@ -187,6 +187,8 @@ def test_bad_arguments_are_one_line_errors(planted):
         bo.parse_objective("maximum")
     with pytest.raises(DataError, match="features"):
         bo.run_campaign(bo.gp_method(), y, features=x[:10])
+    with pytest.raises(ConfigError, match="GiB"):
+        bo.run_campaign(bo.gp_method("ts"), np.arange(3000.0), features=np.ones((3000, 2)))
 
 
 def test_report_files(tmp_path, planted):

@@ -98,7 +98,9 @@ class Method(NamedTuple):
     GP), "random". acquisition: "ei" (expected improvement, ranked by its log), "ucb"
     (mean + sqrt(beta) std), "ts" (Thompson sampling, gp only). Batches of q > 1: kriging
     believer for ei/ucb with a GP, q joint posterior draws for ts, the top q of the acquisition
-    for an ensemble (its surrogate does not learn from fantasies). fit: the GP hyper-parameter
+    for an ensemble (its surrogate does not learn from fantasies). Thompson sampling draws
+    jointly over the whole pool: a P x P prior Cholesky factor per trial (O(P^3) at each refit,
+    O(P^2 q) per round, T P^2 floats of memory), so it suits pools of up to ~1000 candidates. fit: the GP hyper-parameter
     fit on the initial picks (from ``gp.default_params``; restarts vmapped; Adam steps, bounds,
     prior); later fits (same settings, one start) warm-start from the previous one with
     ``refit_steps`` steps, whenever the number of revealed rows has grown by ``refit_growth``
@@ -388,6 +390,9 @@ def single_threaded_blas():
         yield
 
 
+_TS_MEMORY = 2 * 2**30  # bytes of prior Cholesky factors Thompson sampling may hold
+
+
 def _bucket(n: int, total: int) -> int:
     """Trials to compile a phase for: n rounded up to a power of two (at most total)."""
     return min(total, 1 << max(0, math.ceil(math.log2(max(n, 1)))))
@@ -434,6 +439,11 @@ def run_campaign(
     if q < 1 or init < 1 or init >= pool_size or trials < 1:
         raise ConfigError(f"campaign: need batch >= 1, 1 <= init < pool size ({pool_size}) and "
                           f"trials >= 1 (got batch={batch}, init={init}, trials={trials})")
+    if method.acquisition == "ts" and trials * pool_size**2 * 4 > _TS_MEMORY:
+        raise ConfigError(
+            f"Thompson sampling keeps a {pool_size} x {pool_size} prior factor per trial: "
+            f"{trials} trials need {trials * pool_size**2 * 4 / 2**30:.1f} GiB; use fewer "
+            f"trials or acquisition 'ei' / 'ucb'")
     xs = np.zeros((pool_size, 0), np.float32)
     if method.kind == "gp":
         if features is None:
