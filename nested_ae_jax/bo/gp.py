@@ -102,6 +102,7 @@ def fit_standardizer(x: Array, mask: Array | None = None) -> Standardizer:
     with (near) zero spread get scale 1."""
     x = jnp.asarray(x)
     w = jnp.ones(x.shape[0], x.dtype) if mask is None else jnp.asarray(mask, x.dtype)
+    x = jnp.where(w[:, None] > 0, x, 0.0)
     count = jnp.maximum(w.sum(), 1.0)
     mean = (w[:, None] * x).sum(0) / count
     var = (w[:, None] * jnp.square(x - mean)).sum(0) / count
@@ -264,8 +265,8 @@ class _Prepared(NamedTuple):
 
 
 def _prepare(params, x, y, mask, x_scaler) -> tuple[_Prepared, Standardizer]:
-    x = jnp.asarray(x)
     mask = jnp.asarray(mask, bool)
+    x = jnp.where(mask[:, None], jnp.asarray(x), 0.0)  # masked rows: any value, even NaN
     if x_scaler is None:
         x_scaler = fit_standardizer(x, mask)
     y = jnp.asarray(y, x.dtype)
@@ -406,8 +407,8 @@ def standardize_targets(y: Array, mask: Array) -> Array:
 
 
 def default_params(d: int, dtype=jnp.float32) -> GPParams:
-    """Mean 0, amplitude 1, length scales at the prior's median sqrt(2) sqrt(d)... in log:
-    sqrt(2) + log(d)/2, noise std 0.1 (standardised units)."""
+    """Mean 0, amplitude 1, log length scales at the prior's location sqrt(2) + log(d)/2
+    (length scales ~4.1 sqrt(d)), noise std 0.1 (standardised units)."""
     return GPParams(
         jnp.zeros((), dtype),
         jnp.zeros((), dtype),
