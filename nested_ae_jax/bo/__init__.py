@@ -1,0 +1,75 @@
+"""Closed-loop Bayesian optimisation over a pool of candidates (issue 15, the core).
+
+Pure functions of arrays, independent of the rest of nested_ae_jax (except ``errors`` and, for
+``report``, ``io``):
+
+    gp           GP surrogate (tinygp Matern-5/2 ARD kernel, masked rows, marginal likelihood)
+    acquisition  EI / log EI, UCB, Thompson sampling; batches (kriging believer, q draws)
+    campaign     simulated pool campaigns (vmap over trials, while_loop over rounds); pools
+    report       campaign.csv, summary.md and a box plot from campaign results
+
+Typical use::
+
+    from nested_ae_jax import bo
+    pool = bo.merge_pool(frame, inputs, "pce")
+    result = bo.run_campaign(bo.gp_method("ei"), pool["pce"], features=features_of(pool),
+                             trials=200, init=5, seed=0)
+    bo.write_report("out", {"latent GP": result, ...})
+"""
+
+from .acquisition import (
+    expected_improvement,
+    kriging_believer,
+    log_expected_improvement,
+    mask_scores,
+    select_sequential,
+    select_top,
+    thompson,
+    upper_confidence_bound,
+)
+from .campaign import (
+    CampaignResult,
+    Method,
+    Objective,
+    Surrogate,
+    buffer_sizes,
+    ensemble_method,
+    gp_method,
+    merge_pool,
+    parse_objective,
+    random_method,
+    run_campaign,
+    utility,
+)
+from .gp import (
+    Bounds,
+    FitConfig,
+    GPParams,
+    Matern52ARD,
+    Standardizer,
+    as_tinygp,
+    cholesky_and_inverse,
+    default_params,
+    fit_hyperparameters,
+    fit_standardizer,
+    log_marginal_likelihood,
+    posterior,
+    posterior_sample,
+    prior_cholesky,
+    standardize,
+    standardize_targets,
+)
+
+from .report import results_frame, summary_table, write_report
+
+__all__ = [
+    "CampaignResult", "Method", "Objective", "Surrogate", "buffer_sizes", "ensemble_method",
+    "gp_method", "merge_pool", "parse_objective", "random_method", "run_campaign", "utility",
+    "results_frame", "summary_table", "write_report",
+    "expected_improvement", "kriging_believer", "log_expected_improvement", "mask_scores",
+    "select_sequential", "select_top", "thompson", "upper_confidence_bound",
+    "Bounds", "FitConfig", "GPParams", "Matern52ARD", "Standardizer", "as_tinygp",
+    "cholesky_and_inverse", "default_params", "fit_hyperparameters", "fit_standardizer",
+    "log_marginal_likelihood", "posterior", "posterior_sample", "prior_cholesky", "standardize",
+    "standardize_targets",
+]
