@@ -14,6 +14,9 @@ REPO = Path(__file__).resolve().parents[1]
 # many tests compile the same small programs. Set before JAX initialises.
 os.environ.setdefault("JAX_COMPILATION_CACHE_DIR", str(REPO / ".pytest_cache" / "jax"))
 os.environ.setdefault("JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS", "0.5")
+# Tests check arithmetic against numpy and finite differences: full float32 matmuls on every
+# backend (a GPU's default uses reduced-precision passes; checked on an H200, jax 0.11.2).
+os.environ.setdefault("JAX_DEFAULT_MATMUL_PRECISION", "highest")
 
 
 def tiny_scale(name: str = "s", *, data: str = "s.csv", latent: int = 2, epochs: int = 5,
