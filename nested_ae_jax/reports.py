@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import platform
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import jax
 import numpy as np
@@ -16,7 +17,8 @@ import pandas as pd
 from . import io
 from .data import Categories
 from .evaluation import pooled_outputs
-from .runner import FitResult, ScaleResult  # the trainer's results (reports are its output)
+if TYPE_CHECKING:  # the trainer's results (reports are its output; predict uses the helpers)
+    from .runner import FitResult, ScaleResult
 
 
 
