@@ -63,7 +63,7 @@ def frames():
 
 @pytest.fixture(scope="module")
 def supervised(frames):
-    return cmp.compare(chain_config(), frames=frames)
+    return cmp.compare(chain_config(), frames=frames, splits=cmp.SPLITS)
 
 
 def test_table_has_every_model_for_every_target_and_split(supervised):

@@ -7,7 +7,7 @@ from pathlib import Path
 
 from .progress import printer, settings
 
-SPLIT_KINDS = ("random", "group_rows", "group_composition")
+SPLIT_KINDS = ("random", "group_rows", "group_composition", "matched")
 
 
 def add_parser(sub):
@@ -22,7 +22,7 @@ def add_parser(sub):
                    help="folder for compare.md, compare.csv, folds.csv (default runs/compare; "
                    "one subfolder per config when several are given)")
     p.add_argument("--cv", help="comma list of split kinds: " + ", ".join(SPLIT_KINDS) +
-                   " (default: all; supervised configs only)")
+                   " (default: random,matched; supervised configs only)")
     p.add_argument("--epochs", type=int, help="override every scale's training epochs "
                    "(quick runs)")
     p.add_argument("--seeds", type=int, default=10,

@@ -40,7 +40,7 @@ from typing import Callable, Sequence
 import pandas as pd
 
 from ..config import Config, load_config
-from .configs import SPLITS
+from .configs import DEFAULT_SPLITS, SPLITS
 
 SKLEARN_MODELS = ("random forest", "ridge", "mean")
 Progress = Callable[[str], None]
@@ -85,14 +85,14 @@ def compare(config: Config | str | Path, *, data_root: str | None = None,
             frames: dict[str, pd.DataFrame] | None = None) -> Comparison:
     """Run the comparison a config calls for (see the module docstring) and, with ``out``,
     write compare.md, compare.csv and folds.csv there. ``splits`` (supervised only; default
-    all of SPLITS); ``seeds`` (reconstruction only)."""
+    random and matched; any of SPLITS); ``seeds`` (reconstruction only)."""
     cfg = load_config(config) if isinstance(config, (str, Path)) else config
     from .reconstruction import compare_reconstruction
     from .report import write_comparison
     from .supervised import compare_supervised
 
     if is_supervised(cfg):
-        result = compare_supervised(cfg, data_root=data_root, splits=splits or SPLITS,
+        result = compare_supervised(cfg, data_root=data_root, splits=splits or DEFAULT_SPLITS,
                                     epochs=epochs, progress=progress, frames=frames)
     else:
         if splits and tuple(splits) != ("random",):

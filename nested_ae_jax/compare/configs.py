@@ -15,6 +15,7 @@ from ..data import input_group_columns
 from ..errors import ConfigError
 
 SPLITS = ("random", "group_rows", "group_composition", "matched")
+DEFAULT_SPLITS = ("random", "matched")  # the paper's protocol and the honest one
 
 
 def with_epochs(cfg: Config, epochs: int | None) -> Config:
