@@ -275,7 +275,8 @@ def section_scan(views: Views, *, sizes: int | None = None, epochs: int | dict |
         summ = scan.scan_summary(table)
         secs = time.perf_counter() - t0
         d.table(f"scan_{name}.csv", table, f"{name}: losses per latent size and fold")
-        d.table(f"scan_summary_{name}.csv", summ, f"{name}: mean/std over folds and elbow")
+        d.table(f"scan_summary_{name}.csv", summ,
+                f"{name}: mean/median/std over folds and the elbow (of the median)")
         elbows = {loss: int(summ.loc[summ["loss"] == loss, "elbow"].iloc[0])
                   for loss in summ["loss"].unique()}
         d.text(f"- {name}: sizes 1..{k}, {table['fold'].nunique()} folds, {n_epochs} epochs, "
