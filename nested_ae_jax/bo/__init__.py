@@ -28,6 +28,7 @@ from .acquisition import (
     upper_confidence_bound,
 )
 from .campaign import (
+    BufferSurrogate,
     CampaignResult,
     Method,
     Objective,
@@ -43,6 +44,7 @@ from .campaign import (
 )
 from .gp import (
     Bounds,
+    Factors,
     FitConfig,
     GPParams,
     Matern52ARD,
@@ -54,22 +56,26 @@ from .gp import (
     fit_standardizer,
     log_marginal_likelihood,
     posterior,
+    posterior_at,
+    posterior_factors,
     posterior_sample,
     prior_cholesky,
     standardize,
     standardize_targets,
 )
 
+from .ensemble import EnsembleConfig, mlp_ensemble
 from .report import results_frame, summary_table, write_report
 
 __all__ = [
-    "CampaignResult", "Method", "Objective", "Surrogate", "buffer_sizes", "ensemble_method",
+    "BufferSurrogate", "CampaignResult", "EnsembleConfig", "Method", "mlp_ensemble", "Objective", "Surrogate", "buffer_sizes", "ensemble_method",
     "gp_method", "merge_pool", "parse_objective", "random_method", "run_campaign", "utility",
     "results_frame", "summary_table", "write_report",
     "expected_improvement", "kriging_believer", "log_expected_improvement", "mask_scores",
     "select_sequential", "select_top", "thompson", "upper_confidence_bound",
-    "Bounds", "FitConfig", "GPParams", "Matern52ARD", "Standardizer", "as_tinygp",
+    "Bounds", "Factors", "FitConfig", "GPParams", "Matern52ARD", "Standardizer", "as_tinygp",
     "cholesky_and_inverse", "default_params", "fit_hyperparameters", "fit_standardizer",
-    "log_marginal_likelihood", "posterior", "posterior_sample", "prior_cholesky", "standardize",
+    "log_marginal_likelihood", "posterior", "posterior_at", "posterior_factors",
+    "posterior_sample", "prior_cholesky", "standardize",
     "standardize_targets",
 ]
