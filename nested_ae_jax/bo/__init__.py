@@ -1,12 +1,21 @@
-"""Closed-loop Bayesian optimisation over a pool of candidates (issue 15, the core).
+"""Closed-loop Bayesian optimisation over a pool of candidates (issue 15).
 
-Pure functions of arrays, independent of the rest of nested_ae_jax (except ``errors`` and, for
-``report``, ``io``):
+The engine: pure functions of arrays, independent of the rest of nested_ae_jax (except
+``errors`` and, for ``report``, ``io``):
 
     gp           GP surrogate (tinygp Matern-5/2 ARD kernel, masked rows, marginal likelihood)
     acquisition  EI / log EI, UCB, Thompson sampling; batches (kriging believer, q draws)
     campaign     simulated pool campaigns (vmap over trials, while_loop over rounds); pools
+    ensemble     a deep ensemble of small MLPs retrained on the revealed rows every round
     report       campaign.csv, summary.md and a box plot from campaign results
+
+The glue to trained chains (imported on first use: they load the training stack):
+
+    chain        objectives on heads, candidate pools, latent / raw feature maps, the honest
+                 chain of a simulated campaign (no model sees the campaign's target)
+    simulation   ``simulate``: simulated campaigns of a config (``nested-ae campaign``)
+    suggestions  ``suggest``: the next candidates to measure for a trained run
+                 (``nested-ae suggest``), from a pool or from the design variables
 
 Typical use::
 
@@ -79,3 +88,14 @@ __all__ = [
     "posterior_sample", "prior_cholesky", "standardize",
     "standardize_targets",
 ]
+
+_LAZY = {"simulate": "simulation", "Simulation": "simulation", "suggest": "suggestions"}
+
+
+def __getattr__(name: str):
+    """``simulate``, ``Simulation`` and ``suggest`` are imported on first use."""
+    if name in _LAZY:
+        import importlib
+
+        return getattr(importlib.import_module(f".{_LAZY[name]}", __name__), name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

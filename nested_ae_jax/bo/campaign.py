@@ -314,7 +314,7 @@ def _choose(state: TrialState, pool: _Pool, method: Method, objective: Objective
             mean, std = pool.mean, pool.std
         elif isinstance(surrogate, BufferSurrogate):
             idx = jnp.maximum(state.order[:size], 0)
-            mask = jnp.arange(size) < state.count
+            mask = jnp.arange(idx.shape[0]) < state.count
             mean, std = surrogate(jnp.where(mask, idx, 0), jnp.where(mask, pool.y[idx], 0.0),
                                   mask)
         else:
