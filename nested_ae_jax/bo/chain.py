@@ -177,9 +177,11 @@ def blinded_heads(cfg: Config, target: HeadObjective) -> list[tuple[str, str]]:
             if h.kind == "regression" and target.column in h.target]
 
 
-def honest_config(cfg: Config, target: HeadObjective, epochs: int | None = None) -> Config:
+def honest_config(cfg: Config, target: HeadObjective, epochs: int | None = None,
+                  blind: bool = True) -> Config:
     """The scales up to the objective's, each one model on all rows (cv.kind = none), heads
-    predicting the target column at weight 0, no joint fine-tuning, optionally ``epochs``."""
+    predicting the target column at weight 0 (``blind``), no joint fine-tuning, optionally
+    ``epochs``."""
     specs = {s.name: s for s in cfg.scales}
     names = chain_scales(specs, target.scale)
     for n in names:
@@ -196,7 +198,7 @@ def honest_config(cfg: Config, target: HeadObjective, epochs: int | None = None)
         settings[f"{n}.training.checkpoint_every"] = 0
         if epochs is not None:
             settings[f"{n}.training.epochs"] = int(epochs)
-    for n, h in blinded_heads(cfg, target):
+    for n, h in blinded_heads(cfg, target) if blind else ():
         settings[f"{n}.heads.{h}.weight"] = 0.0
     return override(sub, settings)
 
@@ -221,17 +223,21 @@ def scale_frames(cfg: Config, names: list[str], data_root: str | None = None
 
 def honest_chain(cfg: Config, target: HeadObjective, *, epochs: int | None = None,
                  data_root: str | None = None, frames: dict[str, pd.DataFrame] | None = None,
-                 progress: Callable[[str], None] | None = None):
+                 progress: Callable[[str], None] | None = None, blind: bool = True):
     """Train the honest chain (see the module docstring): {SCALE: TrainedScale} of the scales
     up to the objective's, and the config they were trained with. ``frames``: the scales'
-    data given in memory (default: read from the config's files)."""
+    data given in memory (default: read from the config's files). ``blind=False`` trains the
+    target heads on every candidate's target as configured: a *leaky* map, for comparison
+    with published protocols only (a simulated campaign on it has seen every answer)."""
     from ..runner import fit_config
 
-    honest = honest_config(cfg, target, epochs)
+    honest = honest_config(cfg, target, epochs, blind)
     names = [s.name for s in honest.scales]
     given = frames or {}
     read = scale_frames(cfg, [n for n in names if n not in given], data_root)
-    data = honest_frames(cfg, target, {**read, **{n: given[n] for n in names if n in given}})
+    data = {**read, **{n: given[n] for n in names if n in given}}
+    if blind:
+        data = honest_frames(cfg, target, data)
     fit = fit_config(honest, data_root=data_root, frames=data, progress=progress)
     return fit.trained, honest
 

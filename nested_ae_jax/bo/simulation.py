@@ -10,7 +10,11 @@ descriptors), and runs ``trials`` simulated campaigns of every method with the e
 - ``raw``: GP on the raw input columns (categoricals one-hot), standardised;
 - ``ensemble``: a deep ensemble of small MLPs on the latent features, retrained on the
   revealed rows every round (``bo.mlp_ensemble``), no GP;
-- ``random``: uniformly random picks.
+- ``random``: uniformly random picks;
+- ``leaky`` (not run by default): GP on the latents of the same chain trained *with* the
+  target heads on every candidate's target, as a chain trained for prediction would be. It
+  has seen every answer before the campaign starts; it measures what that leak is worth
+  (e.g. next to figures published with such a protocol), not a method.
 
 Every method's trials start from the same initial picks (the same seed). Results, per-method
 wall times and the files (``bo.write_report``: campaign.csv, summary.md, campaign_box.png,
@@ -34,7 +38,9 @@ from .campaign import CampaignResult, gp_method, ensemble_method, random_method,
 from .ensemble import EnsembleConfig, mlp_ensemble
 
 METHODS = ("latent", "raw", "ensemble", "random")
-LABELS = {"latent": "latent GP", "raw": "raw GP", "ensemble": "ensemble", "random": "random"}
+EXTRA_METHODS = ("leaky",)
+LABELS = {"latent": "latent GP", "raw": "raw GP", "ensemble": "ensemble", "random": "random",
+          "leaky": "latent GP (leaky)"}
 ACQUISITIONS = ("ei", "ucb", "ts")
 
 
@@ -58,10 +64,10 @@ def parse_methods(methods: str | Sequence[str]) -> list[str]:
     """'latent,raw' or a list -> validated method names, in the given order."""
     names = [m.strip() for m in (methods.split(",") if isinstance(methods, str) else methods)
              if m.strip()]
-    bad = [m for m in names if m not in METHODS]
+    bad = [m for m in names if m not in METHODS + EXTRA_METHODS]
     if bad or not names:
         raise ConfigError(f"--methods: unknown method '{bad[0] if bad else ''}'; use a comma "
-                          f"list of {', '.join(METHODS)}")
+                          f"list of {', '.join(METHODS + EXTRA_METHODS)}")
     return list(dict.fromkeys(names))
 
 
@@ -106,6 +112,11 @@ def simulate(cfg: Config, objective: str, *, trials: int = 200, init: int = 5, b
         feature_seconds = time.perf_counter() - start
         say(f"latent features: {features['latent'].shape[1]} per candidate "
             f"({feature_seconds:.1f} s)")
+    if "leaky" in names:
+        say("training the leaky chain (target heads trained on every candidate's target)")
+        features["leaky"] = bochain.honest_latents(cfg, target, pool, epochs=epochs,
+                                                   data_root=data_root, frames=frames,
+                                                   progress=progress, blind=False)
     if "raw" in names:
         cats = bochain.pool_categories(pool, specs, target.scale)
         features["raw"] = bochain.frame_raw_features(pool, specs, cats, target.scale, "<pool>")
@@ -114,7 +125,7 @@ def simulate(cfg: Config, objective: str, *, trials: int = 200, init: int = 5, b
     for name in names:
         label = LABELS[name]
         kw: dict = {}
-        if name in ("latent", "raw"):
+        if name in ("latent", "raw", "leaky"):
             method = gp_method(acquisition)
             kw["features"] = features[name]
         elif name == "ensemble":
@@ -143,6 +154,9 @@ def simulate(cfg: Config, objective: str, *, trials: int = 200, init: int = 5, b
         "latent features": (f"{features['latent'].shape[1]} (honest chain: target heads at "
                             f"weight 0, one model per scale, {feature_seconds:.1f} s)"
                             if "latent" in features else "not used"),
+        **({"leaky features": f"{features['leaky'].shape[1]} (the chain trained on every "
+                              "candidate's target: not a method, a measure of the leak)"}
+           if "leaky" in features else {}),
         "raw features": (f"{features['raw'].shape[1]} (categoricals one-hot)"
                          if "raw" in features else "not used"),
         "wall time": ", ".join(f"{k} {v:.1f} s" for k, v in seconds.items()),

@@ -21,7 +21,9 @@ def add_parser(sub):
     p.add_argument("--batch", type=int, default=1, metavar="Q",
                    help="candidates chosen per round (default 1)")
     p.add_argument("--methods", default="latent,raw,ensemble,random",
-                   help="comma list of latent, raw, ensemble, random (default: all)")
+                   help="comma list of latent, raw, ensemble, random (default: these "
+                   "four) and leaky (a GP on the latents of a chain trained on every "
+                   "candidate's target: what that leak is worth, not a method)")
     p.add_argument("--acquisition", default="ei", choices=("ei", "ucb", "ts"),
                    help="of the GP methods (default ei; the ensemble uses ucb with ts)")
     p.add_argument("--epochs", type=int, help="train the honest latent chain this many "
