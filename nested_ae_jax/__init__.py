@@ -29,6 +29,9 @@ One pipeline, bottom to top (each module imports only modules above it in this l
     sweep       hyper-parameter grids in few compiled calls; parallel: models over devices
     compare     NestedAE vs single autoencoders vs scikit-learn on identical folds (package)
     design      gradient-based inverse design through a trained chain (package)
+    bo          closed-loop Bayesian optimisation (package): GP, acquisition functions and
+                simulated campaigns as pure array functions, then the glue to trained chains
+                (feature maps, the honest chain of a simulation, suggestions)
     explain     latent activity, correlations, Shapley values, latent-size scan (package)
     cli         the ``nested-ae`` command: one module per command (package)
     composition, shapley, synthetic, demo, plots, io, checkpoint: helpers named for their job

@@ -1,12 +1,21 @@
-"""Closed-loop Bayesian optimisation over a pool of candidates (issue 15, the core).
+"""Closed-loop Bayesian optimisation over a pool of candidates (issue 15).
 
-Pure functions of arrays, independent of the rest of nested_ae_jax (except ``errors`` and, for
-``report``, ``io``):
+The engine: pure functions of arrays, independent of the rest of nested_ae_jax (except
+``errors`` and, for ``report``, ``io``):
 
     gp           GP surrogate (tinygp Matern-5/2 ARD kernel, masked rows, marginal likelihood)
     acquisition  EI / log EI, UCB, Thompson sampling; batches (kriging believer, q draws)
     campaign     simulated pool campaigns (vmap over trials, while_loop over rounds); pools
+    ensemble     a deep ensemble of small MLPs retrained on the revealed rows every round
     report       campaign.csv, summary.md and a box plot from campaign results
+
+The glue to trained chains (imported on first use: they load the training stack):
+
+    chain        objectives on heads, candidate pools, latent / raw feature maps, the honest
+                 chain of a simulated campaign (no model sees the campaign's target)
+    simulation   ``simulate``: simulated campaigns of a config (``nested-ae campaign``)
+    suggestions  ``suggest``: the next candidates to measure for a trained run
+                 (``nested-ae suggest``), from a pool or from the design variables
 
 Typical use::
 
@@ -28,6 +37,7 @@ from .acquisition import (
     upper_confidence_bound,
 )
 from .campaign import (
+    BufferSurrogate,
     CampaignResult,
     Method,
     Objective,
@@ -43,6 +53,7 @@ from .campaign import (
 )
 from .gp import (
     Bounds,
+    Factors,
     FitConfig,
     GPParams,
     Matern52ARD,
@@ -54,22 +65,37 @@ from .gp import (
     fit_standardizer,
     log_marginal_likelihood,
     posterior,
+    posterior_at,
+    posterior_factors,
     posterior_sample,
     prior_cholesky,
     standardize,
     standardize_targets,
 )
 
+from .ensemble import EnsembleConfig, mlp_ensemble
 from .report import results_frame, summary_table, write_report
 
 __all__ = [
-    "CampaignResult", "Method", "Objective", "Surrogate", "buffer_sizes", "ensemble_method",
+    "BufferSurrogate", "CampaignResult", "EnsembleConfig", "Method", "mlp_ensemble", "Objective", "Surrogate", "buffer_sizes", "ensemble_method",
     "gp_method", "merge_pool", "parse_objective", "random_method", "run_campaign", "utility",
     "results_frame", "summary_table", "write_report",
     "expected_improvement", "kriging_believer", "log_expected_improvement", "mask_scores",
     "select_sequential", "select_top", "thompson", "upper_confidence_bound",
-    "Bounds", "FitConfig", "GPParams", "Matern52ARD", "Standardizer", "as_tinygp",
+    "Bounds", "Factors", "FitConfig", "GPParams", "Matern52ARD", "Standardizer", "as_tinygp",
     "cholesky_and_inverse", "default_params", "fit_hyperparameters", "fit_standardizer",
-    "log_marginal_likelihood", "posterior", "posterior_sample", "prior_cholesky", "standardize",
+    "log_marginal_likelihood", "posterior", "posterior_at", "posterior_factors",
+    "posterior_sample", "prior_cholesky", "standardize",
     "standardize_targets",
 ]
+
+_LAZY = {"simulate": "simulation", "Simulation": "simulation", "suggest": "suggestions"}
+
+
+def __getattr__(name: str):
+    """``simulate``, ``Simulation`` and ``suggest`` are imported on first use."""
+    if name in _LAZY:
+        import importlib
+
+        return getattr(importlib.import_module(f".{_LAZY[name]}", __name__), name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

@@ -19,8 +19,8 @@ GP (warm start, a few Adam steps, on at most ``Method.fit_size`` revealed rows),
 resumes. Costs and timings: ``benchmarks/campaign_speed.py``.
 
 Leakage: a trial's strategy receives targets only through ``jnp.where(revealed, y, 0)`` (and
-the GP only through its masked buffer); the pool's best is known to the engine only to stop the
-trial and score it. ``tests/test_bo_campaign.py`` replaces every target a trial never revealed
+the GP and a ``BufferSurrogate`` only through the masked buffer); the pool's best is known to
+the engine only to stop the trial and score it. ``tests/test_bo_campaign.py`` replaces every target a trial never revealed
 by garbage and checks the picks do not change.
 
 Shapes: T trials, P candidates, d features, q picks per round, B buffer rows.
@@ -29,6 +29,7 @@ Shapes: T trials, P candidates, d features, q picks per round, B buffer rows.
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import functools
 import math
 from collections.abc import Callable, Sequence
@@ -48,6 +49,22 @@ Array = jax.Array
 #: predicting the targets (original units) of every candidate from the revealed ones only
 #: (``y_seen`` is 0 where not revealed). Called once per round per trial, under ``vmap``.
 Surrogate = Callable[[Array, Array], tuple[Array, Array]]
+
+
+@dataclasses.dataclass(frozen=True, eq=False)
+class BufferSurrogate:
+    """A surrogate that reads the revealed rows as the GP does, from a buffer of fixed size:
+    ``fn(index (B,), y (B,), mask (B,)) -> (mean (P,), std (P,))``, where ``index`` lists the
+    revealed candidates in reveal order, ``y`` their targets (original units) and ``mask`` is
+    False after the last revealed row (``index`` and ``y`` are 0 there). B is the phase's
+    buffer size (``buffer_sizes``: 32, 64, ...), so a surrogate that trains on the revealed
+    rows costs ~B per round instead of ~P, and finished trials are dropped between phases.
+    Called once per round per trial, under ``vmap``; hashed by identity (a static argument)."""
+
+    fn: Callable[[Array, Array, Array], tuple[Array, Array]]
+
+    def __call__(self, index: Array, y: Array, mask: Array) -> tuple[Array, Array]:
+        return self.fn(index, y, mask)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -295,6 +312,11 @@ def _choose(state: TrialState, pool: _Pool, method: Method, objective: Objective
     if method.kind == "ensemble":
         if surrogate is None:
             mean, std = pool.mean, pool.std
+        elif isinstance(surrogate, BufferSurrogate):
+            idx = jnp.maximum(state.order[:size], 0)
+            mask = jnp.arange(idx.shape[0]) < state.count
+            mean, std = surrogate(jnp.where(mask, idx, 0), jnp.where(mask, pool.y[idx], 0.0),
+                                  mask)
         else:
             mean, std = surrogate(state.revealed, jnp.where(state.revealed, pool.y, 0.0))
         mean_u, std_u = utility_normal(objective, mean, std)
@@ -420,11 +442,12 @@ def run_campaign(
     """Simulated campaigns of one method on a pool whose targets are known.
 
     targets (P,) finite; features (P, d) for "gp" (standardised here with the pool's
-    statistics); surrogate for "ensemble": fixed ``(mean (P,), std (P,))`` of the targets, or a
-    ``Surrogate`` function called every round. trials campaigns, each from ``init`` random
-    picks (trial t's randomness depends only on ``seed`` and t), ``batch`` picks per round,
-    until the best is revealed or ``max_rounds`` rounds ran. ``buffers``: the GP buffer
-    phases (default ``buffer_sizes``). ``on_phase(size, running_trials, round)`` is called
+    statistics); surrogate for "ensemble": fixed ``(mean (P,), std (P,))`` of the targets, a
+    ``Surrogate`` function or a ``BufferSurrogate`` called every round. trials campaigns,
+    each from ``init`` random picks (trial t's randomness depends only on ``seed`` and t),
+    ``batch`` picks per round, until the best is revealed or ``max_rounds`` rounds ran.
+    ``buffers``: the buffer phases of a GP or a ``BufferSurrogate`` (default
+    ``buffer_sizes``; other methods: one phase). ``on_phase(size, running_trials, round)`` is called
     before each phase (progress). Returns a ``CampaignResult``.
     """
     _check_method(method)
@@ -474,8 +497,9 @@ def run_campaign(
 
     states = init_trials(jax.random.PRNGKey(seed), pool.best, init=init, q=q, trials=trials,
                          d=xs.shape[1], thompson=method.acquisition == "ts")
+    phased = method.kind == "gp" or isinstance(fn, BufferSurrogate)
     sizes = list(buffers) if buffers is not None else (
-        buffer_sizes(pool_size, init, q) if method.kind == "gp" else [pool_size + q])
+        buffer_sizes(pool_size, init, q) if phased else [pool_size + q])
     if sizes[-1] < pool_size + q and max_rounds is None:
         sizes.append(pool_size + q)
     limit = max_rounds if max_rounds is not None else pool_size

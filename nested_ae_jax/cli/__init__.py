@@ -15,7 +15,8 @@ import sys
 
 from ..errors import NestedAEError
 
-COMMANDS = ("demo", "train", "predict", "sweep", "compare", "explain", "design", "keys")
+COMMANDS = ("demo", "train", "predict", "sweep", "compare", "explain", "design", "suggest",
+            "campaign", "keys")
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -158,6 +158,27 @@ class Designer:
         :attr:`recon_scales`."""
         return self._forward_inputs(params, self._inputs(params, fractions, codes))
 
+    def raw_inputs(self, params: dict, fractions: jax.Array, codes: jax.Array) -> dict:
+        """The raw inputs {SCALE: {GROUP: array}} of every scale (as ``nesting.chain_inputs``
+        reads them from a file) of compositions and device-choice codes (traceable)."""
+        return self._inputs(params, fractions, codes)
+
+    def latents_of_inputs(self, params: dict, inputs: dict, scales: list[str]) -> jax.Array:
+        """Latents (N, sum of latent sizes) of ``scales`` (each with every scale it stands on
+        among them; upstream first), computed by the first chain copy (the target's first
+        model, fed as in training: latents of different models do not line up) from raw
+        inputs {SCALE: {GROUP: array}} (traceable)."""
+        first = {n: jax.tree.map(lambda a: a[0], params["chain"][n]) for n in scales}
+        outs = self.chain.apply(first, inputs)
+        return jnp.concatenate([outs[n].latent for n in scales], axis=-1)
+
+    def latents(self, params: dict, fractions: jax.Array, codes: jax.Array,
+                scales: list[str] | None = None) -> jax.Array:
+        """:meth:`latents_of_inputs` of compositions and device-choice codes (default: every
+        scale of :attr:`upto`)."""
+        return self.latents_of_inputs(params, self._inputs(params, fractions, codes),
+                                      self.upto if scales is None else scales)
+
     def evaluate(self, fractions: np.ndarray, codes: np.ndarray, chunk: int = 32768
                  ) -> tuple[np.ndarray, np.ndarray]:
         """Heads and reconstruction errors of compositions and device-choice codes, in chunks

@@ -16,7 +16,7 @@ compositions re-evaluated, so every reported number belongs to the reported frac
 from __future__ import annotations
 
 import time
-from typing import Any, Iterable, NamedTuple
+from typing import Any, Callable, Iterable, NamedTuple
 
 import jax
 import jax.numpy as jnp
@@ -57,14 +57,21 @@ def top_k_mask(fractions: jax.Array, mask: jax.Array, slices: list[slice], k) ->
     return jnp.concatenate(parts, axis=-1)
 
 
-def _optimiser(d: Designer, steps: int, lr: float):
-    """The multi-start run, jit-compiled (cached per steps/lr on the Designer).
+#: ``score_fn(score_params, design_params, fractions (N, n_ions), codes (N, n_cats)) -> (N,)``:
+#: a custom score to maximise instead of a Problem's objective terms (traceable;
+#: ``design_params`` is :attr:`Designer.params`). E.g. ``bo.suggest``'s acquisition of a GP
+#: posterior on the chain's latents (:meth:`Designer.latents`).
+ScoreFn = Callable[[Any, dict, jax.Array, jax.Array], jax.Array]
+
+
+def _optimiser(d: Designer, steps: int, lr: float, score_fn: ScoreFn | None = None):
+    """The multi-start run, jit-compiled (cached per steps/lr/score_fn on the Designer).
 
     At the steps given by :data:`PRUNE` every start's support is pruned: ions under
     :data:`SNAP` and all but the ``cap`` largest of each site get -inf logits (exactly 0 from
     then on), so the returned compositions are optimised on the support they are reported
     with. ``cap`` is an argument (no recompilation per cap)."""
-    key = (steps, lr)
+    key = (steps, lr, score_fn)
     if key in d.opt_cache:
         return d.opt_cache[key]
     slices = list(d.space.site_slices().values())
@@ -72,11 +79,16 @@ def _optimiser(d: Designer, steps: int, lr: float):
     opt = optax.adam(sched)
     prune_at = jnp.asarray(sorted({int(round(steps * q)) for q in PRUNE} - {0}), jnp.int32)
 
+    def score_of(prob, heads, f, codes):
+        if score_fn is None:
+            return score_jax(heads, prob["idx"], prob["kind"], prob["weight"], prob["value"])
+        return score_fn(prob["score"], prob["params"], f, codes)
+
     def loss_one(logits, mask, code, lo, hi, prob, scales, rho):
         f = _masked_softmax(logits, mask, slices)[None]
         heads, _ = d.forward(prob["params"], f, code[None])
+        score = score_of(prob, heads, f, code[None])[0]
         heads = heads[0]
-        score = score_jax(heads, prob["idx"], prob["kind"], prob["weight"], prob["value"])
         s = scales["heads"]
         below = jnp.where(jnp.isfinite(lo), jax.nn.relu((lo - heads) / s + MARGIN), 0.0)
         above = jnp.where(jnp.isfinite(hi), jax.nn.relu((heads - hi) / s + MARGIN), 0.0)
@@ -93,10 +105,10 @@ def _optimiser(d: Designer, steps: int, lr: float):
     @jax.jit
     def optimise(logits, mask, codes, lo, hi, prob, cap):
         # normalisation: spread of each head and of the score over the starting population
-        heads0, _ = d.forward(prob["params"], _masked_softmax(logits, mask, slices), codes)
+        f0 = _masked_softmax(logits, mask, slices)
+        heads0, _ = d.forward(prob["params"], f0, codes)
         sd = jnp.nanstd(heads0, axis=0)
-        ss = jnp.nanstd(score_jax(heads0, prob["idx"], prob["kind"], prob["weight"],
-                               prob["value"]))
+        ss = jnp.nanstd(score_of(prob, heads0, f0, codes))
         scales = {"heads": jnp.where(jnp.isfinite(sd) & (sd > 1e-6), sd, 1.0),
                   "score": jnp.where(jnp.isfinite(ss) & (ss > 1e-6), ss, 1.0)}
 
@@ -122,9 +134,9 @@ def _optimiser(d: Designer, steps: int, lr: float):
     return optimise
 
 
-def _prob_arrays(d: Designer, p: Problem) -> dict:
+def _prob_arrays(d: Designer, p: Problem, score_params: Any = None) -> dict:
     """Objective arrays padded to :data:`MAX_TERMS` (weight 0) so one compiled run serves
-    every objective."""
+    every objective; ``score_params`` for a custom score function."""
     n = len(p.obj_index)
     if n > MAX_TERMS:
         raise DesignError(f"at most {MAX_TERMS} objective terms")
@@ -133,7 +145,7 @@ def _prob_arrays(d: Designer, p: Problem) -> dict:
         return jnp.asarray(np.concatenate([a, np.zeros(MAX_TERMS - n, a.dtype)]), dtype)
     return {"params": d.params, "idx": pad(p.obj_index, jnp.int32),
             "kind": pad(p.obj_kind, jnp.int32), "weight": pad(p.obj_weight, jnp.float32),
-            "value": pad(p.obj_value, jnp.float32)}
+            "value": pad(p.obj_value, jnp.float32), "score": score_params}
 
 
 def softmax_np(logits: np.ndarray, mask: np.ndarray, space: CompositionSpace) -> np.ndarray:
@@ -175,12 +187,15 @@ class Optimised(NamedTuple):
 
 def optimise(d: Designer, p: Problem, v: Variables, *, starts: int, steps: int, seed: int,
              lr: float = 0.1, lower: np.ndarray | None = None,
-             upper: np.ndarray | None = None) -> Optimised:
+             upper: np.ndarray | None = None, score_fn: ScoreFn | None = None,
+             score_params: Any = None) -> Optimised:
     """Run the multi-start gradient design.
 
     Args: starts: parallel starts; steps: Adam steps; seed: of the starting population; lr:
     initial learning rate (cosine decay); lower, upper (starts, n_heads): override the
-    problem's bounds per start (Pareto bands).
+    problem's bounds per start (Pareto bands); score_fn, score_params: maximise
+    ``score_fn(score_params, d.params, fractions, codes)`` (see :data:`ScoreFn`) instead of
+    the problem's objective terms (its bounds still hold).
     Returns: :class:`Optimised` (cleaned fractions, codes, their heads and reconstruction
     errors, losses and timings)."""
     if starts < 1 or steps < 1:
@@ -188,13 +203,15 @@ def optimise(d: Designer, p: Problem, v: Variables, *, starts: int, steps: int, 
     logits, mask, codes = random_starts(d, v, starts, seed)
     lo = np.broadcast_to(p.lower if lower is None else lower, (starts, len(d.heads)))
     hi = np.broadcast_to(p.upper if upper is None else upper, (starts, len(d.heads)))
-    run = _optimiser(d, steps, lr)
+    run = _optimiser(d, steps, lr, score_fn)
     cap = len(d.space.ions) if v.cap is None else v.cap
     args = (jnp.asarray(logits), jnp.asarray(mask), jnp.asarray(codes),
-            jnp.asarray(lo, jnp.float32), jnp.asarray(hi, jnp.float32), _prob_arrays(d, p),
-            jnp.asarray(cap, jnp.int32))
+            jnp.asarray(lo, jnp.float32), jnp.asarray(hi, jnp.float32),
+            _prob_arrays(d, p, score_params), jnp.asarray(cap, jnp.int32))
     t0 = time.perf_counter()
-    shapes = ("compiled", steps, lr, starts)
+    shapes = ("compiled", steps, lr, starts, score_fn,
+              tuple((np.shape(a), str(getattr(a, "dtype", type(a))))
+                    for a in jax.tree.leaves(score_params)))
     compiled = d.opt_cache.get(shapes)
     if compiled is None:
         compiled = d.opt_cache[shapes] = run.lower(*args).compile()
