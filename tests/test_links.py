@@ -51,16 +51,19 @@ def pooled_mae(fit, scale, head):
 def test_the_downstream_cannot_beat_the_upstream_it_reads_by_default():
     """The probe of the issue: with default settings the downstream out-of-fold error of
     y2 ~ y1 stays at the upstream's; the paper's protocol (independent splits, fold 0 feeds)
-    makes it look far better than the upstream allows, and reports the leak."""
+    makes it look far better than the upstream allows, and reports the leak.
+
+    Ratio downstream/upstream MAE measured over probe seeds 0-3 (optimised and unoptimised
+    XLA backends): honest 0.97-1.10, paper protocol 0.67-0.88."""
     frame = probe_frame()
     honest = fit_config(probe_config(), frames={"up": frame, "down": frame})
     assert honest.chain == {"split": "matched",
                             "scales": {"down": {"val_rows": 240, "leaky_val_rows": 0}}}
-    assert pooled_mae(honest, "down", "y2") > 0.9 * pooled_mae(honest, "up", "y1")
+    assert pooled_mae(honest, "down", "y2") > 0.95 * pooled_mae(honest, "up", "y1")
 
     paper = fit_config(probe_config("independent"), frames={"up": frame, "down": frame})
     assert pooled_mae(paper, "up", "y1") == pytest.approx(pooled_mae(honest, "up", "y1"))
-    assert pooled_mae(paper, "down", "y2") < 0.85 * pooled_mae(paper, "up", "y1")
+    assert pooled_mae(paper, "down", "y2") < 0.9 * pooled_mae(paper, "up", "y1")
     fold0 = (paper.scales["down"].folds.fold_of_row == 0).sum()
     assert paper.chain["scales"]["down"] == {"val_rows": 240, "leaky_val_rows": 240 - fold0}
 
