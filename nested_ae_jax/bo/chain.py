@@ -35,7 +35,7 @@ import numpy as np
 import pandas as pd
 
 from ..config import Config, ScaleSpec, override
-from ..data import Categories, read_table
+from ..data import Categories
 from ..errors import ConfigError, DataError, did_you_mean
 from ..nesting import chain_inputs, column_maps, row_columns, upstream_of
 from .campaign import Objective, merge_pool, parse_objective

@@ -470,22 +470,19 @@ def _unsquash(value, lo, hi):
     return jnp.log(p) - jnp.log1p(-p)
 
 
+def _per_bound(params: GPParams, bounds: Bounds, fn) -> GPParams:
+    """``fn(value, lo, hi)`` applied to every bounded hyper-parameter (the mean is free)."""
+    return GPParams(params.mean, fn(params.log_amplitude, *bounds.amplitude),
+                    fn(params.log_lengthscale, *bounds.lengthscale),
+                    fn(params.log_noise, *bounds.noise))
+
+
 def _to_params(raw: GPParams, bounds: Bounds) -> GPParams:
-    return GPParams(
-        raw.mean,
-        _squash(raw.log_amplitude, *bounds.amplitude),
-        _squash(raw.log_lengthscale, *bounds.lengthscale),
-        _squash(raw.log_noise, *bounds.noise),
-    )
+    return _per_bound(raw, bounds, _squash)
 
 
 def _to_raw(params: GPParams, bounds: Bounds) -> GPParams:
-    return GPParams(
-        params.mean,
-        _unsquash(params.log_amplitude, *bounds.amplitude),
-        _unsquash(params.log_lengthscale, *bounds.lengthscale),
-        _unsquash(params.log_noise, *bounds.noise),
-    )
+    return _per_bound(params, bounds, _unsquash)
 
 
 def log_prior(params: GPParams) -> Array:
