@@ -334,8 +334,9 @@ def _compiled_init(task: Task, from_seed: bool) -> Callable:
         return TrainState(params, opt_state, params, jnp.asarray(jnp.inf, jnp.float32),
                           jnp.asarray(-1, jnp.int32), jnp.asarray(0, jnp.int32))
 
-    return jax.jit(jax.vmap(one, in_axes=(0, 0, 0 if not from_seed else None)),
-                   compiler_options=_compiler_options())
+    # no compiler options here: loading a run traces this under jax.eval_shape, and XLA
+    # options are refused on a nested jit (the program is small)
+    return jax.jit(jax.vmap(one, in_axes=(0, 0, 0 if not from_seed else None)))
 
 
 @functools.cache

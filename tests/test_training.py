@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import functools
+
 import jax
 import jax.numpy as jnp
 import numpy as np
@@ -130,3 +132,26 @@ def test_losses_recorded_every_k_epochs_and_at_chunk_ends_without_changing_train
     for a, b in zip(jax.tree.leaves(s1.params), jax.tree.leaves(sk.params)):
         np.testing.assert_allclose(a, b, rtol=1e-5, atol=1e-7)
     assert set(np.asarray(sk.best_epoch) + 1) <= {3, 5, 8, 10}  # best among evaluated epochs
+
+
+def test_cpu_compile_options_apply_to_training_and_to_loading_a_run(monkeypatch):
+    """The suite compiles unoptimised (XLA_FLAGS, see conftest), which turns the training
+    programs' own CPU option off: here it is on, as for a user. Training runs with it, the
+    result is the same model (within rounding), and the checkpoint template (traced under
+    eval_shape when a run is loaded) builds."""
+    from nested_ae_jax import training
+    from nested_ae_jax.store import state_template
+
+    spec, model, data, batch = setup()
+    _, plain = train(model, data, batch)
+    monkeypatch.setenv("XLA_FLAGS", "")
+    if jax.default_backend() == "cpu":
+        assert training._compiler_options() == {"xla_backend_optimization_level": 1}
+    monkeypatch.setattr(training, "_compiled_init", functools.cache(
+        training._compiled_init.__wrapped__))  # compiled afresh, with the options
+    monkeypatch.setattr(training, "_compiled_chunk", functools.cache(
+        training._compiled_chunk.__wrapped__))
+    _, optimised = train(model, data, batch)
+    np.testing.assert_allclose(optimised["train/total"], plain["train/total"], rtol=1e-3)
+    template = state_template(model, 3, spec.training.epochs)
+    assert jax.tree.leaves(template)
