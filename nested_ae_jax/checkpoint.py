@@ -31,11 +31,16 @@ def _manager(directory: Path, max_to_keep: int | None = 2):
 
 
 def save(directory: str | Path, step: int, arrays: Any, record: dict) -> None:
-    """Write ``arrays`` (a pytree) and ``record`` (JSON-able) as checkpoint ``step``."""
+    """Write ``arrays`` (a pytree) and ``record`` (JSON-able) as checkpoint ``step``. A step
+    already on disk is kept as it is: only a resumed run meets one (same config, checked on
+    resume), and it recomputes the same state; never deleting a written step means nothing
+    already written is lost."""
     import orbax.checkpoint as ocp
 
     record = {"format_version": FORMAT_VERSION, **record}
     with _manager(Path(directory)) as mngr:
+        if step in mngr.all_steps():
+            return
         mngr.save(step, args=ocp.args.Composite(arrays=ocp.args.StandardSave(arrays),
                                                 record=ocp.args.JsonSave(record)), force=True)
         mngr.wait_until_finished()

@@ -134,3 +134,19 @@ def test_resume_starts_from_scratch_when_there_is_no_checkpoint_yet(tmp_path):
     (out / "checkpoints" / "s" / f"{EVERY}.orbax-checkpoint-tmp-1").mkdir()
     assert checkpoint.latest_step(out / "checkpoints" / "s") is None
     assert resume_states(prepare_out_dir(out, resume=True), cfg) == {}
+
+
+def test_saving_a_step_that_is_on_disk_keeps_the_written_one(tmp_path):
+    """A resumed run that reaches a step already checkpointed (e.g. --resume on a finished
+    run) must neither fail (orbax refuses to overwrite a step) nor replace what was written."""
+    import numpy as np
+
+    from nested_ae_jax import checkpoint
+
+    first = {"w": np.arange(3, dtype=np.float32)}
+    checkpoint.save(tmp_path / "ck", 5, first, {"note": "first"})
+    checkpoint.save(tmp_path / "ck", 5, {"w": np.zeros(3, np.float32)}, {"note": "second"})
+    assert checkpoint.latest_step(tmp_path / "ck") == 5
+    assert checkpoint.read_record(tmp_path / "ck")[1]["note"] == "first"
+    restored = checkpoint.restore(tmp_path / "ck", first)
+    np.testing.assert_array_equal(restored["w"], first["w"])
