@@ -32,6 +32,19 @@ def optimised_env() -> dict[str, str]:
     return {**os.environ, "XLA_FLAGS": flags}
 
 
+
+def central_differences(f, x, h: float = 1e-6):
+    """d f / d x by central differences, one element of ``x`` at a time (x: a float64 numpy
+    array; f: scalar function of an array of x's shape). Returns an array of x's shape."""
+    import numpy as np
+
+    fd = np.zeros(x.shape)
+    for index in np.ndindex(x.shape):
+        e = np.zeros(x.shape)
+        e[index] = h
+        fd[index] = (f(x + e) - f(x - e)) / (2 * h)
+    return fd
+
 def tiny_scale(name: str = "s", *, data: str = "s.csv", latent: int = 2, epochs: int = 5,
                batch: int = 8, cv: dict | None = None, **extra) -> dict:
     """A small one-scale config table: numeric group x (columns a, b, c), optional

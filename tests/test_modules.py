@@ -14,7 +14,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from conftest import REPO
+from conftest import REPO, central_differences
 from nested_ae_jax.cli import main
 from nested_ae_jax.config import load_config, parse_config
 from nested_ae_jax.errors import ConfigError
@@ -269,12 +269,7 @@ def test_chain_gradient_through_a_user_encoder_matches_finite_differences(tmp_pa
 
         grad = np.asarray(jax.grad(f)(x_up))
         assert np.abs(grad).max() > 1e-3
-        h, fd = 1e-6, np.zeros((4, 3))
-        for i in range(4):
-            for j in range(3):
-                e = np.zeros((4, 3))
-                e[i, j] = h
-                fd[i, j] = (f(x_up + e) - f(x_up - e)) / (2 * h)
+        fd = central_differences(f, x_up)
         np.testing.assert_allclose(grad, fd, rtol=1e-4, atol=1e-9)
 
 
