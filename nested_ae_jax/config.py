@@ -377,14 +377,14 @@ def resolve_module(ref: str, base: Path, where: str) -> str:
     return f"{file}:{factory}"
 
 
-def _resolve_modules(spec: ScaleSpec, base: Path, where: str) -> ScaleSpec:
+def map_modules(spec: ScaleSpec, fn) -> ScaleSpec:
+    """The scale spec with ``fn(ref, key)`` applied to the module reference of every component
+    that has one (key: ``encoder.module`` or ``heads.H.module``, for messages)."""
     enc = spec.encoder
     if enc.module:
-        enc = dataclasses.replace(enc, module=resolve_module(enc.module, base,
-                                                             f"{where}.encoder.module"))
-    heads = tuple(dataclasses.replace(h, module=resolve_module(
-        h.module, base, f"{where}.heads.{h.name}.module")) if h.module else h
-        for h in spec.heads)
+        enc = dataclasses.replace(enc, module=fn(enc.module, "encoder.module"))
+    heads = tuple(dataclasses.replace(h, module=fn(h.module, f"heads.{h.name}.module"))
+                  if h.module else h for h in spec.heads)
     return dataclasses.replace(spec, encoder=enc, heads=heads)
 
 
@@ -480,7 +480,8 @@ def parse_config(doc: dict, source: str = "<config>",
     parsed = tuple(_parse_scale(n, t, f"{source}: scales.{n}") for n, t in scales.items())
     if base is None:
         base = Path(source).parent if source and not source.startswith("<") else Path.cwd()
-    parsed = tuple(_resolve_modules(s, Path(base), f"{source}: scales.{s.name}") for s in parsed)
+    parsed = tuple(map_modules(s, lambda ref, key: resolve_module(
+        ref, Path(base), f"{source}: scales.{s.name}.{key}")) for s in parsed)
     cfg = Config(scales=parsed, chain=chain, source=source)
     _validate(cfg, source)
     return cfg

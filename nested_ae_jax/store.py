@@ -34,12 +34,13 @@ import jax.numpy as jnp
 import numpy as np
 
 from . import checkpoint, io
-from .config import Config, config_to_dict, parse_config, resolve_data_path, split_module_reference
+from .config import (Config, config_to_dict, map_modules, parse_config, resolve_data_path,
+                     split_module_reference)
 from .data import Categories
 from .errors import RunDirError
 from .model import ScaleDims, ScaleModel, scale_model
 from .trained import TrainedScale
-from .training import (ModelBatch, TrainState, evaluated_epochs, hyperparameters, init_state,
+from .training import (ModelBatch, TrainState, history_epochs, hyperparameters, init_state,
                        scale_task, selected_params)
 
 if TYPE_CHECKING:
@@ -80,19 +81,8 @@ def resolved_config(cfg: Config, data_root: str | None, run_dir: Path | None = N
     scales = tuple(s if s.data.startswith("<") else dataclasses.replace(
         s, data=str(resolve_data_path(s.data, config_dir, data_root))) for s in cfg.scales)
     if run_dir is not None:
-        scales = tuple(_map_modules(s, lambda ref: copy_module(ref, run_dir)) for s in scales)
+        scales = tuple(map_modules(s, lambda ref, _: copy_module(ref, run_dir)) for s in scales)
     return dataclasses.replace(cfg, scales=scales)
-
-
-def _map_modules(spec, fn):
-    """The scale spec with ``fn`` applied to the module reference of every component that has
-    one."""
-    enc = spec.encoder
-    if enc.module:
-        enc = dataclasses.replace(enc, module=fn(enc.module))
-    heads = tuple(dataclasses.replace(h, module=fn(h.module)) if h.module else h
-                  for h in spec.heads)
-    return dataclasses.replace(spec, encoder=enc, heads=heads)
 
 
 def copy_module(ref: str, run_dir: Path) -> str:
@@ -118,13 +108,13 @@ def run_document(cfg: Config, run_dir: Path) -> dict:
     """``config_to_dict(cfg)`` as a run directory stores it: module files under RUN written
     relative to RUN (read back with ``parse_config(..., base=RUN)``), so the directory can
     move."""
-    def relative(ref: str) -> str:
+    def relative(ref: str, _key: str) -> str:
         path, factory = split_module_reference(ref, "module")
         p = Path(path)
         inside = path.endswith(".py") and p.is_absolute() and p.is_relative_to(run_dir)
         return f"{p.relative_to(run_dir).as_posix()}:{factory}" if inside else ref
     return config_to_dict(dataclasses.replace(
-        cfg, scales=tuple(_map_modules(s, relative) for s in cfg.scales)))
+        cfg, scales=tuple(map_modules(s, relative) for s in cfg.scales)))
 
 
 # ----------------------------------------------------------------------------------------------
@@ -196,9 +186,7 @@ def state_template(model: ScaleModel, n_models: int, epochs_done: int) -> dict:
     keys = [f"{split}/{h}" for split in ("train", "val") for h in
             [*(h.name for h in model.spec.heads), "total"]]
     training = model.spec.training
-    n_eval = sum(len(evaluated_epochs(start, min(training.chunk_epochs, epochs_done - start),
-                                      training.eval_every))
-                 for start in range(0, epochs_done, training.chunk_epochs))
+    n_eval = len(history_epochs(epochs_done, training.chunk_epochs, training.eval_every))
     history = {k: jax.ShapeDtypeStruct((n_models, n_eval), jnp.float32) for k in keys}
     history["epoch"] = jax.ShapeDtypeStruct((n_models, n_eval), jnp.int32)
     return checkpoint_arrays(state, stats, history)

@@ -287,6 +287,14 @@ def evaluated_epochs(start: int, n_epochs: int, every: int) -> np.ndarray:
                      if (e - start) % every == 0 or e == start + n_epochs], np.int32)
 
 
+def history_epochs(epochs: int, chunk_epochs: int, every: int) -> np.ndarray:
+    """1-based epochs recorded in the history of ``epochs`` epochs trained from scratch in
+    chunks of ``chunk_epochs`` (as ``train_models`` splits them)."""
+    starts = range(0, epochs, chunk_epochs)
+    return np.concatenate([evaluated_epochs(start, min(chunk_epochs, epochs - start), every)
+                           for start in starts] or [np.zeros(0, np.int32)])
+
+
 def _train_counts(task: Task, batch: ModelBatch) -> np.ndarray:
     mask = stream_masks(task, batch.train_mask)[task.streams[0][0]]
     return np.asarray(mask).sum(axis=1)
