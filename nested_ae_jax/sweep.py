@@ -187,8 +187,9 @@ def sweep(cfg: Config, grid: dict[str, list], *, scale: str | None = None,
         for r, i in enumerate(members):
             sl = slice(r * total, r * total + per)
             out = jax.tree.map(lambda a: a[sl], fit.outputs)
-            nested_outputs[i] = jax.tree.map(lambda a: a[r * total + per:(r + 1) * total],
-                                             fit.outputs)
+            if nested is not None:
+                nested_outputs[i] = jax.tree.map(lambda a: a[r * total + per:(r + 1) * total],
+                                                 fit.outputs)
             m = scale_metrics(specs[i], out, data.targets, group_folds.train, group_folds.val,
                               group_folds.fold_of_row, group_folds.n_cv)
             pooled = {h: v.get("pooled_val", {}) for h, v in m["heads"].items()}

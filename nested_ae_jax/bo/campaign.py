@@ -545,13 +545,8 @@ def run_campaign(
                     break
             out = jax.tree.map(np.asarray, batch)
             keep = ~pad
-            for field in TrialState._fields:
-                dst, src = getattr(host, field), getattr(out, field)
-                if isinstance(dst, tuple):
-                    for a, b in zip(dst, src):
-                        a[running] = b[keep]
-                else:
-                    dst[running] = src[keep]
+            for dst, src in zip(jax.tree.leaves(host), jax.tree.leaves(out), strict=True):
+                dst[running] = src[keep]
 
     found = host.found_count > 0
     revealed = np.where(found, host.found_count, host.count)

@@ -64,10 +64,7 @@ def fit_predict(params0: dict, x_train: Array, y: Array, mask: Array, x_query: A
     where mask (B,) is True; mean and std over the members at x_query (P, d), original units."""
     w = mask.astype(x_train.dtype)
     n = jnp.maximum(w.sum(), 1.0)
-    y = jnp.where(mask, y, 0.0)
-    mu = (w * y).sum() / n
-    sd = jnp.sqrt((w * jnp.square(y - mu)).sum() / n)
-    sd = jnp.where(sd > 1e-8 * (1.0 + jnp.abs(mu)), sd, 1.0)
+    mu, sd = gplib._target_stats(y, mask)
     yt = jnp.where(mask, (y - mu) / sd, 0.0)
     opt = optax.adam(config.learning_rate)
 

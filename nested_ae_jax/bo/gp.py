@@ -307,16 +307,7 @@ def posterior(
     """Posterior mean (m,) and variance (m,) of the latent function at x_query (m, d), in the
     original target units, given observed rows x (n, d), y (n,) where mask (n,) is True.
     Noise-free: the variance excludes the observation noise."""
-    prep, x_scaler = _prepare(params, x, y, mask, x_scaler)
-    xq = standardize(x_scaler, jnp.asarray(x_query, prep.xs.dtype))
-    _, chol_inv = cholesky_and_inverse(_train_cov(params, prep.xs, mask))
-    k = kernel(params)
-    kqn = k(xq, prep.xs) * mask.astype(xq.dtype)  # (m, n)
-    alpha = chol_inv.T @ (chol_inv @ prep.ys)
-    v = chol_inv @ kqn.T  # (n, m)
-    mean = params.mean + kqn @ alpha
-    var = jnp.maximum(k(xq) - jnp.sum(v * v, 0), 0.0)
-    return prep.y_mean + prep.y_std * mean, jnp.square(prep.y_std) * var
+    return posterior_at(posterior_factors(params, x, y, mask, x_scaler), x_query)
 
 
 class Factors(NamedTuple):
