@@ -63,6 +63,18 @@ def upper_confidence_bound(mean: Array, std: Array, beta: float = 2.0) -> Array:
     return mean + jnp.sqrt(beta) * std
 
 
+ACQUISITIONS = ("ei", "ucb", "ts")
+
+
+def score_fn(name: str, beta: float = 2.0, xi: float = 0.0) -> Callable[[Array, Array, Array],
+                                                                       Array]:
+    """score(mean, std, best) of a named acquisition ranked by a score: ``ei`` (its log, finite
+    where EI underflows) or ``ucb``; Thompson sampling ranks draws, not scores."""
+    if name == "ei":
+        return lambda m, s, b: log_expected_improvement(m, s, b, xi)
+    return lambda m, s, b: upper_confidence_bound(m, s, beta)
+
+
 def mask_scores(scores: Array, available: Array) -> Array:
     """(P,) scores with unavailable candidates at -inf and non-finite available ones just above."""
     low = jnp.finfo(scores.dtype).min

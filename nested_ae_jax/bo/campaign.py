@@ -163,9 +163,7 @@ def _check_method(method: Method) -> None:
 
 def _score(method: Method) -> Callable[[Array, Array, Array], Array]:
     """acquisition(mean, std, best) -> scores for ei / ucb."""
-    if method.acquisition == "ei":
-        return lambda m, s, b: acq.log_expected_improvement(m, s, b, method.xi)
-    return lambda m, s, b: acq.upper_confidence_bound(m, s, method.beta)
+    return acq.score_fn(method.acquisition, method.beta, method.xi)
 
 
 # ---------------------------------------------------------------------------------------------

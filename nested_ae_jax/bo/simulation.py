@@ -33,6 +33,7 @@ import pandas as pd
 
 from ..config import Config
 from ..errors import ConfigError
+from . import acquisition as acq
 from . import chain as bochain
 from .campaign import CampaignResult, gp_method, ensemble_method, random_method, run_campaign
 from .ensemble import EnsembleConfig, mlp_ensemble
@@ -41,7 +42,6 @@ METHODS = ("latent", "raw", "ensemble", "random")
 EXTRA_METHODS = ("leaky",)
 LABELS = {"latent": "latent GP", "raw": "raw GP", "ensemble": "ensemble", "random": "random",
           "leaky": "latent GP (leaky)"}
-ACQUISITIONS = ("ei", "ucb", "ts")
 
 
 @dataclass
@@ -89,8 +89,8 @@ def simulate(cfg: Config, objective: str, *, trials: int = 200, init: int = 5, b
     specs = {s.name: s for s in cfg.scales}
     target = bochain.parse_head_objective(objective, specs)
     names = parse_methods(methods)
-    if acquisition not in ACQUISITIONS:
-        raise ConfigError(f"--acquisition {acquisition}: use one of {', '.join(ACQUISITIONS)}")
+    if acquisition not in acq.ACQUISITIONS:
+        raise ConfigError(f"--acquisition {acquisition}: use one of {', '.join(acq.ACQUISITIONS)}")
     say = progress or (lambda _: None)
 
     frame = (frames or {}).get(target.scale)

@@ -46,20 +46,12 @@ from . import chain as bochain
 from . import gp as gplib
 from .campaign import utility, utility_normal
 
-ACQUISITIONS = ("ei", "ucb", "ts")
-
-
-def _score(acquisition: str, beta: float) -> Callable:
-    if acquisition == "ei":
-        return lambda m, s, b: acq.log_expected_improvement(m, s, b)
-    return lambda m, s, b: acq.upper_confidence_bound(m, s, beta)
-
 
 def _check(space: str, acquisition: str, pool: bool) -> None:
     if space not in bochain.SPACES:
         raise ConfigError(f"--space {space}: use one of {', '.join(bochain.SPACES)}")
-    if acquisition not in ACQUISITIONS:
-        raise ConfigError(f"--acquisition {acquisition}: use one of {', '.join(ACQUISITIONS)}")
+    if acquisition not in acq.ACQUISITIONS:
+        raise ConfigError(f"--acquisition {acquisition}: use one of {', '.join(acq.ACQUISITIONS)}")
     if acquisition == "ts" and (space == "ensemble" or not pool):
         raise ConfigError("--acquisition ts draws from a GP posterior over a pool: use it with "
                           "--pool and --space latent or raw (else ei or ucb)")
@@ -188,7 +180,7 @@ def _suggest_pool(run, target, measured, y, pool, *, batch, acquisition, space, 
     available = jnp.asarray(~seen)
     u = np.asarray(utility(obj, jnp.asarray(y)))
     best = jnp.asarray(u.max())
-    score = _score(acquisition, beta)
+    score = acq.score_fn(acquisition, beta)
     key = jax.random.PRNGKey(seed)
     q = int(batch)
 
@@ -286,7 +278,7 @@ def _suggest_design(run, target, measured, y, *, batch, acquisition, space, beta
     problem = make_problem(d, target.name, constraints)
     v = d.variables(exclude, fix, None)
     u = np.asarray(utility(obj, jnp.asarray(y)))
-    score = _score(acquisition, beta)
+    score = acq.score_fn(acquisition, beta)
     head = d.head_index(target.name)
     cats = {n: run.scales[n].categories for n in names}
     sign = {"max": 1.0, "min": -1.0}.get(obj.sense, 0.0)
