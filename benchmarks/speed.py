@@ -46,7 +46,7 @@ import optax
 
 from nested_ae_jax.config import load_config, override
 from nested_ae_jax.data import load_scale_data
-from nested_ae_jax.fitting import Replica, model_batch, replica_layout
+from nested_ae_jax.fitting import Replica, data_arrays, model_batch, replica_layout
 from nested_ae_jax.model import scale_dims, scale_model
 from nested_ae_jax.runner import fit_scale
 from nested_ae_jax.splits import make_folds
@@ -138,8 +138,7 @@ def bench_loop(n_models: int, epochs: int) -> dict:
     replicas = [Replica(s, hp) for s in range(max(1, n_models // folds.n_models))]
     batch = model_batch(spec, data, replica_layout(spec, folds, replicas))
     task = scale_task(scale_model(spec, scale_dims(spec, data)))
-    arrays = {"inputs": jax.tree.map(jnp.asarray, data.inputs),
-              "targets": jax.tree.map(jnp.asarray, data.targets)}
+    arrays = data_arrays(data)
     t = spec.training
 
     def run(state=None):
