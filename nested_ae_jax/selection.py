@@ -86,15 +86,21 @@ def per_model_inputs(inputs: dict, n_folds: int, nested: NestedFolds) -> dict:
     return out
 
 
-def _pooled(spec: ScaleSpec, outputs, targets: dict, train: np.ndarray, val: np.ndarray,
-            model_of_row: np.ndarray, metric: str) -> float:
+def _stat(metrics: dict, metric: str) -> float:
+    """``HEAD.STAT`` of a {HEAD: {STAT: value}} table (a pooled or a fold's validation one)."""
     head, stat = metric.rsplit(".", 1)
-    m = scale_metrics(spec, outputs, targets, train, val, model_of_row, train.shape[0])
-    entry = m["heads"].get(head, {}).get("pooled_val", {})
+    entry = metrics.get(head, {})
     if stat not in entry:
         raise ConfigError(f"sweep --metric {metric!r}: no pooled validation {stat} of head "
                           f"'{head}'")
     return float(entry[stat])
+
+
+def _pooled(spec: ScaleSpec, outputs, targets: dict, train: np.ndarray, val: np.ndarray,
+            model_of_row: np.ndarray, metric: str) -> dict:
+    """scale_metrics of the models and the pooled ``metric`` over their validation rows."""
+    m = scale_metrics(spec, outputs, targets, train, val, model_of_row, train.shape[0])
+    return m, _stat({h: v.get("pooled_val", {}) for h, v in m["heads"].items()}, metric)
 
 
 def select(spec: ScaleSpec, settings: list[dict], outputs: list, targets: dict,
@@ -106,28 +112,22 @@ def select(spec: ScaleSpec, settings: list[dict], outputs: list, targets: dict,
     settings, the per-fold table: outer fold, chosen setting, its inner and outer metric)."""
     per, k = nested.n_inner + 1, nested.n_outer
     inner = np.zeros((len(settings), k))
+    outputs = [jax.tree.map(np.asarray, out) for out in outputs]  # to the host once
     for s, out in enumerate(outputs):
         for o in range(k):
             idx = np.arange(o * per, o * per + nested.n_inner)
-            sub = jax.tree.map(lambda a: np.asarray(a)[idx], out)
+            sub = jax.tree.map(lambda a: a[idx], out)
             inner[s, o] = _pooled(spec, sub, targets, nested.train[idx], nested.val[idx],
-                                  nested.inner[o], metric)
+                                  nested.inner[o], metric)[1]
     chosen = inner.argmax(axis=0) if maximise else inner.argmin(axis=0)
     outer_idx = np.arange(k) * per + nested.n_inner
     picked = jax.tree.map(lambda *a: np.stack(a),
-                          *[jax.tree.map(lambda a: np.asarray(a)[outer_idx[o]],
-                                         outputs[chosen[o]]) for o in range(k)])
-    outer = _pooled(spec, picked, targets, nested.train[outer_idx], nested.val[outer_idx],
-                    nested.outer, metric)
-    rows = []
-    for o in range(k):
-        one = jax.tree.map(lambda a: a[o:o + 1], picked)
-        rows.append({"outer_fold": o, **settings[chosen[o]],
-                     f"inner {metric}": inner[chosen[o], o],
-                     f"outer {metric}": _pooled(spec, one, targets,
-                                                nested.train[outer_idx[o]][None],
-                                                nested.val[outer_idx[o]][None],
-                                                np.where(nested.outer == o, 0, -1), metric)})
+                          *[jax.tree.map(lambda a: a[outer_idx[o]], outputs[chosen[o]])
+                            for o in range(k)])
+    m, outer = _pooled(spec, picked, targets, nested.train[outer_idx], nested.val[outer_idx],
+                       nested.outer, metric)
+    rows = [{"outer_fold": o, **settings[chosen[o]], f"inner {metric}": inner[chosen[o], o],
+             f"outer {metric}": _stat(m["folds"][o]["val"], metric)} for o in range(k)]
     summary = {"outer_folds": k, "inner_folds": nested.n_inner, "metric": metric,
                "outer": outer, "inner": float(inner[chosen, np.arange(k)].mean())}
     return summary, pd.DataFrame(rows)
