@@ -188,14 +188,15 @@ def test_campaign_cli_writes_every_method(files, capsys):
 
     out = files / "campaign"
     assert main(["campaign", str(files / "chain.toml"), "--objective", "max:down.z",
-                 "--trials", "20", "--init", "3", "--epochs", "5", "--out", str(out),
-                 "--quiet"]) == 0
+                 "--trials", "20", "--init", "3", "--epochs", "5", "--relearn-every", "4",
+                 "--relearn-epochs", "3", "--out", str(out), "--quiet"]) == 0
     printed = capsys.readouterr().out
-    for label in ("latent GP", "raw GP", "ensemble", "random"):
+    for label in ("latent GP (retrained)", "latent GP", "raw GP", "ensemble", "random"):
         assert label in printed
     frame = pd.read_csv(out / "campaign.csv")
     assert frame.groupby("method").size().to_dict() == {
-        "latent GP": 20, "raw GP": 20, "ensemble": 20, "random": 20}
+        "latent GP (retrained)": 20, "latent GP": 20, "raw GP": 20, "ensemble": 20,
+        "random": 20}
     assert frame["found"].all() and (frame["pool"] == 40).all()
     assert ((frame["share"] > 0) & (frame["share"] <= 1)).all()
     assert "| latent GP | 20 | 20 |" in (out / "summary.md").read_text()

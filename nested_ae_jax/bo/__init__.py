@@ -6,13 +6,16 @@ The engine: pure functions of arrays, independent of the rest of nested_ae_jax (
     gp           GP surrogate (tinygp Matern-5/2 ARD kernel, masked rows, marginal likelihood)
     acquisition  EI / log EI, UCB, Thompson sampling; batches (kriging believer, q draws)
     campaign     simulated pool campaigns (vmap over trials, while_loop over rounds); pools
-    ensemble     a deep ensemble of small MLPs retrained on the revealed rows every round
+    ensemble     an anchored deep ensemble of small MLPs retrained on the revealed rows every
+                 round (calibrated spread)
     report       campaign.csv, summary.md and a box plot from campaign results
 
 The glue to trained chains (imported on first use: they load the training stack):
 
     chain        objectives on heads, candidate pools, latent / raw feature maps, the honest
                  chain of a simulated campaign (no model sees the campaign's target)
+    relearn      the latent map retrained per trial on the revealed rows every R rounds
+                 (``latent GP (retrained)``; ``run_campaign(relearn=...)``)
     simulation   ``simulate``: simulated campaigns of a config (``nested-ae campaign``)
     suggestions  ``suggest``: the next candidates to measure for a trained run
                  (``nested-ae suggest``), from a pool or from the design variables
@@ -41,6 +44,7 @@ from .campaign import (
     CampaignResult,
     Method,
     Objective,
+    Relearn,
     Surrogate,
     buffer_sizes,
     ensemble_method,
@@ -77,7 +81,7 @@ from .ensemble import EnsembleConfig, mlp_ensemble
 from .report import results_frame, summary_table, write_report
 
 __all__ = [
-    "BufferSurrogate", "CampaignResult", "EnsembleConfig", "Method", "mlp_ensemble", "Objective", "Surrogate", "buffer_sizes", "ensemble_method",
+    "BufferSurrogate", "CampaignResult", "EnsembleConfig", "Method", "mlp_ensemble", "Objective", "Relearn", "Surrogate", "buffer_sizes", "ensemble_method",
     "gp_method", "merge_pool", "parse_objective", "random_method", "run_campaign", "utility",
     "results_frame", "summary_table", "write_report",
     "expected_improvement", "kriging_believer", "log_expected_improvement", "mask_scores",

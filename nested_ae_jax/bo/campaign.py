@@ -178,7 +178,8 @@ class TrialState(NamedTuple):
     revealed when the best was found (0 if not yet); found_round () rounds it took (init picks
     are round 0); params: the GP's current hyper-parameters; prior_chol (P, P): Cholesky
     factor of the GP prior over the pool for Thompson sampling ((0, 0) otherwise), refreshed
-    with the hyper-parameters.
+    with the hyper-parameters; xs (P, d): the trial's own standardised features, when a
+    ``Relearner`` retrains its feature map (None: the pool's, shared by every trial).
     """
 
     key: Array
@@ -190,6 +191,7 @@ class TrialState(NamedTuple):
     found_round: Array
     params: gplib.GPParams
     prior_chol: Array
+    xs: Array | None = None
 
 
 class Shared(NamedTuple):
@@ -252,11 +254,16 @@ def init_trials(key: Array, best: Array, *, init: int, q: int, trials: int, d: i
 # one round of one trial
 
 
+def _features(state: TrialState, pool: _Pool) -> Array:
+    """(P, d) standardised features of a trial: its own (relearned) or the pool's."""
+    return pool.xs if state.xs is None else state.xs
+
+
 def _buffer(state: TrialState, pool: _Pool, size: int):
     """Indices (B,), features (B, d), utilities (B,) and mask (B,) of the revealed rows."""
     idx = jnp.maximum(state.order[:size], 0)
     mask = jnp.arange(size) < state.count
-    return idx, pool.xs[idx], jnp.where(mask, pool.u[idx], 0.0), mask
+    return idx, _features(state, pool)[idx], jnp.where(mask, pool.u[idx], 0.0), mask
 
 
 def _identity(d: int, dtype) -> gplib.Standardizer:
@@ -272,7 +279,7 @@ def _fit_buffer(state: TrialState, pool: _Pool, size: int, key: Array):
     score, pos = jax.lax.top_k(score, size)
     idx = jnp.maximum(state.order[pos], 0)
     mask = score >= 0
-    return pool.xs[idx], jnp.where(mask, pool.u[idx], 0.0), mask
+    return _features(state, pool)[idx], jnp.where(mask, pool.u[idx], 0.0), mask
 
 
 def _refit(state: TrialState, pool: _Pool, method: Method, size: int, restarts: int,
@@ -286,7 +293,7 @@ def _refit(state: TrialState, pool: _Pool, method: Method, size: int, restarts: 
         init=state.params, x_scaler=_identity(xb.shape[1], xb.dtype))
     chol = state.prior_chol
     if method.acquisition == "ts":
-        chol = gplib.prior_cholesky(params, pool.xs)
+        chol = gplib.prior_cholesky(params, _features(state, pool))
     return state._replace(key=key, params=params, prior_chol=chol)
 
 
@@ -321,9 +328,10 @@ def _choose(state: TrialState, pool: _Pool, method: Method, objective: Objective
         return acq.select_top(_score(method)(mean_u, std_u, best_u), available, q)
 
     idx, xb, yb, mask = _buffer(state, pool, size)
+    xs = _features(state, pool)
     scaler = _identity(xb.shape[1], xb.dtype)
     if method.acquisition == "ts":
-        draws = gplib.posterior_sample(state.params, xb, yb, mask, pool.xs, key, num=q,
+        draws = gplib.posterior_sample(state.params, xb, yb, mask, xs, key, num=q,
                                        x_scaler=scaler, train_index=idx,
                                        prior_chol=state.prior_chol)
         return acq.thompson(draws, available)
@@ -332,7 +340,7 @@ def _choose(state: TrialState, pool: _Pool, method: Method, objective: Objective
         idx2 = jax.lax.dynamic_update_slice(idx, picks, (state.count,))
         y2 = jax.lax.dynamic_update_slice(yb, values.astype(yb.dtype), (state.count,))
         mask2 = jnp.arange(size) < state.count + j
-        mean, var = gplib.posterior(state.params, pool.xs[idx2], y2, mask2, pool.xs, scaler)
+        mean, var = gplib.posterior(state.params, xs[idx2], y2, mask2, xs, scaler)
         return mean, jnp.sqrt(var)
 
     return acq.kriging_believer(predict, _score(method), available, best_u, q)
@@ -419,6 +427,34 @@ def _bucket(n: int, total: int) -> int:
 
 
 # ---------------------------------------------------------------------------------------------
+# relearned features
+
+
+class Relearn(NamedTuple):
+    """A feature map retrained during a campaign: every ``every`` rounds the engine calls
+    ``fn(revealed (n, P) bool, y_seen (n, P), trials (n,) int) -> (n, P, d)`` with the running
+    trials' revealed masks, their targets (0 where not revealed) and the trials' numbers
+    (stable across phases: a map may keep per-trial state, e.g. warm-started weights), and
+    gives each trial the returned features (standardised over the pool)."""
+
+    fn: Callable[[np.ndarray, np.ndarray, np.ndarray], np.ndarray]
+    every: int = 10
+
+
+def _relearned(states: TrialState, relearn: Relearn, y: np.ndarray, trials: np.ndarray
+               ) -> TrialState:
+    """The trials with the features ``relearn`` gives them from their revealed rows."""
+    revealed = np.asarray(states.revealed)
+    x = np.asarray(relearn.fn(revealed, np.where(revealed, y[None], 0.0), trials), np.float32)
+    want = (*revealed.shape, states.xs.shape[-1])
+    if x.shape != want or not np.all(np.isfinite(x)):
+        raise DataError(f"relearned features: expected finite {want}, got {x.shape}")
+    sd = x.std(1, keepdims=True)
+    x = (x - x.mean(1, keepdims=True)) / np.where(sd > 1e-6, sd, 1.0)
+    return states._replace(xs=jnp.asarray(x))
+
+
+# ---------------------------------------------------------------------------------------------
 # the campaign
 
 
@@ -436,6 +472,7 @@ def run_campaign(
     max_rounds: int | None = None,
     buffers: Sequence[int] | None = None,
     on_phase: Callable[[int, int, int], None] | None = None,
+    relearn: Relearn | None = None,
 ) -> CampaignResult:
     """Simulated campaigns of one method on a pool whose targets are known.
 
@@ -446,7 +483,9 @@ def run_campaign(
     ``batch`` picks per round, until the best is revealed or ``max_rounds`` rounds ran.
     ``buffers``: the buffer phases of a GP or a ``BufferSurrogate`` (default
     ``buffer_sizes``; other methods: one phase). ``on_phase(size, running_trials, round)`` is called
-    before each phase (progress). Returns a ``CampaignResult``.
+    before each phase (progress). ``relearn`` ("gp" only): every ``relearn.every`` rounds
+    each trial's features are replaced by ``relearn``'s, from its revealed rows only (see
+    :class:`Relearn`), and its GP refit on them. Returns a ``CampaignResult``.
     """
     _check_method(method)
     y = np.asarray(targets, np.float32)
@@ -495,6 +534,11 @@ def run_campaign(
 
     states = init_trials(jax.random.PRNGKey(seed), pool.best, init=init, q=q, trials=trials,
                          d=xs.shape[1], thompson=method.acquisition == "ts")
+    if relearn is not None:
+        if method.kind != "gp" or relearn.every < 1:
+            raise ConfigError("relearning features needs a 'gp' method and every >= 1 round")
+        states = states._replace(xs=jnp.broadcast_to(pool.xs, (trials, *xs.shape)))
+    next_learn = init + relearn.every * q if relearn is not None else pool_size + q
     phased = method.kind == "gp" or isinstance(fn, BufferSurrogate)
     sizes = list(buffers) if buffers is not None else (
         buffer_sizes(pool_size, init, q) if phased else [pool_size + q])
@@ -527,13 +571,17 @@ def run_campaign(
             batch = batch._replace(active=batch.active & jnp.asarray(~pad))
             while True:
                 stop_n = pool_size + q
+                learned = n >= next_learn
+                if learned:
+                    batch = _relearned(batch, relearn, y, rows)
+                    next_learn = n + relearn.every * q
                 if method.kind == "gp":
-                    if n >= next_fit(fit_n):
+                    if learned or n >= next_fit(fit_n):
                         batch = refit(batch, pool, jnp.int32(method.refit_steps),
                                       method=method, size=min(size, method.fit_size),
                                       restarts=1)
                         fit_n = n
-                    stop_n = next_fit(fit_n)
+                    stop_n = min(next_fit(fit_n), next_learn)
                 batch, shared = run_phase(
                     batch, Shared(jnp.int32(rnd), jnp.int32(n)), pool, jnp.int32(limit),
                     jnp.int32(stop_n), method=method, objective=objective, surrogate=fn,

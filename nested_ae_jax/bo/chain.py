@@ -242,11 +242,28 @@ def honest_chain(cfg: Config, target: HeadObjective, *, epochs: int | None = Non
     return fit.trained, honest
 
 
-def honest_latents(cfg: Config, target: HeadObjective, pool: pd.DataFrame, **kw) -> np.ndarray:
-    """The ``latent`` features (P, D) of a pool's candidates under the honest chain."""
+class LatentMap(NamedTuple):
+    """The honest chain as a feature map of a pool: ``features`` (P, D) (``latent``),
+    ``trained`` {SCALE: TrainedScale}, the ``config`` they were trained with, and
+    ``predictions`` of the pool (``trained.predict_rows``)."""
+
+    features: np.ndarray
+    trained: dict
+    config: Config
+    predictions: dict
+
+
+def honest_map(cfg: Config, target: HeadObjective, pool: pd.DataFrame, **kw) -> LatentMap:
+    """The honest chain (:func:`honest_chain`, ``kw``) and its latents of a pool's candidates."""
     from ..trained import predict_rows
 
     trained, honest = honest_chain(cfg, target, **kw)
     specs = {s.name: s for s in honest.scales}
     predictions, _ = predict_rows(trained, specs, honest.chain, pool, target.scale, "<pool>")
-    return latent_features(predictions, specs, target.scale)
+    return LatentMap(latent_features(predictions, specs, target.scale), trained, honest,
+                     predictions)
+
+
+def honest_latents(cfg: Config, target: HeadObjective, pool: pd.DataFrame, **kw) -> np.ndarray:
+    """The ``latent`` features (P, D) of a pool's candidates under the honest chain."""
+    return honest_map(cfg, target, pool, **kw).features

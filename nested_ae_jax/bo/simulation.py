@@ -6,7 +6,9 @@ candidate pool (the distinct raw input rows of that scale's data, targets averag
 descriptors), and runs ``trials`` simulated campaigns of every method with the engine
 (``bo.run_campaign``: vmap over trials, while-loop over rounds):
 
-- ``latent``: GP on the honest chain's latents (upstream latents + the scale's own);
+- ``retrained``: GP on the honest chain's latents, the objective's scale retrained per trial
+  on the revealed rows (target head on) every ``relearn_every`` rounds (``bo.relearn``);
+- ``latent``: GP on the honest chain's latents (upstream latents + the scale's own), blind;
 - ``raw``: GP on the raw input columns (categoricals one-hot), standardised;
 - ``ensemble``: a deep ensemble of small MLPs on the latent features, retrained on the
   revealed rows every round (``bo.mlp_ensemble``), no GP;
@@ -37,10 +39,11 @@ from . import acquisition as acq
 from . import chain as bochain
 from .campaign import CampaignResult, gp_method, ensemble_method, random_method, run_campaign
 from .ensemble import EnsembleConfig, mlp_ensemble
+from .relearn import relearner
 
-METHODS = ("latent", "raw", "ensemble", "random")
+METHODS = ("retrained", "latent", "raw", "ensemble", "random")
 EXTRA_METHODS = ("leaky",)
-LABELS = {"latent": "latent GP", "raw": "raw GP", "ensemble": "ensemble", "random": "random",
+LABELS = {"retrained": "latent GP (retrained)", "latent": "latent GP", "raw": "raw GP", "ensemble": "ensemble", "random": "random",
           "leaky": "latent GP (leaky)"}
 
 
@@ -76,6 +79,7 @@ def simulate(cfg: Config, objective: str, *, trials: int = 200, init: int = 5, b
              epochs: int | None = None, seed: int = 0, data_root: str | None = None,
              out: str | Path | None = None, ensemble: EnsembleConfig = EnsembleConfig(),
              frames: dict[str, pd.DataFrame] | None = None,
+             relearn_every: int = 10, relearn_epochs: int = 30,
              progress: Callable[[str], None] | None = None) -> Simulation:
     """Simulated campaigns of ``methods`` on the distinct candidates of a scale's data.
 
@@ -83,8 +87,9 @@ def simulate(cfg: Config, objective: str, *, trials: int = 200, init: int = 5, b
     campaigns per method, each from ``init`` random picks (seeded: the same for every method),
     ``batch`` picks per round, until the pool's best is revealed. acquisition: ei, ucb or ts
     for the GP methods (the ensemble uses ei or ucb; with ts, ucb). epochs: train the honest
-    chain this long (default: the config's). frames: the scales' data in memory. out: write
-    the report there. Returns a :class:`Simulation`.
+    chain this long (default: the config's). frames: the scales' data in memory.
+    relearn_every / relearn_epochs: the ``retrained`` method's refit period (rounds) and
+    epochs per refit. out: write the report there. Returns a :class:`Simulation`.
     """
     specs = {s.name: s for s in cfg.scales}
     target = bochain.parse_head_objective(objective, specs)
@@ -103,12 +108,12 @@ def simulate(cfg: Config, objective: str, *, trials: int = 200, init: int = 5, b
 
     features: dict[str, np.ndarray] = {}
     feature_seconds = 0.0
-    if {"latent", "ensemble"} & set(names):
+    if {"latent", "ensemble", "retrained"} & set(names):
         say("training the honest chain (target heads at weight 0, one model per scale)")
         start = time.perf_counter()
-        features["latent"] = bochain.honest_latents(cfg, target, pool, epochs=epochs,
-                                                    data_root=data_root, frames=frames,
-                                                    progress=progress)
+        latent_map = bochain.honest_map(cfg, target, pool, epochs=epochs, data_root=data_root,
+                                        frames=frames, progress=progress)
+        features["latent"] = latent_map.features
         feature_seconds = time.perf_counter() - start
         say(f"latent features: {features['latent'].shape[1]} per candidate "
             f"({feature_seconds:.1f} s)")
@@ -125,9 +130,12 @@ def simulate(cfg: Config, objective: str, *, trials: int = 200, init: int = 5, b
     for name in names:
         label = LABELS[name]
         kw: dict = {}
-        if name in ("latent", "raw", "leaky"):
+        if name in ("latent", "raw", "leaky", "retrained"):
             method = gp_method(acquisition)
-            kw["features"] = features[name]
+            kw["features"] = features["latent" if name == "retrained" else name]
+            if name == "retrained":
+                kw["relearn"] = relearner(cfg, target, latent_map, pool, every=relearn_every,
+                                          epochs=relearn_epochs)
         elif name == "ensemble":
             method = ensemble_method("ucb" if acquisition == "ts" else acquisition)
             kw["surrogate"] = mlp_ensemble(features["latent"], ensemble)
@@ -151,6 +159,9 @@ def simulate(cfg: Config, objective: str, *, trials: int = 200, init: int = 5, b
                 f"({len(frame)} rows, identical inputs merged, targets averaged)",
         "trials": trials, "initial picks": init, "batch": batch, "seed": seed,
         "acquisition": acquisition,
+        **({"retrained latents": f"objective scale retrained per trial on its revealed rows "
+                                 f"every {relearn_every} rounds, {relearn_epochs} epochs"}
+           if "retrained" in names else {}),
         "latent features": (f"{features['latent'].shape[1]} (honest chain: target heads at "
                             f"weight 0, one model per scale, {feature_seconds:.1f} s)"
                             if "latent" in features else "not used"),
