@@ -9,7 +9,8 @@ the target: the chain ends there, and upstream scales stay as trained, blind) is
 one model per trial (``jax.vmap`` over trials in the package's training loop:
 ``training.train_models`` on a ``ModelBatch`` whose row masks are the trials' revealed
 candidates), warm-started from that trial's previous weights (first: the honest model's),
-for ``epochs`` epochs with the target head on (the config's weight). The GP then runs on the
+for ``epochs`` full-batch Adam steps (the config's learning rate) with the target head on
+(the config's weight); one compiled program serves every refit of a trial count. The GP then runs on the
 upstream latents and the retrained scale's latent of every candidate.
 
 Honesty: the engine passes targets as ``where(revealed, y, 0)``, and the training task here
@@ -80,7 +81,7 @@ def pool_arrays(latent_map: LatentMap, target: HeadObjective, pool: pd.DataFrame
 
 
 def relearner(cfg, target: HeadObjective, latent_map: LatentMap, pool: pd.DataFrame, *,
-              every: int = 10, epochs: int = 30) -> Relearn:
+              every: int = 10, epochs: int = 50) -> Relearn:
     """The campaign's relearned latent map (see the module docstring): every ``every``
     rounds, ``epochs`` epochs of the objective scale per trial on its revealed rows. The
     head weight is the original config's (``cfg``; 1 if it is 0 there)."""
@@ -96,18 +97,24 @@ def relearner(cfg, target: HeadObjective, latent_map: LatentMap, pool: pd.DataFr
     hp["weight"] = {h: (weight if h == target.head else w) if real.get(h, True) else 0.0
                     for h, w in hp["weight"].items()}
     first = jax.tree.map(lambda a: np.asarray(a)[0], (ts.params, ts.stats))
-    task = revealed_only(scale_task(model))
+    base = scale_task(model)
+    task = revealed_only(base._replace(streams=((base.streams[0][0], len(pool)),)))
     warm: dict[int, object] = {}  # trial -> its retrained weights (numpy tree)
+
+    off = jax.tree.map(lambda v: v, hp)
+    off["weight"] = {h: 0.0 for h in hp["weight"]}
 
     def fn(revealed: np.ndarray, y_seen: np.ndarray, trials: np.ndarray) -> np.ndarray:
         n = revealed.shape[0]
-        tile = lambda t: jax.tree.map(lambda a: jnp.asarray(np.stack([a] * n)), t)  # noqa: E731
-        params0 = jax.tree.map(lambda *a: jnp.asarray(np.stack(a)),
-                               *[warm.get(int(t), first[0]) for t in trials])
-        batch = ModelBatch(jnp.asarray(revealed, jnp.float32),
-                           jnp.zeros(revealed.shape, jnp.float32), tile(first[1]),
-                           jnp.full(n, spec.training.seed, jnp.int32),
-                           jnp.asarray(trials, jnp.int32), tile(hp))
+        # model n (discarded) has every row and every head at weight 0: the loop's batch
+        # (full batch, one step per epoch) and program are then the same at every refit
+        masks = np.concatenate([revealed, np.ones((1, revealed.shape[1]), bool)])
+        stack = lambda trees: jax.tree.map(lambda *a: jnp.asarray(np.stack(a)), *trees)  # noqa: E731
+        params0 = stack([warm.get(int(t), first[0]) for t in trials] + [first[0]])
+        batch = ModelBatch(jnp.asarray(masks, jnp.float32),
+                           jnp.zeros(masks.shape, jnp.float32), stack([first[1]] * (n + 1)),
+                           jnp.full(n + 1, spec.training.seed, jnp.int32),
+                           jnp.asarray([*trials, 0], jnp.int32), stack([hp] * n + [off]))
         # the target column: each candidate's target where some trial revealed it, else 0
         # (every model reads its own revealed rows only: ``revealed_only``)
         hits = revealed.sum(0)
@@ -116,11 +123,13 @@ def relearner(cfg, target: HeadObjective, latent_map: LatentMap, pool: pd.DataFr
                                     target.head: jnp.asarray(column[:, None], jnp.float32)}}
         state, _ = train_models(task, seen, batch, epochs=epochs, chunk_epochs=epochs,
                                 eval_every=epochs, init_params=params0)
-        host = jax.tree.map(np.asarray, state.params)
+        params = jax.tree.map(lambda a: a[:n], state.params)
+        host = jax.tree.map(np.asarray, params)
         for i, t in enumerate(trials):
             warm[int(t)] = jax.tree.map(lambda a: a[i], host)
-        latent = np.asarray(predict_models(model, state.params, batch.stats,
-                                           data["inputs"]).latent, np.float32)
+        stats = jax.tree.map(lambda a: a[:n], batch.stats)
+        latent = np.asarray(predict_models(model, params, stats, data["inputs"]).latent,
+                            np.float32)
         return np.concatenate([np.broadcast_to(upstream, (n, *upstream.shape)), latent], -1)
 
     return Relearn(fn, int(every))

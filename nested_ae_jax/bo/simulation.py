@@ -79,7 +79,7 @@ def simulate(cfg: Config, objective: str, *, trials: int = 200, init: int = 5, b
              epochs: int | None = None, seed: int = 0, data_root: str | None = None,
              out: str | Path | None = None, ensemble: EnsembleConfig = EnsembleConfig(),
              frames: dict[str, pd.DataFrame] | None = None,
-             relearn_every: int = 10, relearn_epochs: int = 30,
+             relearn_every: int = 10, relearn_epochs: int = 50,
              progress: Callable[[str], None] | None = None) -> Simulation:
     """Simulated campaigns of ``methods`` on the distinct candidates of a scale's data.
 

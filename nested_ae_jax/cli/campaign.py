@@ -32,8 +32,8 @@ def add_parser(sub):
                    "epochs per scale (default: the config's)")
     p.add_argument("--relearn-every", type=int, default=10, metavar="R",
                    help="retrained: refit the objective scale every R rounds (default 10)")
-    p.add_argument("--relearn-epochs", type=int, default=30,
-                   help="retrained: epochs of each refit (default 30)")
+    p.add_argument("--relearn-epochs", type=int, default=50,
+                   help="retrained: full-batch epochs (Adam steps) of each refit (default 50)")
     p.add_argument("--seed", type=int, default=0, help="seed of the initial picks (default 0)")
     p.add_argument("--data-root", help="folder for relative data paths (else $NESTED_AE_DATA, "
                    "else the config's folder)")
