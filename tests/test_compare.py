@@ -124,20 +124,22 @@ def test_mean_predictor_matches_numpy(supervised, frames):
 
 
 def test_nestedae_row_is_recomputed_from_the_trained_chains_predictions(supervised, frames):
-    """Each fold's trained chain (trained.predict_rows: the prediction path, not the training
-    batch's outputs) predicts its own validation rows from the raw columns; numpy pools them."""
-    from nested_ae_jax.trained import predict_rows
+    """Each fold's trained chain (trained.chain_copies: the prediction path, not the training
+    batch's outputs; copy f = fold f's model and its upstream feeders) predicts its own
+    validation rows from the raw columns; numpy pools them."""
+    from nested_ae_jax.nesting import chain_inputs
+    from nested_ae_jax.trained import apply_copies, chain_copies
 
     for split in cmp.SPLITS:
         fit = supervised.fits[split]
-        specs = {s.name: s for s in fit.config.scales}
         for scale, head in (("scale1", "y1"), ("scale2", "y2")):
             fold, frame = fit.scales[scale].folds.fold_of_row, frames[scale]
-            pred = np.zeros(len(frame))
-            for f in range(3):
-                out, _ = predict_rows(fit.trained, specs, fit.config.chain, frame, scale,
-                                      "<test>", fold=f)
-                pred[fold == f] = np.asarray(out[scale][0].heads[head])[fold == f, 0]
+            chain, params = chain_copies(fit.trained, scale, np.arange(3))
+            inputs = chain_inputs({n: m.spec for n, m in chain.models.items()},
+                                  {n: fit.trained[n].categories for n in chain.models},
+                                  frame, scale, "<test>")
+            out = np.asarray(apply_copies(chain, params, inputs)[scale].heads[head])
+            pred = out[fold, np.arange(len(frame)), 0]  # (3, N, 1) -> each row's own fold
             y = frame[head].to_numpy(np.float64)
             row = supervised.table.query("split == @split and target == @scale + '.' + @head "
                                          "and model == 'NestedAE'").iloc[0]
