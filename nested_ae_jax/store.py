@@ -52,6 +52,10 @@ RUN_MARKERS = ("metrics.json", "config.toml", "checkpoints")
 def prepare_out_dir(out: str | Path, *, overwrite: bool = False, resume: bool = False) -> Path:
     """Create ``out``; refuse one that already holds a run unless overwrite/resume."""
     out = Path(out).expanduser().resolve()
+    try:
+        out.exists()
+    except OSError as err:  # e.g. a name too long (pathlib only absorbs "not found")
+        raise _cannot_write(out, err) from None
     if out.exists() and not out.is_dir():
         raise RunDirError(f"--out {out} exists and is not a directory; choose another --out")
     holds_run = out.is_dir() and any((out / m).exists() for m in RUN_MARKERS)
@@ -68,9 +72,12 @@ def prepare_out_dir(out: str | Path, *, overwrite: bool = False, resume: bool = 
         probe.write_text("")
         probe.unlink()
     except OSError as err:
-        raise RunDirError(f"cannot write to --out {out}: {err.strerror}; choose a writable "
-                          "--out") from None
+        raise _cannot_write(out, err) from None
     return out
+
+
+def _cannot_write(out: Path, err: OSError) -> RunDirError:
+    return RunDirError(f"cannot write to --out {out}: {err.strerror}; choose a writable --out")
 
 
 def resolved_config(cfg: Config, data_root: str | None, run_dir: Path | None = None) -> Config:
