@@ -186,6 +186,9 @@ def test_single_scale_configs():
     assert configs.group_columns(cfg, "scale2", "group_rows") == tuple(S2 + ["s2_kind"] + S1)
     assert configs.group_columns(cfg, "scale2", "group_composition") == tuple(S1)
     assert configs.group_columns(cfg, "scale1", "group_composition") == tuple(S1)
+    # the honest splits fit the scalers on training rows; random keeps the config's (all)
+    assert [configs.split_config(cfg, sp).scale("scale2").scaler for sp in cmp.SPLITS] == \
+        ["all" if sp == "random" else "train" for sp in cmp.SPLITS]
 
 
 def recon_config(epochs: int = 2):
