@@ -7,7 +7,8 @@ the best pooled inner error is chosen *per outer fold*, and the chosen setting's
 on all of that outer fold's training rows (the outer model) is scored on the outer validation
 rows, which took no part in the choice. Pooled over the outer folds, that is the error to
 expect from "sweep, then pick the best". All inner and outer models of every setting are extra
-rows of the sweep's model batch: the same compiled groups.
+rows of the sweep's model batch: the same compiled groups. In a chain, every nested model is
+fed by upstream models trained without its validation entities (``nested_chain``).
 """
 
 from __future__ import annotations
