@@ -25,9 +25,9 @@ def add_parser(sub):
     p.add_argument("--outer-folds", type=int, default=0, metavar="K",
                    help="nested cross-validation: choose the best setting inside each of K "
                    "outer training splits and score it on the outer validation rows (the "
-                   "honest error of 'sweep, then pick the best'; same compiled groups; upstream scales "
-                   "of a chain also train one model per nested model, without its "
-                   "validation entities)")
+                   "honest error of 'sweep, then pick the best'; same compiled groups; "
+                   "upstream scales of a chain also train one model per nested model, "
+                   "without its validation entities)")
     p.add_argument("--top", type=int, default=10, help="rows of the table to print")
     p.add_argument("--data-root", help="folder for relative data paths")
     p.add_argument("--set", action="append", metavar="KEY=VALUE",
