@@ -52,7 +52,7 @@ def finetune_chain(cfg: Config, results: dict, progress: Callable[[str], None] |
     """Jointly fine-tune one copy of the trained chain per fold of the last scale."""
     start = time.perf_counter()
     order = [s.name for s in cfg.scales]
-    specs = {s.name: s for s in cfg.scales}
+    specs = cfg.specs
     last = results[order[-1]]
     if any(s.training.ensemble > 1 for s in cfg.scales) or cfg.chain.feed == "fold_mean":
         raise ConfigError(f"{cfg.source}: chain.finetune_epochs needs single models "

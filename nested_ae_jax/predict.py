@@ -29,7 +29,7 @@ def predict_frame(run: TrainedRun, frame: pd.DataFrame, *, scale: str | None = N
     tgt = run.scales[target]
     if fold is not None and not 0 <= fold < tgt.n_cv:
         raise NestedAEError(f"--fold {fold}: scale '{target}' has folds 0..{tgt.n_cv - 1}")
-    specs = {s.name: s for s in cfg.scales}
+    specs = cfg.specs
     predictions, _ = predict_rows(run.scales, specs, cfg.chain, frame, target, source, fold)
     cols: dict[str, np.ndarray] = {}
     for name, (mean, std) in predictions.items():

@@ -173,7 +173,7 @@ def scale_folds(cfg: Config, spec: ScaleSpec, plan: ChainPlan) -> Folds:
     with_full = cfg.chain.feed == "all_rows" and spec.cv.kind != "none" \
         and feeds_downstream(cfg, spec.name)
     return make_folds(spec, plan.data[spec.name],
-                      row_columns({s.name: s for s in cfg.scales}, spec.name), with_full)
+                      row_columns(cfg.specs, spec.name), with_full)
 
 
 def scale_feeders(cfg: Config, spec: ScaleSpec, trained: dict[str, TrainedScale],
@@ -198,7 +198,7 @@ def prepare_scale(cfg: Config, spec: ScaleSpec, trained: dict[str, TrainedScale]
     (N, L), or (F, N, L) when folds are fed by different upstream models)."""
     data, folds = plan.data[spec.name], scale_folds(cfg, spec, plan)
     feeders = scale_feeders(cfg, spec, trained, folds.n_models)
-    specs = {s.name: s for s in cfg.scales}
+    specs = cfg.specs
     latents = {g.name: feed_latents(trained, specs, cfg.chain, g, data.frame, data.source,
                                     feeders[g.scale])
                for g in spec.inputs if g.kind == "latent"}

@@ -177,7 +177,7 @@ def sweep(cfg: Config, grid: dict[str, list], *, scale: str | None = None,
             raise ConfigError("sweep --outer-folds: cv settings are not swept in nested "
                               "cross-validation (the outer and inner folds come from the config)")
         group_folds = folds if canon.cv == target.cv else make_folds(
-            canon, data, row_columns({s.name: s for s in cfg.scales}, target.name))
+            canon, data, row_columns(cfg.specs, target.name))
         layout_folds = group_folds if nested is None else with_nested(group_folds, nested)
         fit = fit_models(canon, data, replica_layout(canon, layout_folds, replicas),
                          progress=progress,
@@ -221,7 +221,7 @@ def _outer_folds(cfg: Config, target: ScaleSpec, data, folds, plan, k: int):
         raise ConfigError(f"sweep --outer-folds {k}: use at least 2")
     groups = None
     if cv.kind == "group":
-        cols = list(cv.group_by) or row_columns({s.name: s for s in cfg.scales}, target.name)
+        cols = list(cv.group_by) or row_columns(cfg.specs, target.name)
         groups = groups_from_rows(data.frame[cols].to_numpy())
     if target.name in plan.fold_ids:
         if k != folds.n_cv:

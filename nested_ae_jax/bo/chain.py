@@ -172,7 +172,7 @@ def latent_features(predictions: dict, specs: dict[str, ScaleSpec], scale: str) 
 def blinded_heads(cfg: Config, target: HeadObjective) -> list[tuple[str, str]]:
     """(SCALE, HEAD) of every regression head up to the objective's scale that predicts the
     target column (trained with weight 0 on a zeroed column by :func:`honest_chain`)."""
-    specs = {s.name: s for s in cfg.scales}
+    specs = cfg.specs
     return [(n, h.name) for n in chain_scales(specs, target.scale) for h in specs[n].heads
             if h.kind == "regression" and target.column in h.target]
 
@@ -182,7 +182,7 @@ def honest_config(cfg: Config, target: HeadObjective, epochs: int | None = None,
     """The scales up to the objective's, each one model on all rows (cv.kind = none), heads
     predicting the target column at weight 0 (``blind``), no joint fine-tuning, optionally
     ``epochs``."""
-    specs = {s.name: s for s in cfg.scales}
+    specs = cfg.specs
     names = chain_scales(specs, target.scale)
     for n in names:
         for g in specs[n].inputs:
@@ -247,6 +247,6 @@ def honest_latents(cfg: Config, target: HeadObjective, pool: pd.DataFrame, **kw)
     from ..trained import predict_rows
 
     trained, honest = honest_chain(cfg, target, **kw)
-    specs = {s.name: s for s in honest.scales}
+    specs = honest.specs
     predictions, _ = predict_rows(trained, specs, honest.chain, pool, target.scale, "<pool>")
     return latent_features(predictions, specs, target.scale)

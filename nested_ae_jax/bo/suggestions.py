@@ -60,7 +60,7 @@ def _check(space: str, acquisition: str, pool: bool) -> None:
 def measured_set(run, target: bochain.HeadObjective) -> pd.DataFrame:
     """The distinct measured candidates: the run's training rows of the objective's scale,
     identical raw inputs merged, targets averaged."""
-    specs = {s.name: s for s in run.config.scales}
+    specs = run.config.specs
     frame = bochain.scale_frames(run.config, [target.scale])[target.scale]
     return bochain.candidate_pool(frame, specs, target, f"scale '{target.scale}' data")
 
@@ -98,7 +98,7 @@ def suggest(run, objective: str, pool: pd.DataFrame | None = None, *, batch: int
     _check(space, acquisition, pool is not None)
     if batch < 1:
         raise ConfigError("--batch must be >= 1")
-    specs = {s.name: s for s in run.config.scales}
+    specs = run.config.specs
     target = bochain.parse_head_objective(objective, specs)
     say = progress or (lambda _: None)
     start = time.perf_counter()
@@ -141,7 +141,7 @@ def _pool_features(run, target, measured, pool, space, source):
     refit for chain.transfer_scaler = refit)."""
     from ..trained import predict_rows
 
-    specs = {s.name: s for s in run.config.scales}
+    specs = run.config.specs
     cols = bochain.pool_columns(specs, target.scale)
     both = pd.concat([measured[cols], pool[cols]], ignore_index=True)
     n = len(measured)
@@ -165,7 +165,7 @@ def _suggest_pool(run, target, measured, y, pool, *, batch, acquisition, space, 
                   source) -> pd.DataFrame:
     from ..trained import predict_rows
 
-    specs = {s.name: s for s in run.config.scales}
+    specs = run.config.specs
     cols = bochain.pool_columns(specs, target.scale)
     missing = [c for c in cols if c not in pool.columns]
     if missing:
@@ -269,7 +269,7 @@ def _suggest_design(run, target, measured, y, *, batch, acquisition, space, beta
     from ..nesting import chain_inputs
 
     d = designer if designer is not None else Designer(run)
-    specs = {s.name: s for s in run.config.scales}
+    specs = run.config.specs
     names = bochain.chain_scales(specs, target.scale)
     if target.scale not in d.upto:
         raise DesignError(f"scale '{target.scale}' is not part of the designed chain "

@@ -47,7 +47,7 @@ class Designer:
         cfg = run.config
         self.run = run
         self.target = cfg.scales[-1].name
-        specs = {s.name: s for s in cfg.scales}
+        specs = cfg.specs
         self.specs = specs
         self.upto = [*nesting.upstream_of(cfg, self.target), self.target]
         loaded = run.scales

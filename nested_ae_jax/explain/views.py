@@ -74,7 +74,7 @@ def scale_view(run: TrainedRun, name: str, *, fold: int | None = None,
     all_latents (models, N, L)).
     """
     cfg = run.config
-    specs = {s.name: s for s in cfg.scales}
+    specs = cfg.specs
     spec = specs[name]
     upto = [*nesting.upstream_of(cfg, name), name]
     scales = run.scales
