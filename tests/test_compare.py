@@ -85,7 +85,7 @@ def test_table_has_every_model_for_every_target_and_split(supervised):
 def test_every_model_of_a_split_sees_the_same_folds(supervised):
     for (split, scale), models in supervised.folds.items():
         assert len(models) == (6 if scale == "scale2" else 4)
-        ref = supervised.fits[split].scales[scale].folds.fold_of_row
+        ref = supervised.fits[split].results[scale].folds.fold_of_row
         for name, fold_of_row in models.items():
             np.testing.assert_array_equal(fold_of_row, ref, err_msg=f"{split} {scale} {name}")
     # and the splits really are different partitions of the device rows
@@ -127,7 +127,7 @@ def test_nestedae_row_is_the_chain_runs_pooled_metric(supervised):
     for split in cmp.SPLITS:
         fit = supervised.fits[split]
         for scale, head in (("scale1", "y1"), ("scale2", "y2")):
-            pooled = fit.scales[scale].metrics["heads"][head]["pooled_val"]
+            pooled = fit.results[scale].metrics["heads"][head]["pooled_val"]
             row = supervised.table.query("split == @split and target == @scale + '.' + @head "
                                          "and model == 'NestedAE'").iloc[0]
             assert row.mae == pytest.approx(pooled["mae"], rel=1e-5)
@@ -135,7 +135,7 @@ def test_nestedae_row_is_the_chain_runs_pooled_metric(supervised):
 
 
 def test_sklearn_features_use_each_folds_ae_statistics_and_rf_is_deterministic(supervised):
-    res = supervised.fits["random"].scales["scale1"]
+    res = supervised.fits["random"].results["scale1"]
     feats = sup.design_matrices(res)
     x = res.data.inputs["desc"]
     stats = res.batch.stats["desc"]

@@ -43,7 +43,7 @@ def chain(tmp_path_factory):
 
 
 def test_a_one_point_sweep_scores_exactly_like_train(chain):
-    trained = fit_config(chain).scales["down"].metrics["heads"]["y"]["pooled_val"]
+    trained = fit_config(chain).results["down"].metrics["heads"]["y"]["pooled_val"]
     swept = sweep(chain, {"encoder.l1": [0.01]})  # the config's own value
     assert swept.runs.loc[0, "y.mae"] == pytest.approx(trained["mae"], rel=1e-6)
     assert swept.runs.loc[0, "y.r2"] == pytest.approx(trained["r2"], rel=1e-6)

@@ -55,17 +55,16 @@ def latent_map(run_dir: Path, out: Path, fold: int = 0) -> Path:
     from nested_ae_jax import io, plots
     from nested_ae_jax.data import read_table
     from nested_ae_jax.errors import NestedAEError
-    from nested_ae_jax.predict import predict_frame
-    from nested_ae_jax.store import load_run
+    from nested_ae_jax.chain import load
 
-    run = load_run(run_dir)
+    run = load(run_dir)
     cfg = run.config
     target = cfg.scales[-1]
     if target.encoder.latent_size != 2:
         raise NestedAEError(f"scale '{target.name}' has a {target.encoder.latent_size}-D latent; "
                             "a latent map needs latent_size = 2 (see nested_pce_latent2.toml)")
     frame = read_table(target.data, target.column_names)
-    pred = predict_frame(run, frame, fold=fold, source=target.data)
+    pred = run.predict(frame, fold=fold, source=target.data)
     latent = pred[[f"{target.name}.latent_0", f"{target.name}.latent_1"]].to_numpy()
     colour_by: dict[str, np.ndarray] = {}
     for h in target.heads:
@@ -93,7 +92,7 @@ def latent_map(run_dir: Path, out: Path, fold: int = 0) -> Path:
         if h.kind == "regression":
             for col in h.target:
                 table[f"{col} (data)"] = frame[col].to_numpy()
-    table["validation_row_of_this_fold"] = run.scales[target.name].fold_of_row == fold
+    table["validation_row_of_this_fold"] = run.trained[target.name].fold_of_row == fold
     io.atomic_write_csv(out / "latent_map.csv", table)
     return png
 

@@ -49,3 +49,21 @@ def settings(cfg, args):
     if getattr(args, "ensemble", None):
         values.update({f"{s.name}.training.ensemble": args.ensemble for s in cfg.scales})
     return override(cfg, values) if values else cfg
+
+
+def add_stage_option(p) -> None:
+    """``--stage``: which parameters of a fine-tuned run a command uses."""
+    p.add_argument("--stage", choices=("finetuned", "sequential"),
+                   help="parameters to use: the jointly fine-tuned chain (the default when the "
+                   "run was fine-tuned, chain.finetune_epochs > 0) or the sequentially trained "
+                   "models")
+
+
+def load_chain(args):
+    """The TrainedChain of ``args.run_dir`` at ``args.stage``; says on stderr which stage it
+    uses."""
+    from ..chain import load
+
+    chain = load(args.run_dir, stage=getattr(args, "stage", None))
+    print(chain.stage_line(), file=sys.stderr, flush=True)
+    return chain

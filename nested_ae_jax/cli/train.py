@@ -46,8 +46,11 @@ def train_and_write(cfg, out: Path, *, data_root=None, overwrite=False, resume=F
     fit.seconds = time.perf_counter() - start
     store.write_run(fit, out, data_root)
     print(metrics_table(metrics_document(fit), cfg))
-    for line in leak_warnings(fit.chain):
+    for line in leak_warnings(fit.leaks):
         print(line, file=sys.stderr)
+    if fit.finetuned:
+        print("predict, design, explain and suggest use the jointly fine-tuned chain of this "
+              "run (--stage sequential: the sequentially trained models)", file=sys.stderr)
     print(f"wall time {fit.seconds:.1f} s; run directory {out}")
     return 0
 
