@@ -138,9 +138,11 @@ class TrainedChain:
             params = refit_upstream(self.config.chain, chain, params, rows, list(tgt.feeders))
         return chain, params
 
-    def training_frame(self, scale: str) -> tuple[pd.DataFrame, str]:
-        """(rows, source) of a scale's training data (its data file, read again when
-        loaded)."""
+    def frame(self, scale: str | None = None) -> pd.DataFrame:
+        """The training rows of ``scale`` (default: the last): its data file's columns."""
+        return self._training_rows(self.target(scale))[0]
+
+    def _training_rows(self, scale: str) -> tuple[pd.DataFrame, str]:
         if scale in self.results:
             data = self.results[scale].data
             return data.frame, data.source
@@ -149,7 +151,8 @@ class TrainedChain:
         return read_table(spec.data, spec.column_names), spec.data
 
     def training_inputs(self, scale: str) -> dict:
-        frame, source = self.training_frame(scale)
+        """:meth:`inputs` of a scale's training rows."""
+        frame, source = self._training_rows(scale)
         return self.inputs(frame, scale=scale, source=source)
 
     def predictions(self, frame: pd.DataFrame, *, scale: str | None = None,
