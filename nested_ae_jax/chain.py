@@ -47,7 +47,7 @@ STAGES = ("sequential", "finetuned")
 FINETUNED_DIR = "_finetuned"
 
 
-@dataclass
+@dataclass(frozen=True)
 class TrainedChain:
     """A trained chain (see the module docstring).
 
@@ -80,13 +80,13 @@ class TrainedChain:
     def specs(self) -> dict[str, ScaleSpec]:
         return self.config.specs
 
-    @property
+    @functools.cached_property
     def metrics(self) -> dict:
         """What metrics.json holds (computed from the training results when fresh)."""
-        if self.loaded_metrics is None:
-            from .reports import metrics_document
-            self.loaded_metrics = metrics_document(self)
-        return self.loaded_metrics
+        if self.loaded_metrics is not None:
+            return self.loaded_metrics
+        from .reports import metrics_document
+        return metrics_document(self)
 
     def stage_line(self) -> str:
         """One line saying which parameters this chain uses (every command prints it)."""

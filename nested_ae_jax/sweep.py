@@ -57,6 +57,25 @@ def parse_grid(items: list[str]) -> dict[str, list]:
     return grid
 
 
+def relative_keys(grid: dict[str, list], cfg: Config, scale: str | None = None
+                  ) -> dict[str, list]:
+    """Grid keys relative to the swept scale (default: the last): a key that starts with its
+    name (``solvent.encoder.l1`` for ``--scale solvent``) loses it; one that starts with
+    another scale's name is an error saying that keys are relative to the swept scale."""
+    target = cfg.scale(scale or cfg.scales[-1].name).name
+    out = {}
+    for key, values in grid.items():
+        first, _, rest = key.partition(".")
+        if first == target and rest:
+            key = rest
+        elif first in cfg.specs and rest:
+            raise ConfigError(f"--grid {key}: grid keys are relative to the swept scale "
+                              f"'{target}' (e.g. encoder.l1); to sweep scale '{first}' use "
+                              f"--scale {first}")
+        out[key] = values
+    return out
+
+
 def combinations(grid: dict[str, list]) -> list[dict[str, Any]]:
     """The cartesian product of a grid, as a list of {key: value}."""
     keys = list(grid)
@@ -131,7 +150,7 @@ def sweep(cfg: Config, grid: dict[str, list], *, scale: str | None = None,
     """
     start = time.perf_counter()
     target = cfg.scale(scale or cfg.scales[-1].name)
-    grid = dict(grid)
+    grid = relative_keys(grid, cfg, target.name)
     if seeds:
         grid["training.seed"] = list(range(seeds))
     if not grid:

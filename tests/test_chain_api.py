@@ -39,13 +39,12 @@ def chain_doc(up_csv: str, down_csv: str) -> dict:
 def fitted(tmp_path_factory):
     """(fresh chain, its saved run directory, the downstream rows, a config path)."""
     tmp = tmp_path_factory.mktemp("api")
-    rng = np.random.default_rng(0)
-    up = pd.DataFrame(rng.normal(size=(36, 3)), columns=["a", "b", "c"])
-    up["y"] = up.a - up.b * up.c
-    down = pd.DataFrame(rng.normal(size=(45, 5)), columns=["A", "B", "c", "d", "e"])
-    down["y"] = np.abs(down.A + down.d - down.e)
-    up.to_csv(tmp / "up.csv", index=False)
-    down.to_csv(tmp / "down.csv", index=False)
+    x = np.random.default_rng(0).normal(size=(2, 45, 5))
+    up = pd.DataFrame(x[0, :36, :3], columns=list("abc")).assign(y=lambda f: f.a - f.b * f.c)
+    down = pd.DataFrame(x[1], columns=["A", "B", "c", "d", "e"]).assign(
+        y=lambda f: np.abs(f.A + f.d - f.e))
+    for name, frame in (("up", up), ("down", down)):
+        frame.to_csv(tmp / f"{name}.csv", index=False)
     path = tmp / "chain.toml"
     path.write_text(io.dumps_toml(chain_doc("up.csv", "down.csv")))  # relative to the config
     chain = nae.fit(path, overrides={"down.training.epochs": 6})
@@ -129,7 +128,7 @@ def test_head_fn_is_pure_and_its_gradient_matches_central_differences(fitted):
     np.testing.assert_allclose(np.asarray(jax.jit(f)(inputs)),
                                chain.predict(rows)["down.y"].to_numpy(), rtol=1e-5, atol=1e-6)
     stacked = jax.tree.map(lambda a: jnp.stack([a, a[::-1]]), inputs)
-    both = np.asarray(jax.vmap(f)(stacked))
+    both = np.asarray(jax.jit(jax.vmap(f))(stacked))
     np.testing.assert_allclose(both[1], both[0][::-1], rtol=1e-6)
     with pytest.raises(NestedAEError, match="not a regression head"):
         chain.head_fn("down.nope")
@@ -139,7 +138,7 @@ def test_head_fn_is_pure_and_its_gradient_matches_central_differences(fitted):
         def total(x_up):
             return f({**x64, "up": {"x": x_up}}).sum()
 
-        grad = np.asarray(jax.grad(total)(x64["up"]["x"]))
+        grad = np.asarray(jax.jit(jax.grad(total))(x64["up"]["x"]))
         assert np.abs(grad).max() > 1e-3  # d down.y / d raw upstream inputs, through the chain
         fd = central_differences(jax.jit(total), x64["up"]["x"])
         np.testing.assert_allclose(grad, fd, rtol=1e-4, atol=1e-7)
@@ -150,10 +149,11 @@ def test_head_fn_is_pure_and_its_gradient_matches_central_differences(fitted):
         rng = np.random.default_rng(1)
         v = jax.tree.unflatten(tree, [rng.normal(size=np.shape(a)) for a in leaves])
 
+        @jax.jit
         def loss(p):
             return chain.apply(p, x64)["down"][0].heads["y"].sum()
 
-        g = jax.grad(loss)(params)
+        g = jax.jit(jax.grad(loss))(params)
         analytic = sum(float((a * b).sum()) for a, b in zip(jax.tree.leaves(g),
                                                               jax.tree.leaves(v)))
         h = 1e-6

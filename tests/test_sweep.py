@@ -99,3 +99,15 @@ def test_nested_cv_scores_the_chosen_setting_on_rows_that_took_no_part_in_choosi
     for o in range(3):
         inner_rows = nf.train[o * 4:o * 4 + 3] + nf.val[o * 4:o * 4 + 3]
         assert not inner_rows[:, np.arange(12) % 3 == o].any()
+
+
+def test_grid_keys_may_name_the_swept_scale_and_other_scales_are_refused():
+    from nested_ae_jax.sweep import relative_keys
+
+    up, down = tiny_scale("up"), tiny_scale("down")
+    cfg = parse_config({"scales": {"up": up, "down": down}})
+    grid = parse_grid(["down.encoder.l1=0,0.1", "heads.y.dropout=0"])
+    assert relative_keys(grid, cfg) == {"encoder.l1": [0, 0.1], "heads.y.dropout": [0]}
+    assert relative_keys(parse_grid(["up.encoder.l1=0"]), cfg, "up") == {"encoder.l1": [0]}
+    with pytest.raises(ConfigError, match="relative to the swept scale 'down'.*--scale up"):
+        relative_keys(parse_grid(["up.encoder.l1=0"]), cfg)

@@ -23,7 +23,6 @@ from __future__ import annotations
 
 import argparse
 import sys
-import time
 from pathlib import Path
 
 import numpy as np
@@ -41,10 +40,8 @@ def train(config: str, out: Path, data_root: str | None, epochs: int | None,
     cfg = with_epochs(load_config(config), epochs)
     out = store.prepare_out_dir(out, overwrite=overwrite)
     resolved = store.resolved_config(cfg, data_root)
-    start = time.perf_counter()
     fit = fit_config(resolved, data_root=data_root,
                      progress=lambda line: print(line, file=sys.stderr, flush=True))
-    fit.seconds = time.perf_counter() - start
     store.write_run(fit, out, data_root)
     print(metrics_table(metrics_document(fit), cfg))
     print(f"trained in {fit.seconds:.1f} s; run directory {out}")

@@ -45,10 +45,11 @@ def run(args) -> int:
     from ..bo.report import results_frame
     from ..bo.simulation import simulate
     from ..config import load_config
-    from .progress import printer, settings
+    from .progress import printer, settings, trained_stage_note
 
     start = time.perf_counter()
     cfg = settings(load_config(args.config), args)
+    trained_stage_note("campaign", cfg)
     sim = simulate(cfg, args.objective, trials=args.trials, init=args.init, batch=args.batch,
                    methods=args.methods, acquisition=args.acquisition, epochs=args.epochs,
                    seed=args.seed, data_root=args.data_root, out=args.out,

@@ -5,7 +5,7 @@ from __future__ import annotations
 import time
 from pathlib import Path
 
-from .progress import printer, settings
+from .progress import printer, settings, trained_stage_note
 
 SPLIT_KINDS = ("random", "group_rows", "group_composition", "matched")
 
@@ -51,7 +51,9 @@ def run(args) -> int:
     start, tables = time.perf_counter(), []
     for path in args.config:
         out = Path(args.out) if len(args.config) == 1 else Path(args.out) / Path(path).stem
-        result = compare(settings(load_config(path), args), data_root=args.data_root, splits=splits, epochs=args.epochs,
+        cfg = settings(load_config(path), args)
+        trained_stage_note("compare", cfg)
+        result = compare(cfg, data_root=args.data_root, splits=splits, epochs=args.epochs,
                          seeds=args.seeds, out=out, progress=printer(args.quiet))
         print(markdown_document(result))
         tables.append(out)

@@ -67,3 +67,12 @@ def load_chain(args):
     chain = load(args.run_dir, stage=getattr(args, "stage", None))
     print(chain.stage_line(), file=sys.stderr, flush=True)
     return chain
+
+
+def trained_stage_note(command: str, cfg) -> None:
+    """For commands that train their own chains (compare, campaign): say on stderr that they
+    use the sequentially trained models."""
+    tuned = cfg.chain.finetune_epochs > 0 and len(cfg.scales) > 1
+    print(f"{command}: using the sequentially trained models"
+          + (" (chain.finetune_epochs is not used here)" if tuned else ""),
+          file=sys.stderr, flush=True)
