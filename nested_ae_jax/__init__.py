@@ -1,6 +1,10 @@
 """nested_ae_jax: nested supervised autoencoders (NestedAE) for multi-scale materials property
 prediction, in JAX.
 
+From Python: ``chain = nested_ae_jax.fit(config, overrides=...)`` or
+``nested_ae_jax.load(run_dir)`` give a :class:`TrainedChain` (``predict``, ``inputs``,
+``head_fn``, ``params``/``apply``, ``save``, ``metrics``).
+
 One pipeline, bottom to top (each module imports only modules above it in this list):
 
     config      TOML -> frozen dataclasses (every key documented, validated once)

@@ -230,8 +230,7 @@ def test_an_nnx_module_trains_and_its_run_loads_back(tmp_path):
     loaded = load_chain(out)
     for a, b in zip(jax.tree.leaves(params), jax.tree.leaves(loaded.trained["s"].params)):
         np.testing.assert_array_equal(np.asarray(a), np.asarray(b))
-    pred, _ = predict_rows(loaded.scales, {s.name: s for s in cfg.scales}, cfg.chain, frame,
-                           "s", "rows")
+    pred = loaded.predictions(frame, scale="s", source="rows")
     assert np.isfinite(np.asarray(pred["s"][0].heads["y"])).all()
 
 
