@@ -49,7 +49,6 @@ def run(args) -> int:
 
     start = time.perf_counter()
     cfg = settings(load_config(args.config), args)
-    trained_stage_note("campaign", cfg)
     sim = simulate(cfg, args.objective, trials=args.trials, init=args.init, batch=args.batch,
                    methods=args.methods, acquisition=args.acquisition, epochs=args.epochs,
                    seed=args.seed, data_root=args.data_root, out=args.out,
@@ -60,4 +59,5 @@ def run(args) -> int:
     print(table.to_string(index=False, float_format=lambda v: f"{v:.1f}"))
     print(f"wall time {time.perf_counter() - start:.1f} s; wrote "
           + ", ".join(str(p) for p in sim.paths.values()))
+    trained_stage_note("campaign", cfg)
     return 0

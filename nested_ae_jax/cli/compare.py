@@ -52,10 +52,10 @@ def run(args) -> int:
     for path in args.config:
         out = Path(args.out) if len(args.config) == 1 else Path(args.out) / Path(path).stem
         cfg = settings(load_config(path), args)
-        trained_stage_note("compare", cfg)
         result = compare(cfg, data_root=args.data_root, splits=splits, epochs=args.epochs,
                          seeds=args.seeds, out=out, progress=printer(args.quiet))
         print(markdown_document(result))
+        trained_stage_note("compare", cfg)
         tables.append(out)
     print(f"wall time {time.perf_counter() - start:.1f} s; tables in "
           + ", ".join(str(t) for t in tables))

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from .progress import add_stage_option, load_chain
+from .progress import add_stage_option, load_chain, say_stage
 
 
 def add_parser(sub):
@@ -51,7 +51,8 @@ def run(args) -> int:
                  [parse_objective(s, "min") for s in args.minimize] + \
                  [parse_objective(s, "target") for s in args.target]
     constraints = [parse_constraint(s) for s in args.constraint]
-    d = Designer(load_chain(args))
+    chain = load_chain(args)
+    d = Designer(chain)
     table = design(d, objectives, constraints, args.exclude, fix=args.fix or None,
                    max_ions_per_site=args.max_ions_per_site, starts=args.starts,
                    steps=args.steps, seed=args.seed)
@@ -73,4 +74,5 @@ def run(args) -> int:
         hx, hy = direction(args.pareto[0])[1], direction(args.pareto[1])[1]
         csv, png = write_pareto(front, cands, hx, hy, f"{stem}_pareto")
         print(f"Pareto front of {hy} vs {hx}: {len(front)} points; wrote {csv} and {png}")
+    say_stage(chain)
     return 0

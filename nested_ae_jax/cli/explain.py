@@ -4,7 +4,7 @@ latent-size scan, latent maps (writes RUN/explain/)."""
 from __future__ import annotations
 
 from ..explain import DEFAULT_BACKGROUND, DEFAULT_ROWS
-from .progress import add_stage_option, load_chain, printer
+from .progress import add_stage_option, load_chain, printer, say_stage
 
 
 def add_parser(sub):
@@ -41,10 +41,12 @@ def add_parser(sub):
 def run(args) -> int:
     from ..explain import explain_run, summary_lines
 
-    summary = explain_run(load_chain(args), args.out, background=args.background,
+    chain = load_chain(args)
+    summary = explain_run(chain, args.out, background=args.background,
                           max_rows=args.rows, seed=args.seed, progress=printer(args.quiet),
                           scan_sizes=args.scan_sizes, scan_epochs="full" if args.full_scan else args.scan_epochs,
                           scan_scales=args.scan_scales, fold=args.fold,
                           data_root=args.data_root)
     print("\n".join(summary_lines(summary)))
+    say_stage(chain)
     return 0

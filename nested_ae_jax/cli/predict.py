@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from .progress import add_stage_option, load_chain
+from .progress import add_stage_option, load_chain, say_stage
 
 
 def add_parser(sub):
@@ -31,4 +31,5 @@ def run(args) -> int:
         table = frame.join(table.rename(columns={c: f"{c} (predicted)" for c in overlap}))
     io.atomic_write_csv(args.out, table)
     print(f"wrote {len(table)} rows x {table.shape[1]} columns to {args.out}")
+    say_stage(chain)
     return 0

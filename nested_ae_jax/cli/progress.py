@@ -60,13 +60,16 @@ def add_stage_option(p) -> None:
 
 
 def load_chain(args):
-    """The TrainedChain of ``args.run_dir`` at ``args.stage``; says on stderr which stage it
-    uses."""
+    """The TrainedChain of ``args.run_dir`` at ``args.stage``."""
     from ..chain import load
 
-    chain = load(args.run_dir, stage=getattr(args, "stage", None))
+    return load(args.run_dir, stage=getattr(args, "stage", None))
+
+
+def say_stage(chain) -> None:
+    """The line every command that uses a trained run ends with on stderr: which stage (after
+    the work, so that an error stays the only line)."""
     print(chain.stage_line(), file=sys.stderr, flush=True)
-    return chain
 
 
 def trained_stage_note(command: str, cfg) -> None:

@@ -64,7 +64,7 @@ def run(args) -> int:
     from .. import io
     from ..bo.suggestions import suggest
     from ..data import read_table
-    from .progress import load_chain, printer
+    from .progress import load_chain, printer, say_stage
 
     trained = load_chain(args)
     pool = read_table(args.pool) if args.pool else None
@@ -82,4 +82,5 @@ def run(args) -> int:
           f"space, {info['acquisition']}, {info['measured']} measured; {info['seconds']:.1f} s)")
     io.atomic_write_csv(args.out, table)
     print(f"wrote {args.out}")
+    say_stage(trained)
     return 0
