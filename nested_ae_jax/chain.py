@@ -94,7 +94,8 @@ class TrainedChain:
         if self.stage == "finetuned":
             return (f"using the jointly fine-tuned chain ({epochs} epochs; one copy per fold "
                     f"of '{self.scales[-1]}')")
-        extra = " (fine-tuned parameters not used: stage = sequential)" if epochs else ""
+        tuned = epochs and len(self.config.scales) > 1
+        extra = " (fine-tuned parameters not used: stage = sequential)" if tuned else ""
         return f"using the sequentially trained models{extra}"
 
     def target(self, scale: str | None = None) -> str:
