@@ -80,7 +80,7 @@ def link_entities(cfg: Config, data: dict[str, ScaleData]) -> dict[str, np.ndarr
     Rows of one scale are one entity when their raw input rows (own and upstream columns) are
     identical or when they agree on the link columns of a link; rows of linked scales when
     they agree on the link columns."""
-    specs = {s.name: s for s in cfg.scales}
+    specs = cfg.specs
     names = [n for n in specs if n in data]
     keys, offsets, total = {}, {}, 0
     for name in names:  # one node per distinct raw input row

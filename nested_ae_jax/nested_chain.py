@@ -54,7 +54,7 @@ def upstream_nested(cfg: Config, target: ScaleSpec, plan: ChainPlan, nested: Nes
     """Train the nested models of every scale upstream of ``target`` (see the module
     docstring). Returns ({SCALE: TrainedScale with M = K*(I+1) models per ensemble member},
     {SCALE: its NestedFolds on its own rows})."""
-    specs = {s.name: s for s in cfg.scales}
+    specs = cfg.specs
     outer_e, inner_e = entity_tables(nested, plan.entities[target.name], outer_default)
     trained: dict[str, TrainedScale] = {}
     masks: dict[str, NestedFolds] = {}
@@ -78,7 +78,7 @@ def nested_latents(cfg: Config, spec: ScaleSpec, data: ScaleData,
                    trained: dict[str, TrainedScale], n_models: int) -> dict[str, np.ndarray]:
     """{GROUP: (M, N, L)}: the latent of nested model j of every upstream scale for nested
     model j of ``spec`` (member 0 of an upstream ensemble, as ``trained.feeding_index``)."""
-    specs = {s.name: s for s in cfg.scales}
+    specs = cfg.specs
     own = np.arange(n_models)[:, None]
     return {g.name: feed_latents(trained, specs, cfg.chain, g, data.frame, data.source, own)
             for g in spec.inputs if g.kind == "latent"}

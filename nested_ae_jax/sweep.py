@@ -59,6 +59,25 @@ def parse_grid(items: list[str]) -> dict[str, list]:
     return grid
 
 
+def relative_keys(grid: dict[str, list], cfg: Config, scale: str | None = None
+                  ) -> dict[str, list]:
+    """Grid keys relative to the swept scale (default: the last): a key that starts with its
+    name (``solvent.encoder.l1`` for ``--scale solvent``) loses it; one that starts with
+    another scale's name is an error saying that keys are relative to the swept scale."""
+    target = cfg.scale(scale or cfg.scales[-1].name).name
+    out = {}
+    for key, values in grid.items():
+        first, _, rest = key.partition(".")
+        if first == target and rest:
+            key = rest
+        elif first in cfg.specs and rest:
+            raise ConfigError(f"--grid {key}: grid keys are relative to the swept scale "
+                              f"'{target}' (e.g. encoder.l1); to sweep scale '{first}' use "
+                              f"--scale {first}")
+        out[key] = values
+    return out
+
+
 def combinations(grid: dict[str, list]) -> list[dict[str, Any]]:
     """The cartesian product of a grid, as a list of {key: value}."""
     keys = list(grid)
@@ -139,7 +158,7 @@ def sweep(cfg: Config, grid: dict[str, list], *, scale: str | None = None,
     """
     start = time.perf_counter()
     target = cfg.scale(scale or cfg.scales[-1].name)
-    grid = dict(grid)
+    grid = relative_keys(grid, cfg, target.name)
     if seeds:
         grid["training.seed"] = list(range(seeds))
     if not grid:
@@ -195,7 +214,7 @@ def sweep(cfg: Config, grid: dict[str, list], *, scale: str | None = None,
             raise ConfigError("sweep --outer-folds: cv settings are not swept in nested "
                               "cross-validation (the outer and inner folds come from the config)")
         group_folds = folds if canon.cv == target.cv else make_folds(
-            canon, data, row_columns({s.name: s for s in cfg.scales}, target.name))
+            canon, data, row_columns(cfg.specs, target.name))
         layout_folds = group_folds if nested is None else with_nested(group_folds, nested)
         fit = fit_models(canon, data, replica_layout(canon, layout_folds, replicas),
                          progress=progress,
@@ -266,7 +285,7 @@ def _outer_folds(cfg: Config, target: ScaleSpec, data, folds, plan, k: int):
         raise ConfigError(f"sweep --outer-folds {k}: use at least 2")
     groups = outer_default = None
     if cv.kind == "group":
-        cols = list(cv.group_by) or row_columns({s.name: s for s in cfg.scales}, target.name)
+        cols = list(cv.group_by) or row_columns(cfg.specs, target.name)
         groups = groups_from_rows(data.frame[cols].to_numpy())
     if target.upstream:
         groups = plan.entities[target.name]

@@ -1,6 +1,6 @@
 """Bad inputs: every one gives a one-line message naming the file, column or key and saying what
 to do, a non-zero exit status and no traceback -- through the Python API (load_config /
-fit_config / prepare_out_dir / load_run / predict_frame) and through the command line, with the
+fit_config / prepare_out_dir / chain.load / predict_frame) and through the command line, with the
 same message.
 
 Each case is a builder ``(ctx) -> Case``. Through the CLI each case is its own ``python -m
@@ -125,8 +125,8 @@ def api_predict(run: Path, data: Path, **kw) -> Callable[[], Any]:
     def call():
         from nested_ae_jax.data import read_table
         from nested_ae_jax.predict import predict_frame
-        from nested_ae_jax.store import load_run
-        loaded = load_run(run)
+        from nested_ae_jax.chain import load as load_chain
+        loaded = load_chain(run)
         return predict_frame(loaded, read_table(data), source=str(data), **kw)
     return call
 
@@ -671,7 +671,7 @@ def trained_run(tmp_path_factory) -> Path:
     out = prepare_out_dir(tmp / "run")
     fit = fit_config(cfg)
     atomic_write_text(out / "config.toml", dumps_toml(config_to_dict(cfg)))
-    r = fit.scales["s"]
+    r = fit.results["s"]
     save_scale(out, cfg, r.trained, r.state, r.history)
     return out
 
@@ -773,7 +773,7 @@ def test_batch_larger_than_the_training_rows_is_one_full_batch_per_epoch(tmp_pat
         table = set_key(good_scale(str(path)), "training.batch_size", batch)
         table = set_key(table, "training.epochs", 3)
         fit = fit_config(parse_config({"scales": {"s": table}}))
-        return fit.scales["s"].metrics["heads"]["y"]["pooled_val"]
+        return fit.results["s"].metrics["heads"]["y"]["pooled_val"]
 
     n_train = N_ROWS - N_ROWS // 3  # 3 folds of 10 rows: 20 training rows each
     huge, exact = metrics(1000), metrics(n_train)

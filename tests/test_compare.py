@@ -85,7 +85,7 @@ def test_table_has_every_model_for_every_target_and_split(supervised):
 def test_every_model_of_a_split_sees_the_same_folds(supervised):
     for (split, scale), models in supervised.folds.items():
         assert len(models) == (6 if scale == "scale2" else 4)
-        ref = supervised.fits[split].scales[scale].folds.fold_of_row
+        ref = supervised.fits[split].results[scale].folds.fold_of_row
         for name, fold_of_row in models.items():
             np.testing.assert_array_equal(fold_of_row, ref, err_msg=f"{split} {scale} {name}")
     # and the splits really are different partitions of the device rows
@@ -127,17 +127,14 @@ def test_nestedae_row_is_recomputed_from_the_trained_chains_predictions(supervis
     """Each fold's trained chain (trained.chain_copies: the prediction path, not the training
     batch's outputs; copy f = fold f's model and its upstream feeders) predicts its own
     validation rows from the raw columns; numpy pools them."""
-    from nested_ae_jax.nesting import chain_inputs
     from nested_ae_jax.trained import apply_copies, chain_copies
 
     for split in cmp.SPLITS:
         fit = supervised.fits[split]
         for scale, head in (("scale1", "y1"), ("scale2", "y2")):
-            fold, frame = fit.scales[scale].folds.fold_of_row, frames[scale]
+            fold, frame = fit.results[scale].folds.fold_of_row, frames[scale]
             chain, params = chain_copies(fit.trained, scale, np.arange(3))
-            inputs = chain_inputs({n: m.spec for n, m in chain.models.items()},
-                                  {n: fit.trained[n].categories for n in chain.models},
-                                  frame, scale, "<test>")
+            inputs = fit.inputs(frame, scale=scale)
             out = np.asarray(apply_copies(chain, params, inputs)[scale].heads[head])
             pred = out[fold, np.arange(len(frame)), 0]  # (3, N, 1) -> each row's own fold
             y = frame[head].to_numpy(np.float64)
@@ -166,7 +163,7 @@ def test_ridge_row_equals_scikit_learn_fitted_here_and_rf_is_deterministic(super
         row = supervised.table.query("split == @split and target == 'scale1.y1' and "
                                      "model == 'ridge'").iloc[0]
         assert row.mae == pytest.approx(np.abs(pred - y).mean(), rel=1e-4)
-    res = supervised.fits["random"].scales["scale1"]
+    res = supervised.fits["random"].results["scale1"]
     feats = sup.design_matrices(res)
     y, fold = res.data.targets["y1"], res.folds.fold_of_row
     a = sup.sklearn_oof("random forest", feats, y, fold)

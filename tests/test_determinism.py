@@ -31,7 +31,7 @@ def metrics_json(cfg, path):
     doc.pop("wall_seconds")
     for entry in doc["scales"].values():
         entry.pop("seconds")
-    return doc, oof_table(fit.scales["s"])
+    return doc, oof_table(fit.results["s"])
 
 
 def test_same_config_and_seed_give_identical_metrics(tmp_path):

@@ -55,7 +55,7 @@ def fitted(tmp_path_factory):
 
 def test_pooled_out_of_fold_metrics_equal_a_numpy_forward_pass(fitted):
     frame, fit, doc = fitted
-    r = fit.scales["s"]
+    r = fit.results["s"]
     x = frame[["a", "b", "c"]].to_numpy(np.float64)
     codes = np.searchsorted(["p", "q", "r"], frame["k"].to_numpy())
     fold = r.folds.fold_of_row

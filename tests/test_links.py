@@ -45,7 +45,7 @@ def probe_config(split: str | None = None, epochs: int = 300):
 
 
 def pooled_mae(fit, scale, head):
-    return fit.scales[scale].metrics["heads"][head]["pooled_val"]["mae"]
+    return fit.results[scale].metrics["heads"][head]["pooled_val"]["mae"]
 
 
 def test_the_downstream_cannot_beat_the_upstream_it_reads_by_default():
@@ -57,15 +57,15 @@ def test_the_downstream_cannot_beat_the_upstream_it_reads_by_default():
     XLA backends): honest 0.97-1.10, paper protocol 0.67-0.88."""
     frame = probe_frame()
     honest = fit_config(probe_config(), frames={"up": frame, "down": frame})
-    assert honest.chain == {"split": "matched",
+    assert honest.leaks == {"split": "matched",
                             "scales": {"down": {"val_rows": 240, "leaky_val_rows": 0}}}
     assert pooled_mae(honest, "down", "y2") > 0.95 * pooled_mae(honest, "up", "y1")
 
     paper = fit_config(probe_config("independent"), frames={"up": frame, "down": frame})
     assert pooled_mae(paper, "up", "y1") == pytest.approx(pooled_mae(honest, "up", "y1"))
     assert pooled_mae(paper, "down", "y2") < 0.9 * pooled_mae(paper, "up", "y1")
-    fold0 = (paper.scales["down"].folds.fold_of_row == 0).sum()
-    assert paper.chain["scales"]["down"] == {"val_rows": 240, "leaky_val_rows": 240 - fold0}
+    fold0 = (paper.results["down"].folds.fold_of_row == 0).sum()
+    assert paper.leaks["scales"]["down"] == {"val_rows": 240, "leaky_val_rows": 240 - fold0}
 
 
 def entity_frames(seed: int = 0):
@@ -122,17 +122,17 @@ def test_matched_folds_never_put_an_entity_in_training_of_one_scale_and_validati
     cfg = entity_config()
     fit = fit_config(cfg, frames=frames)
     plan = plan_chain(cfg, frames=frames)
-    up, down = fit.scales["up"].folds, fit.scales["down"].folds
+    up, down = fit.results["up"].folds, fit.results["down"].folds
     for k in range(5):
         val_entities = set(plan.entities["down"][down.val[k] > 0])
         trained_up = set(plan.entities["up"][up.train[k] > 0])
         trained_down = set(plan.entities["down"][down.train[k] > 0])
         assert not val_entities & trained_up
         assert not val_entities & trained_down  # one entity, one fold: grouped downstream too
-    np.testing.assert_array_equal(fit.scales["down"].trained.feeders["up"][:, 0], np.arange(5))
-    assert fit.chain["scales"]["down"]["leaky_val_rows"] == 0
+    np.testing.assert_array_equal(fit.results["down"].trained.feeders["up"][:, 0], np.arange(5))
+    assert fit.leaks["scales"]["down"]["leaky_val_rows"] == 0
     paper = fit_config(entity_config("independent"), frames=frames)
-    assert paper.chain["scales"]["down"]["leaky_val_rows"] > 0
+    assert paper.leaks["scales"]["down"]["leaky_val_rows"] > 0
 
 
 def test_same_file_chains_keep_each_scales_own_kfold():
@@ -182,7 +182,7 @@ def test_finetuning_copy_k_starts_from_the_upstream_model_of_fold_k():
     cfg = probe_config(epochs=2)
     fit = fit_config(cfg, frames={"up": frame, "down": frame})
     tuned = finetune_chain(override(cfg, {"chain.finetune_epochs": 1,
-                                          "chain.finetune_learning_rate": 1e-12}), fit.scales)
+                                          "chain.finetune_learning_rate": 1e-12}), fit.results)
     for a, b in zip(jax.tree.leaves(tuned.params["up"].params),
-                    jax.tree.leaves(fit.scales["up"].params)):
+                    jax.tree.leaves(fit.results["up"].params)):
         np.testing.assert_allclose(a, b, atol=1e-6)  # copy k = upstream fold k, barely moved

@@ -18,7 +18,7 @@ import json, sys
 from nested_ae_jax.config import load_config
 from nested_ae_jax.runner import fit_config
 fit = fit_config(load_config(sys.argv[1]))
-print(json.dumps({h: m["pooled_val"] for h, m in fit.scales[sys.argv[2]].metrics["heads"].items()},
+print(json.dumps({h: m["pooled_val"] for h, m in fit.results[sys.argv[2]].metrics["heads"].items()},
                  default=float))
 """
 

@@ -43,7 +43,7 @@ def chain(tmp_path_factory):
 
 
 def test_a_one_point_sweep_scores_exactly_like_train(chain):
-    trained = fit_config(chain).scales["down"].metrics["heads"]["y"]["pooled_val"]
+    trained = fit_config(chain).results["down"].metrics["heads"]["y"]["pooled_val"]
     swept = sweep(chain, {"encoder.l1": [0.01]})  # the config's own value
     assert swept.runs.loc[0, "y.mae"] == pytest.approx(trained["mae"], rel=1e-6)
     assert swept.runs.loc[0, "y.r2"] == pytest.approx(trained["r2"], rel=1e-6)
@@ -151,7 +151,7 @@ def test_nested_cv_of_a_chain_is_not_flattered_by_its_upstream(tmp_path, monkeyp
     monkeypatch.setattr(sweep_module, "fit_config",
                         lambda *a, **k: fits.append(fit_config(*a, **k)) or fits[-1])
     result = sweep(cfg, {"training.learning_rate": [0.01, 0.003]}, outer_folds=3)
-    oof = fits[0].scales["up"].metrics["heads"]["y"]["pooled_val"]["mae"]
+    oof = fits[0].results["up"].metrics["heads"]["y"]["pooled_val"]["mae"]
     assert result.nested["outer"] / oof >= 0.9
     assert result.nested["inner"] / oof >= 0.9  # inner models' upstream held out too
     assert result.chain["nested_leaky_val_rows"] == 0
@@ -171,3 +171,15 @@ def test_nested_cv_refuses_epochs_chosen_on_the_outer_rows(chain):
     with pytest.raises(ConfigError, match="scales.up.training.select"):
         sweep(override(chain, {"up.training.select": "best"}), {"encoder.l1": [0.0]},
               outer_folds=3)
+
+
+def test_grid_keys_may_name_the_swept_scale_and_other_scales_are_refused():
+    from nested_ae_jax.sweep import relative_keys
+
+    up, down = tiny_scale("up"), tiny_scale("down")
+    cfg = parse_config({"scales": {"up": up, "down": down}})
+    grid = parse_grid(["down.encoder.l1=0,0.1", "heads.y.dropout=0"])
+    assert relative_keys(grid, cfg) == {"encoder.l1": [0, 0.1], "heads.y.dropout": [0]}
+    assert relative_keys(parse_grid(["up.encoder.l1=0"]), cfg, "up") == {"encoder.l1": [0]}
+    with pytest.raises(ConfigError, match="relative to the swept scale 'down'.*--scale up"):
+        relative_keys(parse_grid(["up.encoder.l1=0"]), cfg)

@@ -86,7 +86,7 @@ def simulate(cfg: Config, objective: str, *, trials: int = 200, init: int = 5, b
     chain this long (default: the config's). frames: the scales' data in memory. out: write
     the report there. Returns a :class:`Simulation`.
     """
-    specs = {s.name: s for s in cfg.scales}
+    specs = cfg.specs
     target = bochain.parse_head_objective(objective, specs)
     names = parse_methods(methods)
     if acquisition not in acq.ACQUISITIONS:

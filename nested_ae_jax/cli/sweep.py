@@ -45,14 +45,14 @@ def run(args) -> int:
 
     from .. import io
     from ..config import load_config
-    from ..sweep import parse_grid, sweep
+    from ..sweep import parse_grid, relative_keys, sweep
     from .train import leak_warnings
 
     if args.coordinator:
         jax.distributed.initialize(args.coordinator, num_processes=args.num_processes,
                                    process_id=args.process_id)
     cfg = settings(load_config(args.config), args)
-    grid = parse_grid(args.grid or [])
+    grid = relative_keys(parse_grid(args.grid or []), cfg, args.scale)
     result = sweep(cfg, grid, scale=args.scale, seeds=args.seeds, data_root=args.data_root,
                    progress=printer(args.quiet), metric=args.metric,
                    outer_folds=args.outer_folds)

@@ -30,7 +30,7 @@ def with_epochs(cfg: Config, epochs: int | None) -> Config:
 
 
 def _specs(cfg: Config) -> dict[str, ScaleSpec]:
-    return {s.name: s for s in cfg.scales}
+    return cfg.specs
 
 
 def raw_columns(cfg: Config, scale: str) -> dict[str, list[str]]:
