@@ -11,6 +11,7 @@ from nested_ae_jax import links
 from nested_ae_jax.config import parse_config
 from nested_ae_jax.errors import ConfigError
 from nested_ae_jax.runner import fit_config, plan_chain
+from conftest import REPO
 
 
 def probe_frame(n: int = 240, seed: int = 0) -> pd.DataFrame:
@@ -186,3 +187,65 @@ def test_finetuning_copy_k_starts_from_the_upstream_model_of_fold_k():
     for a, b in zip(jax.tree.leaves(tuned.params["up"].params),
                     jax.tree.leaves(fit.scales["up"].params)):
         np.testing.assert_allclose(a, b, atol=1e-6)  # copy k = upstream fold k, barely moved
+
+
+def dense_agree(a: pd.DataFrame, b: pd.DataFrame, tol: float) -> np.ndarray:
+    """The reference: the former dense comparison, (len(a), len(b)) bool."""
+    ok = np.ones((len(a), len(b)), bool)
+    for ca, cb in zip(a.columns, b.columns):
+        x = pd.to_numeric(a[ca], errors="coerce").to_numpy(np.float64)
+        y = pd.to_numeric(b[cb], errors="coerce").to_numpy(np.float64)
+        if np.isfinite(x).all() and np.isfinite(y).all():
+            size = np.maximum(np.abs(x)[:, None], np.abs(y)[None, :])
+            ok &= np.abs(x[:, None] - y[None, :]) <= tol * size + 1e-12
+        else:
+            ok &= a[ca].astype(str).to_numpy()[:, None] == b[cb].astype(str).to_numpy()[None, :]
+    return ok
+
+
+def assert_same_pairs(a, b, tol):
+    i, j = links._agree_pairs(a, b, tol)
+    want_i, want_j = np.nonzero(dense_agree(a, b, tol))
+    np.testing.assert_array_equal(i, want_i)
+    np.testing.assert_array_equal(j, want_j)
+    return len(i)
+
+
+def test_neighbour_search_links_the_shipped_chain_as_the_dense_comparison(monkeypatch):
+    """Perovskite band gaps -> device efficiencies (experiments/perovskite/nested_pce.toml):
+    the same agreeing pairs of distinct rows, and the same entities, as the dense N x M
+    comparison."""
+    from nested_ae_jax.config import load_config
+    from nested_ae_jax.nesting import column_maps
+
+    cfg = load_config(REPO / "experiments" / "perovskite" / "nested_pce.toml")
+    plan = plan_chain(cfg)
+    cmap = column_maps({s.name: s for s in cfg.scales}, "device")["atomic"]
+    a = plan.data["atomic"].frame[list(cmap)].drop_duplicates()
+    b = plan.data["device"].frame[list(cmap.values())].drop_duplicates()
+    assert assert_same_pairs(a, b, cfg.chain.link_tolerance) == 16  # measured: 16 of 235 device compositions
+    assert assert_same_pairs(a, b, 0.0) == 0  # rounded device descriptors: none exactly equal
+    monkeypatch.setattr(links, "_agree_pairs",
+                        lambda a, b, tol: np.nonzero(dense_agree(a, b, tol)))
+    dense = links.link_entities(cfg, plan.data)
+    for name in dense:
+        np.testing.assert_array_equal(plan.entities[name], dense[name])
+
+
+@pytest.mark.parametrize("tol", [0.0, 1e-9, 0.01, 0.3])
+def test_neighbour_search_agrees_with_the_dense_comparison_at_near_ties(tol):
+    """Values a hair inside and outside the tolerance (relative and the 1e-12 floor), zeros,
+    signs, magnitudes from 1e-14 to 1e8, a text column, repeated values."""
+    rng = np.random.default_rng(int(tol * 1e3))
+    n = 400
+    x = rng.choice([0.0, 1e-14, 1e-13, 3.0, -2.5, 7e7], n) * rng.choice([1, 1, 10], n)
+    x[: n // 2] = rng.normal(size=n // 2) * 10.0 ** rng.integers(-3, 8, n // 2)
+    limit = tol * np.abs(x) + 1e-12  # the largest difference that agrees, about
+    near = x + rng.choice([-1, 1], n) * limit * rng.choice([0.0, 1 - 1e-9, 1.0, 1 + 1e-9, 2.0], n)
+    y = np.concatenate([near, rng.choice(x, n // 2)])
+    a = pd.DataFrame({"u": x, "v": rng.integers(0, 3, n) * 0.5, "t": rng.choice(["p", "q"], n)})
+    b = pd.DataFrame({"U": y, "V": rng.integers(0, 3, len(y)) * 0.5,
+                      "T": rng.choice(["p", "q", "r"], len(y))})
+    count = assert_same_pairs(a, b, tol)
+    assert count > n // 4
+    assert_same_pairs(a[["u"]], b[["U"]], tol)
