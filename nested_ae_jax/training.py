@@ -32,7 +32,7 @@ from .config import ScaleSpec, TrainingSpec
 from .errors import NestedAEError
 from .losses import head_row_losses, masked_mean, weight_penalty
 from .model import Params, ScaleModel, Stats
-from .modules import hash_uniform, step_key
+from .modules import step_key
 
 PRIMARY = "rows"  # the stream of a single-data-set task
 
@@ -216,9 +216,11 @@ def epoch_rows(key: jax.Array, mask: jax.Array, n_steps: int, batch_size: int,
                wrap: bool) -> tuple[jax.Array, jax.Array]:
     """One epoch of mini-batches of a model's training rows (mask (N,)), shuffled by ``key``:
     (idx, w) each (n_steps, batch_size). Padded (w = 0) past the last training row, or, with
-    ``wrap``, cycling through the shuffled rows again (w = 1)."""
+    ``wrap``, cycling through the shuffled rows again (w = 1). The training rows come in a
+    uniformly random order (an exact permutation of all rows, training rows stably first)."""
     n_rows = mask.shape[0]
-    order = jnp.argsort(jnp.where(mask > 0, hash_uniform(key, (n_rows,)), 2.0))
+    perm = jax.random.permutation(key, n_rows)
+    order = perm[jnp.argsort(mask[perm] <= 0, stable=True)]
     span = n_steps * batch_size
     n_train = mask.sum()
     if wrap:
