@@ -160,8 +160,23 @@ def _components(n_nodes: int, edges: list[np.ndarray]) -> np.ndarray:
 
 
 def _codes(table: pd.DataFrame) -> np.ndarray:
-    """Integer code per row; identical rows share one."""
-    return pd.factorize(pd.MultiIndex.from_frame(table.astype(str)))[0]
+    """Integer code per row (n,) int64, numbered by first appearance; rows share one when
+    every column's value prints the same (floats: the same bits, every NaN alike; others:
+    the same text). Hashing, one column at a time: O(n) per column."""
+    codes = np.zeros(len(table), np.int64)
+    for column in table.columns:
+        values = table[column]
+        if isinstance(values.dtype, np.dtype) and values.dtype.kind == "f":
+            x = values.to_numpy(np.float64)
+            keys = x.view(np.int64).copy()
+            keys[np.isnan(x)] = np.float64(np.nan).view(np.int64)
+        elif isinstance(values.dtype, np.dtype) and values.dtype.kind in "iub":
+            keys = values.to_numpy()
+        else:
+            keys = values.astype(str).to_numpy()
+        own = pd.factorize(keys, use_na_sentinel=False)[0].astype(np.int64)
+        codes = pd.factorize(codes * (int(own.max(initial=0)) + 1) + own)[0].astype(np.int64)
+    return codes
 
 
 def _first_rows(codes: np.ndarray) -> np.ndarray:

@@ -249,3 +249,17 @@ def test_neighbour_search_agrees_with_the_dense_comparison_at_near_ties(tol):
     count = assert_same_pairs(a, b, tol)
     assert count > n // 4
     assert_same_pairs(a[["u"]], b[["U"]], tol)
+
+
+def test_row_codes_group_rows_as_their_printed_values_do():
+    """Codes by hashing each column equal those of the printed rows (the former
+    implementation): NaNs alike, -0.0 apart from 0.0, integers, text, first-appearance order."""
+    rng = np.random.default_rng(1)
+    n = 3000
+    table = pd.DataFrame({
+        "f": rng.choice([0.0, -0.0, np.nan, 1.5, 1.5000000000000002, 2.0], n),
+        "i": rng.integers(0, 3, n), "t": rng.choice(["a", "b", "1"], n),
+        "g": rng.choice([0.1, 0.2, 0.30000000000000004], n).astype(np.float32)})
+    want = pd.factorize(pd.MultiIndex.from_frame(table.astype(str)))[0]
+    np.testing.assert_array_equal(links._codes(table), want)
+    assert len(np.unique(want)) > 100
