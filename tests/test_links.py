@@ -263,3 +263,25 @@ def test_row_codes_group_rows_as_their_printed_values_do():
     want = pd.factorize(pd.MultiIndex.from_frame(table.astype(str)))[0]
     np.testing.assert_array_equal(links._codes(table), want)
     assert len(np.unique(want)) > 100
+
+
+def test_a_chain_of_100k_and_50k_rows_links_and_deals_folds_in_linear_memory(tmp_path):
+    """10^5 upstream rows and 5 x 10^4 downstream rows (the demo chain; the downstream rows are
+    the upstream's first half): linked without an N x M array (which would be 40 GB), every
+    downstream row in its upstream row's entity and fold."""
+    import resource
+
+    from nested_ae_jax.demo import demo_config
+    from nested_ae_jax.synthetic import make_nested_data
+
+    n = 100_000
+    frames = make_nested_data(n, n_scales=2, seed=0)
+    frames["scale2"] = frames["scale2"].iloc[: n // 2]
+    before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    plan = plan_chain(demo_config(tmp_path), frames=frames)
+    grown_gb = (resource.getrusage(resource.RUSAGE_SELF).ru_maxrss - before) / 2**20
+    up, down = plan.entities["scale1"], plan.entities["scale2"]
+    np.testing.assert_array_equal(down, up[: n // 2])
+    np.testing.assert_array_equal(plan.fold_ids["scale2"], plan.fold_ids["scale1"][: n // 2])
+    assert np.bincount(plan.fold_ids["scale1"]).min() > n // 10
+    assert grown_gb < 1.0
