@@ -2,10 +2,10 @@
 machine has, so that a too-large chain stops with one line naming the scale, its rows and
 the setting to change instead of failing inside XLA or numpy.
 
-The estimate is per scale: its models (ensemble x folds) each hold every row's activations
-when evaluated (the end-of-epoch losses and the final predictions run on all rows at once),
-plus the row masks, the data arrays and the kept outputs; the scales are summed (every
-trained scale's outputs stay in the result). ``NESTED_AE_MEMORY_GB`` sets the budget (default:
+The estimate is per scale: the data arrays and kept outputs, the models' (ensemble x folds)
+row masks, and a share of every row's layer activations per model (the end-of-epoch losses
+run on all rows at once; XLA fuses most layers, so the share is calibrated, below); the
+scales are summed (every trained scale's outputs stay in the result). ``NESTED_AE_MEMORY_GB`` sets the budget (default:
 the machine's available memory, ``MemAvailable`` of /proc/meminfo).
 """
 
@@ -18,8 +18,8 @@ from .data import ScaleData
 from .errors import NestedAEError
 
 BYTES = 4  # float32
-ACTIVATION_COPIES = 2  # an evaluated layer's input and output (calibrated:
-# benchmarks/scale.py's peak RSS at 1e4-1e5 rows stays below the estimate plus the baseline)
+ACTIVATION_COPIES = 0.5  # calibrated on benchmarks/scale.py (demo chain, 5 folds): estimate
+# 1.05 / 3.35 GB against a measured peak RSS of 0.81 / 2.11 GB at 1e5 / 1e6 upstream rows
 BASELINE = 0.8e9  # the interpreter with JAX, XLA's CPU client, pandas and scikit-learn
 
 
