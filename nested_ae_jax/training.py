@@ -320,8 +320,24 @@ def capped_task(task: Task, batch: ModelBatch) -> Task:
 
 def init_state(task: Task, batch: ModelBatch, params: Params | None = None) -> TrainState:
     """Initial weights (from each model's seed, or the given ``params`` with a leading model
-    axis), optimiser state and best-so-far trackers."""
-    return _compiled_init(task, params is None)(batch.seed, batch.hparams, params)
+    axis), optimiser state and best-so-far trackers. Compiled with the training programs'
+    CPU options (:func:`_compiler_options`; XLA's default level took 23 s on the demo scale
+    here, level 1 7.5 s) except when traced (a run's checkpoint template, under eval_shape)."""
+    args = (batch.seed, batch.hparams, params)
+    leaves = jax.tree.leaves(args)
+    options = _compiler_options()
+    if options is None or any(isinstance(a, jax.core.Tracer) for a in leaves):
+        return _compiled_init(task, params is None)(*args)
+    key = (task, params is None, jax.tree.structure(args),
+           tuple((jnp.shape(a), jnp.result_type(a), getattr(a, "weak_type", False))
+                 for a in leaves))
+    if key not in _INIT_EXECUTABLES:
+        _INIT_EXECUTABLES[key] = _compiled_init(task, params is None).lower(*args).compile(
+            options)
+    return _INIT_EXECUTABLES[key](*args)
+
+
+_INIT_EXECUTABLES: dict = {}  # (task, from_seed, argument structure and types) -> executable
 
 
 def _compiler_options() -> dict | None:
