@@ -21,6 +21,7 @@ One pipeline, bottom to top (each module imports only modules above it in this l
     trained     TrainedScale and the one trained-chain path: which model feeds which,
                 chain copies, predictions averaged over models
     links       which rows of linked scales are the same entity; matched folds
+    memory      the estimate of a fit's memory against the machine's, before training
     runner      fit_config: plan the chain, then data -> folds -> latents -> fit, scale by scale
     finetune    optional joint end-to-end training of the chain (a Task on the same loop)
     store       run directories: save and load trained scales (orbax checkpoints)
