@@ -25,6 +25,7 @@ One pipeline, bottom to top (each module imports only modules above it in this l
     trained     TrainedScale and the one trained-chain path: which model feeds which,
                 chain copies, predictions averaged over models
     links       which rows of linked scales are the same entity; matched folds
+    memory      the estimate of a fit's memory against the machine's, before training
     store       run directories: save and load trained scales (orbax checkpoints)
     chain       TrainedChain, the one record of a trained chain (training and loading):
                 predict, inputs, head_fn, params/apply, save; load(run_dir, stage=...)

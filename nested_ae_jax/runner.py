@@ -29,6 +29,7 @@ from .nesting import row_columns
 from .splits import Folds, make_folds
 from .store import resolved_config
 from .trained import TrainedScale, copy_indices, feed_latents, feeding_index
+from .memory import check_memory
 from .training import NonFiniteLoss, TrainState, selected_params
 
 Progress = Callable[[str], None]
@@ -241,6 +242,7 @@ def fit_config(cfg: Config, *, data_root: str | None = None, progress: Progress 
     """
     start = time.perf_counter()
     plan = plan_chain(cfg, data_root=data_root, frames=frames, fold_ids=fold_ids)
+    check_memory(cfg, plan.data)
     results: dict[str, ScaleResult] = {}
     for spec in cfg.scales:
         if spec.name == stop_before:

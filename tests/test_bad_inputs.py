@@ -81,6 +81,7 @@ class Case:
     api: Callable[[], Any]         # the same input through the Python API; must raise
     match: str                     # regex that the message must contain (CLI and API)
     error: type = NestedAEError    # the API's exception class
+    env: dict = field(default_factory=dict)  # environment variables the case sets
 
 
 @dataclass
@@ -449,6 +450,17 @@ def case_non_finite_loss(ctx):
                      NestedAEError, training__learning_rate=1e30, training__epochs=5)
 
 
+@case
+def case_fit_larger_than_the_memory(ctx):
+    """The estimate before training against the budget (NESTED_AE_MEMORY_GB; default the
+    machine's available memory): the scale, its rows and models, the settings to change."""
+    c = data_case(ctx, good_frame(), r"scale 's': 30 rows x 3 models need about \d+\.\d GB of "
+                  r"memory, 0\.5 GB available; use fewer rows, fewer folds "
+                  r"\(scales\.s\.cv\.n_splits\) or ensemble members .* NESTED_AE_MEMORY_GB",
+                  NestedAEError)
+    return Case(c.cli, c.api, c.match, c.error, env={"NESTED_AE_MEMORY_GB": "0.5"})
+
+
 # --- output directories -----------------------------------------------------------------------
 _section = "out"
 
@@ -681,8 +693,9 @@ def ctx(tmp_path, request) -> Ctx:
     return Ctx(tmp_path, lambda: request.getfixturevalue("trained_run"))
 
 
-def run_cli(args: list[str], cwd: Path) -> subprocess.CompletedProcess:
-    env = {k: v for k, v in os.environ.items() if k != "NESTED_AE_DATA"}
+def run_cli(args: list[str], cwd: Path, extra: dict | None = None
+            ) -> subprocess.CompletedProcess:
+    env = {k: v for k, v in os.environ.items() if k != "NESTED_AE_DATA"} | (extra or {})
     return subprocess.run([sys.executable, "-m", "nested_ae_jax.cli", *args], cwd=cwd,
                           capture_output=True, text=True, timeout=300, env=env)
 
@@ -699,7 +712,7 @@ def check_message(message: str, match: str) -> None:
 CLI_HEAVY = ("data_file_missing", "column_misspelt", "string_in_numeric_input", "nan_in_target",
              "single_row", "out_already_holds_a_run", "predict_unknown_category",
              "checkpoint_array_files_truncated", "resume_with_a_different_config",
-             "predict_out_not_writable", "non_finite_loss")
+             "predict_out_not_writable", "non_finite_loss", "fit_larger_than_the_memory")
 CLI_CASES = list(CASES) if os.environ.get("NESTED_AE_FULL_CLI") == "1" else \
     [n for n in CASES if KIND[n] == "config" or n in CLI_HEAVY]
 
@@ -723,7 +736,7 @@ def cli_runs(request, tmp_path_factory) -> dict:
     for name in wanted:
         tmp = tmp_path_factory.mktemp(f"cli_{name}")
         c = CASES[name](Ctx(tmp, lambda: request.getfixturevalue("trained_run")))
-        runs[name] = (c, pool.submit(run_cli, c.cli, tmp))
+        runs[name] = (c, pool.submit(run_cli, c.cli, tmp, c.env))
     return runs
 
 
@@ -738,8 +751,10 @@ def test_bad_input_via_cli(name, cli_runs):
 
 
 @pytest.mark.parametrize("name", list(CASES))
-def test_bad_input_via_api(name, ctx):
+def test_bad_input_via_api(name, ctx, monkeypatch):
     c = CASES[name](ctx)
+    for key, value in c.env.items():
+        monkeypatch.setenv(key, value)
     with pytest.raises(NestedAEError) as info:
         c.api()
     assert isinstance(info.value, c.error), repr(info.value)

@@ -65,3 +65,21 @@ def test_help_lists_every_command():
     assert proc.returncode == 0
     for command in ("demo", "train", "predict"):
         assert command in proc.stdout
+
+
+def test_compilation_cache_folder_default_relocated_off_and_explicit(monkeypatch, tmp_path):
+    from nested_ae_jax.cli import compilation_cache_dir
+
+    monkeypatch.delenv("JAX_COMPILATION_CACHE_DIR", raising=False)
+    monkeypatch.delenv("NESTED_AE_CACHE", raising=False)
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path))
+    assert compilation_cache_dir() == str(tmp_path / "nested_ae_jax" / "jax")
+    monkeypatch.delenv("XDG_CACHE_HOME")
+    monkeypatch.setenv("HOME", str(tmp_path / "home"))
+    assert compilation_cache_dir() == str(tmp_path / "home" / ".cache" / "nested_ae_jax" / "jax")
+    monkeypatch.setenv("NESTED_AE_CACHE", str(tmp_path / "mine"))
+    assert compilation_cache_dir() == str(tmp_path / "mine")
+    monkeypatch.setenv("NESTED_AE_CACHE", "off")
+    assert compilation_cache_dir() is None
+    monkeypatch.setenv("JAX_COMPILATION_CACHE_DIR", str(tmp_path / "explicit"))
+    assert compilation_cache_dir() == str(tmp_path / "explicit")
