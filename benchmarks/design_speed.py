@@ -33,7 +33,7 @@ import time
 import jax
 
 from nested_ae_jax import design as D
-from nested_ae_jax.store import load_run
+from nested_ae_jax.chain import load
 
 OBJECTIVE = "device.pce"
 CONSTRAINTS = ["atomic.gap>=1.2", "atomic.gap<=1.6"]
@@ -55,7 +55,7 @@ def main(argv=None) -> int:
     env = {"python": platform.python_version(), "jax": jax.__version__,
            "backend": jax.default_backend(), "cpus": os.cpu_count()}
     t0 = time.perf_counter()
-    d = D.Designer(load_run(args.run_dir))
+    d = D.Designer(load(args.run_dir))
     setup = time.perf_counter() - t0
     for call in (1, 2):
         t0 = time.perf_counter()

@@ -1,6 +1,10 @@
 """nested_ae_jax: nested supervised autoencoders (NestedAE) for multi-scale materials property
 prediction, in JAX.
 
+From Python: ``chain = nested_ae_jax.fit(config, overrides=...)`` or
+``nested_ae_jax.load(run_dir)`` give a :class:`TrainedChain` (``predict``, ``inputs``,
+``head_fn``, ``params``/``apply``, ``save``, ``metrics``).
+
 One pipeline, bottom to top (each module imports only modules above it in this list):
 
     config      TOML -> frozen dataclasses (every key documented, validated once)
@@ -21,9 +25,13 @@ One pipeline, bottom to top (each module imports only modules above it in this l
     trained     TrainedScale and the one trained-chain path: which model feeds which,
                 chain copies, predictions averaged over models
     links       which rows of linked scales are the same entity; matched folds
-    runner      fit_config: plan the chain, then data -> folds -> latents -> fit, scale by scale
-    finetune    optional joint end-to-end training of the chain (a Task on the same loop)
+    memory      the estimate of a fit's memory against the machine's, before training
     store       run directories: save and load trained scales (orbax checkpoints)
+    chain       TrainedChain, the one record of a trained chain (training and loading):
+                predict, inputs, head_fn, params/apply, save; load(run_dir, stage=...)
+    runner      fit / fit_config: plan the chain, then data -> folds -> latents -> fit,
+                scale by scale -> a TrainedChain
+    finetune    optional joint end-to-end training of the chain (a Task on the same loop)
     reports     out-of-fold and history tables, figures, metrics.json
     predict     a trained run on new rows
     sweep       hyper-parameter grids in few compiled calls; parallel: models over devices
@@ -41,7 +49,7 @@ from .config import Config, load_config, parse_config
 from .errors import ConfigError, DataError, NestedAEError, RunDirError
 
 _LAZY = {"ScaleModel": "model", "scale_model": "model", "Chain": "nesting", "nest": "nesting",
-         "fit_config": "runner"}
+         "fit_config": "runner", "fit": "runner", "load": "chain", "TrainedChain": "chain"}
 
 
 def __getattr__(name: str):
@@ -55,5 +63,6 @@ def __getattr__(name: str):
 
 
 __all__ = ["Chain", "Config", "ConfigError", "DataError", "NestedAEError", "RunDirError",
-           "ScaleModel", "fit_config", "load_config", "nest", "parse_config", "scale_model"]
+           "ScaleModel", "TrainedChain", "fit", "fit_config", "load", "load_config", "nest",
+           "parse_config", "scale_model"]
 __version__ = "0.1.0"

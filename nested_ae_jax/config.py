@@ -233,6 +233,11 @@ class Config:
     chain: ChainSpec = ChainSpec()
     source: str = ""  # file the config came from (for messages); not a TOML key
 
+    @property
+    def specs(self) -> dict[str, ScaleSpec]:
+        """{SCALE: ScaleSpec}, in the config's (dependency) order."""
+        return {s.name: s for s in self.scales}
+
     def scale(self, name: str) -> ScaleSpec:
         for s in self.scales:
             if s.name == name:

@@ -19,12 +19,36 @@ from .losses import head_targets
 from .model import Params, ScaleModel, ScaleOutputs, Stats
 
 
+ROW_CHUNK = 65536  # rows per compiled prediction call: bounds the layers' activations
+
+
 def predict_models(model: ScaleModel, params: Params, stats: Stats, inputs: dict,
-                   own_inputs: dict | None = None, latent_mask: jax.Array | None = None
-                   ) -> ScaleOutputs:
+                   own_inputs: dict | None = None, latent_mask: jax.Array | None = None,
+                   chunk: int = ROW_CHUNK) -> ScaleOutputs:
     """Outputs of M models (leading axis M on params, stats, own_inputs and latent_mask) on the
-    same rows, dropout off: ScaleOutputs with leaves (M, N, ...)."""
-    return _compiled_predict(model)(params, stats, inputs, own_inputs or {}, latent_mask)
+    same rows, dropout off: ScaleOutputs with leaves (M, N, ...). inputs: {GROUP: (N, d)};
+    own_inputs: {GROUP: (M, N, d)}. More than ``chunk`` rows go through one compiled program
+    ``chunk`` rows at a time (the last chunk padded), so intermediate activations stay
+    (M, chunk, width)."""
+    own = own_inputs or {}
+    predict = _compiled_predict(model)
+    n = _n_rows(inputs, own)
+    if n <= chunk:
+        return predict(params, stats, inputs, own, latent_mask)
+    pad = -n % chunk
+    grow = lambda a, axis: jnp.pad(jnp.asarray(a), [(0, pad) if i == axis else (0, 0)  # noqa: E731
+                                                    for i in range(jnp.ndim(a))])
+    inputs = jax.tree.map(lambda a: grow(a, 0), inputs)
+    own = jax.tree.map(lambda a: grow(a, 1), own)
+    parts = [predict(params, stats, jax.tree.map(lambda a: a[s:s + chunk], inputs),
+                     jax.tree.map(lambda a: a[:, s:s + chunk], own), latent_mask)
+             for s in range(0, n + pad, chunk)]
+    return jax.tree.map(lambda *p: jnp.concatenate(p, axis=1)[:, :n], *parts)
+
+
+def _n_rows(inputs: dict, own: dict) -> int:
+    leaves = jax.tree.leaves(inputs)
+    return int(leaves[0].shape[0]) if leaves else int(jax.tree.leaves(own)[0].shape[1])
 
 
 @functools.cache

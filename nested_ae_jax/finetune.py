@@ -30,8 +30,9 @@ from .errors import ConfigError, NestedAEError
 from .evaluation import scale_metrics
 from .fitting import progress_printer
 from .losses import head_row_losses, masked_mean
-from .nesting import ChainParams, ScaleEntry, chain_inputs, nest
-from .trained import copy_indices, refit_upstream
+from .chain import TrainedChain
+from .nesting import ChainParams, ScaleEntry, nest
+from .trained import finetune_start, refit_upstream
 from .training import (ModelBatch, NonFiniteLoss, Task, hyperparameters, penalty, split_losses,
                        train_models, weighted_total)
 
@@ -52,7 +53,7 @@ def finetune_chain(cfg: Config, results: dict, progress: Callable[[str], None] |
     """Jointly fine-tune one copy of the trained chain per fold of the last scale."""
     start = time.perf_counter()
     order = [s.name for s in cfg.scales]
-    specs = {s.name: s for s in cfg.scales}
+    specs = cfg.specs
     last = results[order[-1]]
     if any(s.training.ensemble > 1 for s in cfg.scales) or cfg.chain.feed == "fold_mean":
         raise ConfigError(f"{cfg.source}: chain.finetune_epochs needs single models "
@@ -63,10 +64,9 @@ def finetune_chain(cfg: Config, results: dict, progress: Callable[[str], None] |
     weights = dict(cfg.chain.finetune_weights)
 
     # starting entries (leading copy axis) and row masks per scale: copy k is the chain that
-    # predicts with the last scale's fold-k model (trained.copy_indices: fed as in training)
-    copies = copy_indices({n: r.trained for n, r in results.items()}, order[-1],
-                          np.arange(n_copies))
-    start_index = {n: copies[n][:, 0] for n in order}
+    # predicts with the last scale's fold-k model (trained.finetune_start: fed as in training)
+    sequential = TrainedChain(cfg, {n: r.trained for n, r in results.items()}, results=results)
+    start_index = finetune_start(sequential.trained, order[-1])
     entries = {n: results[n].trained.pick(start_index[n]) for n in order}
     train = {n: np.asarray(results[n].folds.train)[start_index[n]] for n in order}
     val = {n: np.asarray(results[n].folds.val)[start_index[n]] for n in order}
@@ -76,9 +76,7 @@ def finetune_chain(cfg: Config, results: dict, progress: Callable[[str], None] |
     data, stats = {}, {}
     for n in order:
         r = results[n]
-        cats = {m: results[m].data.categories for m in upto[n]}
-        inputs = chain_inputs({m: specs[m] for m in upto[n]}, cats, r.data.frame, n,
-                              r.data.source)
+        inputs = sequential.inputs(r.data.frame, scale=n, source=r.data.source)
         data[n] = {"inputs": inputs, "targets": jax.tree.map(jnp.asarray, r.data.targets)}
         cp = refit_upstream(cfg.chain, chain, {m: entries[m] for m in upto[n]}, inputs,
                             list(specs[n].upstream))

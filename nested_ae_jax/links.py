@@ -46,32 +46,69 @@ def _key_table(frame: pd.DataFrame, columns: list[str], source: str) -> pd.DataF
     return frame[columns]
 
 
-def _agree(a: pd.DataFrame, b: pd.DataFrame, tol: float) -> np.ndarray:
-    """(len(a), len(b)) bool: rows equal on every column (numeric within ``tol``, relative)."""
-    ok = np.ones((len(a), len(b)), bool)
+def _agree_pairs(a: pd.DataFrame, b: pd.DataFrame, tol: float) -> tuple[np.ndarray, np.ndarray]:
+    """Pairs (i, j) of rows of ``a`` and ``b`` equal on every column (numeric within ``tol``,
+    relative: |x - y| <= tol max(|x|, |y|) + 1e-12; else as strings), each (K,) int64 sorted.
+
+    A neighbour search: each column becomes one dimension of a Chebyshev k-d tree (numeric
+    ones through a log-like map scaled so that agreeing values lie within 1, strings as
+    integer codes 4 apart), candidate pairs within 1 are checked exactly. Time
+    O((N + M) log(N + M) + candidates), memory O(N + M + candidates)."""
+    from scipy.spatial import cKDTree
+
+    dims_a, dims_b, exact = [], [], []
     for ca, cb in zip(a.columns, b.columns):
         x = pd.to_numeric(a[ca], errors="coerce").to_numpy(np.float64)
         y = pd.to_numeric(b[cb], errors="coerce").to_numpy(np.float64)
         if np.isfinite(x).all() and np.isfinite(y).all():
-            size = np.maximum(np.abs(x)[:, None], np.abs(y)[None, :])
-            ok &= np.abs(x[:, None] - y[None, :]) <= tol * size + 1e-12
+            exact.append((x, y))
+            scaled = _tolerance_scale(x, y, tol)
+            if scaled is not None:
+                dims_a.append(scaled[0])
+                dims_b.append(scaled[1])
         else:
-            ok &= a[ca].astype(str).to_numpy()[:, None] == b[cb].astype(str).to_numpy()[None, :]
-    return ok
+            codes = pd.factorize(np.concatenate([a[ca].astype(str).to_numpy(),
+                                                 b[cb].astype(str).to_numpy()]))[0] * 4.0
+            dims_a.append(codes[:len(a)])
+            dims_b.append(codes[len(a):])
+    if not dims_a:  # no column narrows the search (tolerance >= 1): every pair is a candidate
+        dims_a, dims_b = [np.zeros(len(a))], [np.zeros(len(b))]
+    pairs = cKDTree(np.stack(dims_a, 1)).sparse_distance_matrix(
+        cKDTree(np.stack(dims_b, 1)), 1.0 + 1e-9, p=np.inf, output_type="ndarray")
+    i, j = pairs["i"].astype(np.int64), pairs["j"].astype(np.int64)
+    keep = np.ones(len(i), bool)
+    for x, y in exact:  # the exact test, as the dense comparison computes it
+        xi, yj = x[i], y[j]
+        keep &= np.abs(xi - yj) <= tol * np.maximum(np.abs(xi), np.abs(yj)) + 1e-12
+    order = np.lexsort((j[keep], i[keep]))
+    return i[keep][order], j[keep][order]
 
 
-class _UnionFind:
-    def __init__(self, n: int):
-        self.parent = np.arange(n)
-
-    def find(self, i: int) -> int:
-        while self.parent[i] != i:
-            self.parent[i] = self.parent[self.parent[i]]
-            i = self.parent[i]
-        return i
-
-    def union(self, i: int, j: int) -> None:
-        self.parent[self.find(i)] = self.find(j)
+def _tolerance_scale(x: np.ndarray, y: np.ndarray, tol: float):
+    """(x', y'): x, y mapped so that values agreeing within ``tol`` (relative, +1e-12) differ
+    by at most 1, or None when the tolerance admits values of any size (tol >= 1) or the map
+    overflows. Agreeing y lies within r(x) = (tol |x| + 1e-12) / (1 - tol) of x; the map is
+    monotone (asinh, linear near 0 and logarithmic beyond 1e-12 / tol), and its largest step
+    over [x - r, x + r] (padded for rounding) is half the unit."""
+    if tol >= 1.0:
+        return None
+    with np.errstate(over="ignore", invalid="ignore"):
+        if tol > 0:
+            k = tol / 1e-12
+            f = lambda v: np.arcsinh(k * v) / tol  # noqa: E731
+        else:
+            f = lambda v: v / 1e-12  # noqa: E731
+        r = (tol * np.abs(x) + 1e-12) / (1.0 - tol) * (1 + 1e-6) + 1e-15
+        fx, fy = f(x), f(y)
+        step = np.maximum(f(x + r) - fx, fx - f(x - r))
+        if not (np.isfinite(step).all() and np.isfinite(fy).all()) or len(step) == 0:
+            return None
+        # twice the largest step, and never under the rounding of the map itself
+        unit = max(2.0 * float(step.max()),
+                   64 * np.finfo(np.float64).eps * float(max(np.abs(fx).max(), np.abs(fy).max())))
+    if unit <= 0:
+        return None
+    return fx / unit, fy / unit
 
 
 def link_entities(cfg: Config, data: dict[str, ScaleData]) -> dict[str, np.ndarray]:
@@ -80,7 +117,7 @@ def link_entities(cfg: Config, data: dict[str, ScaleData]) -> dict[str, np.ndarr
     Rows of one scale are one entity when their raw input rows (own and upstream columns) are
     identical or when they agree on the link columns of a link; rows of linked scales when
     they agree on the link columns."""
-    specs = {s.name: s for s in cfg.scales}
+    specs = cfg.specs
     names = [n for n in specs if n in data]
     keys, offsets, total = {}, {}, 0
     for name in names:  # one node per distinct raw input row
@@ -89,7 +126,7 @@ def link_entities(cfg: Config, data: dict[str, ScaleData]) -> dict[str, np.ndarr
             else np.arange(data[name].n_rows)
         offsets[name] = total
         total += int(keys[name].max()) + 1
-    uf = _UnionFind(total)
+    edges = []  # (2, K) node pairs: the same raw input row, link values, or agreeing rows
     for down in names:
         for up in [u for u in specs[down].upstream if u in data]:
             cmap = column_maps(specs, down)[up]  # {column in up's file: column in down's}
@@ -100,21 +137,46 @@ def link_entities(cfg: Config, data: dict[str, ScaleData]) -> dict[str, np.ndarr
             ca, cb = _codes(a), _codes(b)
             ia, ib = _first_rows(ca), _first_rows(cb)
             for name, codes, first in ((up, ca, ia), (down, cb, ib)):  # same link values
-                for row, code in enumerate(codes):
-                    uf.union(offsets[name] + keys[name][row],
-                             offsets[name] + keys[name][first[code]])
-            match = _agree(a.iloc[ia], b.iloc[ib], cfg.chain.link_tolerance)
-            for i, j in zip(*np.nonzero(match)):
-                uf.union(offsets[up] + keys[up][ia[i]], offsets[down] + keys[down][ib[j]])
-    roots = np.concatenate([[uf.find(offsets[n] + k) for k in keys[n]] for n in names])
-    ids = pd.factorize(roots)[0].astype(np.int64)
+                edges.append(offsets[name] + np.stack([keys[name], keys[name][first[codes]]]))
+            i, j = _agree_pairs(a.iloc[ia], b.iloc[ib], cfg.chain.link_tolerance)
+            edges.append(np.stack([offsets[up] + keys[up][ia[i]],
+                                   offsets[down] + keys[down][ib[j]]]))
+    roots = _components(total, edges)
+    ids = pd.factorize(np.concatenate([roots[offsets[n] + keys[n]] for n in names]))[0]
+    ids = ids.astype(np.int64)
     bounds = np.cumsum([0] + [len(keys[n]) for n in names])
     return {n: ids[bounds[i]:bounds[i + 1]] for i, n in enumerate(names)}
 
 
+def _components(n_nodes: int, edges: list[np.ndarray]) -> np.ndarray:
+    """Connected component of each of ``n_nodes`` nodes (n_nodes,) given edge blocks (2, K)."""
+    from scipy.sparse import coo_matrix
+    from scipy.sparse.csgraph import connected_components
+
+    pairs = np.concatenate([np.zeros((2, 0), np.int64)] + [e.astype(np.int64) for e in edges], 1)
+    graph = coo_matrix((np.ones(pairs.shape[1], np.int8), (pairs[0], pairs[1])),
+                       shape=(n_nodes, n_nodes))
+    return connected_components(graph, directed=False)[1]
+
+
 def _codes(table: pd.DataFrame) -> np.ndarray:
-    """Integer code per row; identical rows share one."""
-    return pd.factorize(pd.MultiIndex.from_frame(table.astype(str)))[0]
+    """Integer code per row (n,) int64, numbered by first appearance; rows share one when
+    every column's value prints the same (floats: the same bits, every NaN alike; others:
+    the same text). Hashing, one column at a time: O(n) per column."""
+    codes = np.zeros(len(table), np.int64)
+    for column in table.columns:
+        values = table[column]
+        if isinstance(values.dtype, np.dtype) and values.dtype.kind == "f":
+            x = values.to_numpy(np.float64)
+            keys = x.view(np.int64).copy()
+            keys[np.isnan(x)] = np.float64(np.nan).view(np.int64)
+        elif isinstance(values.dtype, np.dtype) and values.dtype.kind in "iub":
+            keys = values.to_numpy()
+        else:
+            keys = values.astype(str).to_numpy()
+        own = pd.factorize(keys, use_na_sentinel=False)[0].astype(np.int64)
+        codes = pd.factorize(codes * (int(own.max(initial=0)) + 1) + own)[0].astype(np.int64)
+    return codes
 
 
 def _first_rows(codes: np.ndarray) -> np.ndarray:

@@ -156,7 +156,7 @@ def chain_inputs(specs: dict[str, ScaleSpec], categories: dict[str, Categories],
 def upstream_of(specs: dict[str, ScaleSpec] | Config, target: str) -> list[str]:
     """``target``'s ancestors (the scales its latent inputs come from, transitively), in
     dependency order."""
-    specs = {s.name: s for s in specs.scales} if isinstance(specs, Config) else specs
+    specs = specs.specs if isinstance(specs, Config) else specs
     ancestors = _ancestors(specs, target)
     return [name for name in specs if name in ancestors]
 

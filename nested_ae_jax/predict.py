@@ -4,37 +4,38 @@ For a chain, the rows need only the raw columns of the target scale's data file 
 scales' inputs are read from it under the config's renames). Predictions are the mean over the
 target scale's models (every fold of every ensemble member; ``fold`` picks one fold), each fed
 by the upstream models that fed it in training, with their standard deviation
-(``trained.predict_rows``: the same path ``design`` and ``explain`` use).
+(``TrainedChain.predictions``: the same chain copies ``design`` and ``explain`` use).
 """
 
 from __future__ import annotations
+
+from typing import TYPE_CHECKING
 
 import numpy as np
 import pandas as pd
 
 from .errors import NestedAEError
 from .reports import head_columns, regression_columns
-from .store import TrainedRun
-from .trained import predict_rows
+
+if TYPE_CHECKING:
+    from .chain import TrainedChain
 
 
-def predict_frame(run: TrainedRun, frame: pd.DataFrame, *, scale: str | None = None,
+def predict_frame(run: "TrainedChain", frame: pd.DataFrame, *, scale: str | None = None,
                   fold: int | None = None, source: str = "<data>") -> pd.DataFrame:
     """Columns ``SCALE.HEAD`` (and ``.std`` over the target's models, ``.prob`` for
     categorical) for the target scale (default: the last) and every upstream scale on the
     same rows; ``SCALE.latent_j`` of the target scale when ``fold`` picks one fold."""
-    cfg = run.config
-    target = scale or cfg.scales[-1].name
-    cfg.scale(target)  # error naming the scale if unknown
-    tgt = run.scales[target]
+    target = run.target(scale)
+    tgt = run.trained[target]
     if fold is not None and not 0 <= fold < tgt.n_cv:
         raise NestedAEError(f"--fold {fold}: scale '{target}' has folds 0..{tgt.n_cv - 1}")
-    specs = {s.name: s for s in cfg.scales}
-    predictions, _ = predict_rows(run.scales, specs, cfg.chain, frame, target, source, fold)
+    specs = run.specs
+    predictions = run.predictions(frame, scale=target, fold=fold, source=source)
     cols: dict[str, np.ndarray] = {}
     for name, (mean, std) in predictions.items():
         spec = specs[name]
-        cols.update(head_columns(spec, mean, None, run.scales[name].categories, f"{name}."))
+        cols.update(head_columns(spec, mean, None, run.trained[name].categories, f"{name}."))
         if name != target:
             continue
         for h in spec.heads:

@@ -18,7 +18,8 @@ from . import io
 from .data import Categories
 from .evaluation import pooled_outputs
 if TYPE_CHECKING:  # the trainer's results (reports are its output; predict uses the helpers)
-    from .runner import FitResult, ScaleResult
+    from .chain import TrainedChain
+    from .runner import ScaleResult
 
 
 
@@ -89,29 +90,29 @@ def history_table(result: ScaleResult) -> pd.DataFrame:
     return frame
 
 
-def metrics_document(fit: FitResult) -> dict:
+def metrics_document(fit: TrainedChain) -> dict:
     return {
         "scales": {name: {**r.metrics, "n_rows": r.data.n_rows, "n_folds": r.folds.n_cv,
                           "best_epoch": np.asarray(r.state.best_epoch).tolist(),
                           "seconds": round(r.seconds, 3), "select": r.spec.training.select}
-                   for name, r in fit.scales.items()},
+                   for name, r in fit.results.items()},
         **({"finetuned": {"scales": fit.finetuned.metrics,
                           "seconds": round(fit.finetuned.seconds, 3)}}
            if fit.finetuned else {}),
-        **({"chain": fit.chain} if fit.chain else {}),
+        **({"chain": fit.leaks} if fit.leaks else {}),
         "wall_seconds": round(fit.seconds, 3),
         "versions": {"python": platform.python_version(), "jax": jax.__version__,
                      "backend": jax.default_backend()},
     }
 
 
-def write_figures(run_dir: Path, fit: FitResult) -> list[Path]:
+def write_figures(run_dir: Path, fit: TrainedChain) -> list[Path]:
     from . import plots
 
     fig_dir = run_dir / "figures"
     fig_dir.mkdir(exist_ok=True)
     written = []
-    for name, r in fit.scales.items():
+    for name, r in fit.results.items():
         oof = oof_table(r)
         for h in r.spec.heads:
             if h.kind != "regression":
@@ -134,12 +135,12 @@ def write_figures(run_dir: Path, fit: FitResult) -> list[Path]:
     return written
 
 
-def write_reports(fit: FitResult, run_dir: Path) -> None:
+def write_reports(fit: TrainedChain, run_dir: Path) -> None:
     """oof_predictions.csv, history.csv, figures/ and, last, metrics.json."""
     io.atomic_write_csv(run_dir / "oof_predictions.csv",
-                        pd.concat([oof_table(r) for r in fit.scales.values()], ignore_index=True))
+                        pd.concat([oof_table(r) for r in fit.results.values()], ignore_index=True))
     io.atomic_write_csv(run_dir / "history.csv",
-                        pd.concat([history_table(r) for r in fit.scales.values()],
+                        pd.concat([history_table(r) for r in fit.results.values()],
                                   ignore_index=True))
     write_figures(run_dir, fit)
     io.atomic_write_json(run_dir / "metrics.json", metrics_document(fit))

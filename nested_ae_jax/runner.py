@@ -18,7 +18,8 @@ import numpy as np
 import pandas as pd
 
 from . import links
-from .config import Config, ScaleSpec, resolve_data_path
+from .chain import TrainedChain, finetuned_scales
+from .config import Config, ScaleSpec, load_config, override, resolve_data_path
 from .data import ScaleData, load_scale_data
 from .errors import NestedAEError
 from .evaluation import ensemble_summary, scale_metrics
@@ -26,7 +27,9 @@ from .fitting import ModelsFit, fit_input_stats, fit_models, own_inputs, replica
 from .model import ScaleOutputs, scale_dims, scale_model
 from .nesting import row_columns
 from .splits import Folds, make_folds
+from .store import resolved_config
 from .trained import TrainedScale, copy_indices, feed_latents, feeding_index
+from .memory import check_memory
 from .training import NonFiniteLoss, TrainState, selected_params
 
 Progress = Callable[[str], None]
@@ -59,21 +62,6 @@ class ScaleResult:
     history = property(lambda self: self.fit.history)
     n_cv = property(lambda self: self.folds.n_cv)
     has_full = property(lambda self: self.folds.has_full)
-
-
-@dataclass
-class FitResult:
-    """A trained config: one ScaleResult per scale, in order."""
-
-    config: Config
-    scales: dict[str, ScaleResult]
-    seconds: float = 0.0
-    finetuned: object = None  # chain.finetune_epochs > 0: a finetune.Finetuned
-    chain: dict | None = None  # split mode and leaky validation rows (runner.chain_report)
-
-    @property
-    def trained(self) -> dict[str, TrainedScale]:
-        return {n: r.trained for n, r in self.scales.items()}
 
 
 def trained_record(spec: ScaleSpec, data: ScaleData, folds: Folds,
@@ -173,7 +161,7 @@ def scale_folds(cfg: Config, spec: ScaleSpec, plan: ChainPlan) -> Folds:
     with_full = cfg.chain.feed == "all_rows" and spec.cv.kind != "none" \
         and feeds_downstream(cfg, spec.name)
     return make_folds(spec, plan.data[spec.name],
-                      row_columns({s.name: s for s in cfg.scales}, spec.name), with_full)
+                      row_columns(cfg.specs, spec.name), with_full)
 
 
 def scale_feeders(cfg: Config, spec: ScaleSpec, trained: dict[str, TrainedScale],
@@ -198,7 +186,7 @@ def prepare_scale(cfg: Config, spec: ScaleSpec, trained: dict[str, TrainedScale]
     (N, L), or (F, N, L) when folds are fed by different upstream models)."""
     data, folds = plan.data[spec.name], scale_folds(cfg, spec, plan)
     feeders = scale_feeders(cfg, spec, trained, folds.n_models)
-    specs = {s.name: s for s in cfg.scales}
+    specs = cfg.specs
     latents = {g.name: feed_latents(trained, specs, cfg.chain, g, data.frame, data.source,
                                     feeders[g.scale])
                for g in spec.inputs if g.kind == "latent"}
@@ -243,7 +231,7 @@ def fit_config(cfg: Config, *, data_root: str | None = None, progress: Progress 
                on_chunk: ScaleCallback | None = None,
                resume: dict[str, tuple[TrainState, dict]] | None = None,
                stop_before: str | None = None,
-               fold_ids: dict[str, np.ndarray] | None = None) -> FitResult:
+               fold_ids: dict[str, np.ndarray] | None = None) -> TrainedChain:
     """Train every scale of ``cfg`` in order (each frozen before the next starts).
 
     frames: data given in memory per scale name instead of reading the config's files.
@@ -254,6 +242,7 @@ def fit_config(cfg: Config, *, data_root: str | None = None, progress: Progress 
     """
     start = time.perf_counter()
     plan = plan_chain(cfg, data_root=data_root, frames=frames, fold_ids=fold_ids)
+    check_memory(cfg, plan.data)
     results: dict[str, ScaleResult] = {}
     for spec in cfg.scales:
         if spec.name == stop_before:
@@ -273,5 +262,21 @@ def fit_config(cfg: Config, *, data_root: str | None = None, progress: Progress 
         if progress:
             progress(f"joint fine-tuning of the chain: {cfg.chain.finetune_epochs} epochs")
         finetuned = finetune_chain(cfg, results, progress)
-    report = chain_report(cfg, {n: r.trained for n, r in results.items()}, plan)
-    return FitResult(cfg, results, time.perf_counter() - start, finetuned, report)
+    trained = {n: r.trained for n, r in results.items()}
+    report = chain_report(cfg, trained, plan)
+    if finetuned:
+        trained = finetuned_scales(trained, finetuned.params)
+    return TrainedChain(cfg, trained, None, "finetuned" if finetuned else "sequential", results,
+                        finetuned, report, time.perf_counter() - start)
+
+
+def fit(config: Config | str | Path, *, data_root: str | None = None,
+        overrides: dict | None = None, progress: Progress | None = None) -> TrainedChain:
+    """Train a config (a TOML path or a :class:`Config`) into a :class:`TrainedChain`.
+
+    overrides: {"SCALE.KEY": value} as ``nested-ae train --set``; data_root: folder for
+    relative data paths (else $NESTED_AE_DATA, else the config's folder). Data paths are made
+    absolute first, so the chain saves (``chain.save``) and reloads anywhere."""
+    cfg = config if isinstance(config, Config) else load_config(config)
+    cfg = override(cfg, dict(overrides)) if overrides else cfg
+    return fit_config(resolved_config(cfg, data_root), data_root=data_root, progress=progress)

@@ -7,7 +7,8 @@ the best pooled inner error is chosen *per outer fold*, and the chosen setting's
 on all of that outer fold's training rows (the outer model) is scored on the outer validation
 rows, which took no part in the choice. Pooled over the outer folds, that is the error to
 expect from "sweep, then pick the best". All inner and outer models of every setting are extra
-rows of the sweep's model batch: the same compiled groups.
+rows of the sweep's model batch: the same compiled groups. In a chain, every nested model is
+fed by upstream models trained without its validation entities (``nested_chain``).
 """
 
 from __future__ import annotations
@@ -51,20 +52,28 @@ def nested_folds(outer: np.ndarray, n_inner: int, random_state: int,
     training rows; outer: (N,) outer fold of each row."""
     n_outer, n = int(outer.max()) + 1, len(outer)
     inner = np.full((n_outer, n), -1, np.int32)
-    train, val = [], []
     for o in range(n_outer):
         rows = np.flatnonzero(outer != o)
         kind = "kfold" if groups is None else "group"
         inner[o, rows] = assign_folds(len(rows), kind=kind, n_splits=n_inner, shuffle=True,
                                       random_state=random_state,
                                       groups=None if groups is None else groups[rows])
+    return nested_masks(outer, inner, n_inner)
+
+
+def nested_masks(outer: np.ndarray, inner: np.ndarray, n_inner: int) -> NestedFolds:
+    """The K x (I + 1) models' masks from outer (N,) and inner (K, N) fold ids (-1: in the
+    outer fold; outer -1: never an outer validation row; inner = I: in every inner model's
+    training rows, never an inner validation row)."""
+    train, val = [], []
+    for o in range(inner.shape[0]):
         for i in range(n_inner):
             train.append((inner[o] >= 0) & (inner[o] != i))
             val.append(inner[o] == i)
         train.append(outer != o)
         val.append(outer == o)
-    return NestedFolds(outer.astype(np.int32), inner, np.asarray(train, np.float32),
-                       np.asarray(val, np.float32))
+    return NestedFolds(np.asarray(outer, np.int32), np.asarray(inner, np.int32),
+                       np.asarray(train, np.float32), np.asarray(val, np.float32))
 
 
 def with_nested(folds: Folds, nested: NestedFolds) -> Folds:
@@ -73,16 +82,15 @@ def with_nested(folds: Folds, nested: NestedFolds) -> Folds:
                  np.concatenate([folds.val, nested.val]))
 
 
-def per_model_inputs(inputs: dict, n_folds: int, nested: NestedFolds) -> dict:
-    """Input groups given per fold ((F, N, d), each fold's own upstream model, with matched
-    folds = the outer folds) expanded to the combined layout: the F fold models, then every
-    nested model of outer fold o gets fold o's."""
-    per = nested.n_inner + 1
+def per_model_inputs(inputs: dict, n_folds: int, nested_inputs: dict) -> dict:
+    """Latent groups of the combined layout: the F fold models' own (``inputs``: (N, d), or
+    (F, N, d) per fold) followed by the nested models' ``nested_inputs`` {GROUP: (M, N, d)}
+    (each nested model fed by its own nested upstream models, see ``nested_chain``)."""
     out = {}
-    for name, x in inputs.items():
-        if np.ndim(x) == 3:
-            outer = np.repeat(np.arange(nested.n_outer), per)
-            out[name] = np.concatenate([x[:n_folds], x[outer]])
+    for name, nested in nested_inputs.items():
+        x = np.asarray(inputs[name])
+        own = x[:n_folds] if x.ndim == 3 else np.broadcast_to(x, (n_folds, *x.shape))
+        out[name] = np.concatenate([own, np.asarray(nested, own.dtype)])
     return out
 
 

@@ -6,7 +6,6 @@ so results stay comparable with the paper's ``KFold(5, shuffle=True, random_stat
 
 from __future__ import annotations
 
-import inspect
 from dataclasses import dataclass
 
 import numpy as np
@@ -17,13 +16,6 @@ from .data import ScaleData, input_group_columns, numeric_block
 from .errors import ConfigError, DataError, did_you_mean
 
 KINDS = ("kfold", "group", "stratified")
-
-
-def sklearn_group_kfold_shuffles() -> bool:
-    """Whether scikit-learn's GroupKFold takes shuffle/random_state (>= 1.6)."""
-    from sklearn.model_selection import GroupKFold
-
-    return "shuffle" in inspect.signature(GroupKFold).parameters
 
 
 def assign_folds(
@@ -53,7 +45,6 @@ def assign_folds(
     # imported here: scikit-learn takes seconds to import and most commands never split
     from sklearn.model_selection import GroupKFold, KFold, StratifiedKFold
 
-    group_kfold_shuffles = sklearn_group_kfold_shuffles()
     n_splits, rs = int(n_splits), (random_state if shuffle else None)
     dummy = np.zeros((n_rows, 1))
     if kind == "kfold":
@@ -66,10 +57,8 @@ def assign_folds(
                 f"only {n_groups} distinct groups for n_splits={n_splits} folds; "
                 "use fewer folds or finer groups"
             )
-        if shuffle and not group_kfold_shuffles:
-            return _shuffled_group_folds(codes, n_splits, rs)
-        kw = {"shuffle": shuffle, "random_state": rs} if group_kfold_shuffles else {}
-        splits = GroupKFold(n_splits, **kw).split(dummy, groups=codes)
+        splits = GroupKFold(n_splits, shuffle=shuffle, random_state=rs).split(dummy,
+                                                                              groups=codes)
     else:
         lab = _column(labels, "labels", kind, n_rows)
         if lab.dtype.kind == "f" and not np.all(np.isfinite(lab) & (lab == np.round(lab))):
@@ -110,17 +99,6 @@ def _codes(values: np.ndarray) -> np.ndarray:
         return pd.factorize(values, sort=True, use_na_sentinel=False)[0].astype(np.int64)
     except TypeError:  # unsortable mix of types: first-appearance order
         return pd.factorize(values, use_na_sentinel=False)[0].astype(np.int64)
-
-
-def _shuffled_group_folds(codes: np.ndarray, n_splits: int, random_state: int | None) -> np.ndarray:
-    """sklearn >= 1.6 ``GroupKFold(shuffle=True)`` for older sklearn: permute the unique groups
-    with ``RandomState(random_state)`` and deal them out in ``n_splits`` near-equal chunks."""
-    rng = np.random.RandomState(random_state)
-    perm = rng.permutation(int(codes.max()) + 1)
-    group_fold = np.empty(len(perm), dtype=np.int32)
-    for f, chunk in enumerate(np.array_split(perm, n_splits)):
-        group_fold[chunk] = f
-    return group_fold[codes]
 
 
 def groups_from_rows(values: np.ndarray) -> np.ndarray:

@@ -1,7 +1,8 @@
 """The run store: preparing a run directory, checkpointing trained scales, loading a run back.
 
 ``nested-ae train`` writes a run directory (tables and figures come from ``reports``);
-``predict``, ``design``, ``explain`` and ``--resume`` read it back through :func:`load_run`.
+``chain.load`` reads it back (every command goes through it), ``--resume`` through
+:func:`resume_states`.
 
 Layout::
 
@@ -44,7 +45,7 @@ from .training import (ModelBatch, TrainState, history_epochs, hyperparameters, 
                        scale_task, selected_params)
 
 if TYPE_CHECKING:
-    from .runner import FitResult
+    from .chain import TrainedChain
 
 RUN_MARKERS = ("metrics.json", "config.toml", "checkpoints")
 
@@ -52,6 +53,10 @@ RUN_MARKERS = ("metrics.json", "config.toml", "checkpoints")
 def prepare_out_dir(out: str | Path, *, overwrite: bool = False, resume: bool = False) -> Path:
     """Create ``out``; refuse one that already holds a run unless overwrite/resume."""
     out = Path(out).expanduser().resolve()
+    try:
+        out.exists()
+    except OSError as err:  # e.g. a name too long (pathlib only absorbs "not found")
+        raise _cannot_write(out, err) from None
     if out.exists() and not out.is_dir():
         raise RunDirError(f"--out {out} exists and is not a directory; choose another --out")
     holds_run = out.is_dir() and any((out / m).exists() for m in RUN_MARKERS)
@@ -68,9 +73,12 @@ def prepare_out_dir(out: str | Path, *, overwrite: bool = False, resume: bool = 
         probe.write_text("")
         probe.unlink()
     except OSError as err:
-        raise RunDirError(f"cannot write to --out {out}: {err.strerror}; choose a writable "
-                          "--out") from None
+        raise _cannot_write(out, err) from None
     return out
+
+
+def _cannot_write(out: Path, err: OSError) -> RunDirError:
+    return RunDirError(f"cannot write to --out {out}: {err.strerror}; choose a writable --out")
 
 
 def resolved_config(cfg: Config, data_root: str | None, run_dir: Path | None = None) -> Config:
@@ -223,46 +231,7 @@ def load_scale(run_dir: Path, name: str, step: int | None = None) -> LoadedScale
     return LoadedScale(cfg, trained, arrays["state"], arrays["history"])
 
 
-@dataclass
-class TrainedRun:
-    """A run directory read back: its config and every trained scale (config order)."""
-
-    path: Path
-    config: Config
-    scales: dict[str, TrainedScale]
-
-
-def load_run(run_dir: str | Path) -> TrainedRun:
-    """Read a run directory written by ``nested-ae train`` (checkpoints of every scale)."""
-    run_dir = Path(run_dir).expanduser().resolve()
-    if not run_dir.is_dir():
-        raise RunDirError(f"run directory not found: {run_dir} (give the --out folder of "
-                          "'nested-ae train')")
-    cfg_path = run_dir / "config.toml"
-    unfinished = (f"{run_dir} holds an unfinished run (killed or still training); continue it "
-                  f"with 'nested-ae train CONFIG --out {run_dir} --resume'")
-    if not cfg_path.exists():
-        if (run_dir / "checkpoints").is_dir():
-            raise RunDirError(unfinished)
-        raise RunDirError(f"{run_dir} is not a run directory (no config.toml); train one with "
-                          "'nested-ae train CONFIG --out DIR'")
-    from .config import load_config
-    cfg = load_config(cfg_path)
-    scales = {}
-    for spec in cfg.scales:
-        step = checkpoint.latest_step(run_dir / "checkpoints" / spec.name)
-        if step is not None and step < spec.training.epochs:  # a periodic checkpoint only
-            raise RunDirError(unfinished)
-        loaded = load_scale(run_dir, spec.name)
-        if config_to_dict(loaded.config) != config_to_dict(cfg):
-            raise RunDirError(f"{run_dir}: checkpoint of scale '{spec.name}' was written by a "
-                              "different config than config.toml; restore that config.toml "
-                              "or re-train")
-        scales[spec.name] = loaded.trained
-    return TrainedRun(run_dir, cfg, scales)
-
-
-def write_run(fit: "FitResult", run_dir: Path, data_root: str | None = None,
+def write_run(fit: "TrainedChain", run_dir: Path, data_root: str | None = None,
               checkpoints: bool = True) -> None:
     """Write every file of a run directory (``prepare_out_dir`` first): the resolved config,
     checkpoints, then the reports (tables, figures) and metrics.json last (its presence marks
@@ -272,7 +241,7 @@ def write_run(fit: "FitResult", run_dir: Path, data_root: str | None = None,
     cfg = resolved_config(fit.config, data_root, run_dir)
     io.atomic_write_text(run_dir / "config.toml", io.dumps_toml(run_document(cfg, run_dir)))
     if checkpoints:
-        for r in fit.scales.values():
+        for r in fit.results.values():
             save_scale(run_dir, cfg, r.trained, r.state, r.history)
         if fit.finetuned:  # leading fold axis
             checkpoint.save(run_dir / "checkpoints" / "_finetuned", cfg.chain.finetune_epochs,

@@ -17,15 +17,17 @@ from dataclasses import dataclass
 from typing import Any, Callable
 
 import jax
+import numpy as np
 import pandas as pd
 
 from .config import Config, ScaleSpec, override, parse_value
 from .errors import ConfigError
 from .evaluation import scale_metrics
 from .fitting import Replica, fit_models, replica_layout
-from .nesting import row_columns
-from .runner import fit_config, plan_chain, prepare_scale
-from .selection import nested_folds, per_model_inputs, select, with_nested
+from .nested_chain import n_entities, nested_latents, nested_leaky_rows, upstream_nested
+from .nesting import row_columns, upstream_of
+from .runner import chain_report, fit_config, plan_chain, prepare_scale, trained_record
+from .selection import NestedFolds, nested_folds, per_model_inputs, select, with_nested
 from .splits import assign_folds, groups_from_rows, make_folds
 from .training import hyperparameters
 
@@ -55,6 +57,25 @@ def parse_grid(items: list[str]) -> dict[str, list]:
         values.append(current)
         grid[key.strip()] = [parse_value(v.strip()) for v in values]
     return grid
+
+
+def relative_keys(grid: dict[str, list], cfg: Config, scale: str | None = None
+                  ) -> dict[str, list]:
+    """Grid keys relative to the swept scale (default: the last): a key that starts with its
+    name (``solvent.encoder.l1`` for ``--scale solvent``) loses it; one that starts with
+    another scale's name is an error saying that keys are relative to the swept scale."""
+    target = cfg.scale(scale or cfg.scales[-1].name).name
+    out = {}
+    for key, values in grid.items():
+        first, _, rest = key.partition(".")
+        if first == target and rest:
+            key = rest
+        elif first in cfg.specs and rest:
+            raise ConfigError(f"--grid {key}: grid keys are relative to the swept scale "
+                              f"'{target}' (e.g. encoder.l1); to sweep scale '{first}' use "
+                              f"--scale {first}")
+        out[key] = values
+    return out
 
 
 def combinations(grid: dict[str, list]) -> list[dict[str, Any]]:
@@ -102,6 +123,10 @@ class SweepResult:
     seconds: float
     nested: dict | None = None        # outer_folds > 0: see selection.select
     outer: pd.DataFrame | None = None  # per outer fold: chosen setting, inner and outer error
+    chain: dict | None = None  # leaky validation rows (runner.chain_report; nested: also
+    #                            nested_leaky_val_rows); {} when the scale takes no latent
+    nested_folds: NestedFolds | None = None  # the nested models' masks
+    nested_outputs: list | None = None  # per combination: the nested models' outputs
 
 
 def _metric_rows(metrics: dict, prefix: str = "") -> dict[str, float]:
@@ -125,13 +150,15 @@ def sweep(cfg: Config, grid: dict[str, list], *, scale: str | None = None,
           devices: list | None = None, outer_folds: int = 0) -> SweepResult:
     """Train every combination of ``grid`` (keys: settings of the swept scale, e.g.
     ``encoder.l1`` or ``heads.gap.dropout``) with cross-validation; ``seeds`` adds a grid over
-    training.seed = 0..seeds-1. Upstream scales of a chain are trained once, as configured.
-    outer_folds: also run nested cross-validation with this many outer folds (see
-    :mod:`selection`): the chosen setting's error on rows that took no part in choosing it.
+    training.seed = 0..seeds-1. Upstream scales of a chain are trained once, as configured,
+    for the sweep's own folds. outer_folds: also run nested cross-validation with this many
+    outer folds (see :mod:`selection`): the chosen setting's error on rows that took no part
+    in choosing it; the upstream scales then also train one model per nested model, without
+    its validation entities (:mod:`nested_chain`).
     """
     start = time.perf_counter()
     target = cfg.scale(scale or cfg.scales[-1].name)
-    grid = dict(grid)
+    grid = relative_keys(grid, cfg, target.name)
     if seeds:
         grid["training.seed"] = list(range(seeds))
     if not grid:
@@ -146,15 +173,25 @@ def sweep(cfg: Config, grid: dict[str, list], *, scale: str | None = None,
     if any(s.cv.kind == "none" for s in specs):
         raise ConfigError(f"sweep: scales.{target.name}.cv.kind = 'none' has no validation "
                           "rows to compare combinations on; use kfold, group or stratified")
+    if outer_folds:
+        _refuse_best_epoch(cfg, target, specs)
     upstream = fit_config(cfg, data_root=data_root, progress=progress,
                           stop_before=target.name).trained if position else {}
     plan = plan_chain(cfg, data_root=data_root)
-    data, folds, _ = prepare_scale(cfg, target, upstream, plan)
+    data, folds, feeders = prepare_scale(cfg, target, upstream, plan)
     metric = metric or default_metric(target)
     maximise = metric.endswith((".r2", ".accuracy"))
-    nested = _outer_folds(cfg, target, data, folds, plan, outer_folds) if outer_folds else None
-    if nested is not None:
-        data = data.with_inputs(**per_model_inputs(data.inputs, folds.n_models, nested))
+    chain = _chain_report(cfg, target, upstream, plan, data, folds, feeders)
+    nested = None
+    if outer_folds:
+        nested, outer_default = _outer_folds(cfg, target, data, folds, plan, outer_folds)
+        if target.upstream:
+            up_nested, masks = upstream_nested(cfg, target, plan, nested, outer_default,
+                                               progress, devices)
+            latents = nested_latents(cfg, target, data, up_nested, nested.train.shape[0])
+            data = data.with_inputs(**per_model_inputs(data.inputs, folds.n_models, latents))
+            chain["nested_leaky_val_rows"] = nested_leaky_rows(plan, target.name, nested,
+                                                               masks)
 
     nonzero = _nonzero_settings(specs)
     groups: dict[ScaleSpec, list[int]] = {}
@@ -177,7 +214,7 @@ def sweep(cfg: Config, grid: dict[str, list], *, scale: str | None = None,
             raise ConfigError("sweep --outer-folds: cv settings are not swept in nested "
                               "cross-validation (the outer and inner folds come from the config)")
         group_folds = folds if canon.cv == target.cv else make_folds(
-            canon, data, row_columns({s.name: s for s in cfg.scales}, target.name))
+            canon, data, row_columns(cfg.specs, target.name))
         layout_folds = group_folds if nested is None else with_nested(group_folds, nested)
         fit = fit_models(canon, data, replica_layout(canon, layout_folds, replicas),
                          progress=progress,
@@ -208,21 +245,51 @@ def sweep(cfg: Config, grid: dict[str, list], *, scale: str | None = None,
                                 maximise)
         summary["same_folds"] = float(best[metric])
     return SweepResult(runs, pd.DataFrame(fold_rows), best, metric, len(groups), n_models,
-                       time.perf_counter() - start, summary, outer)
+                       time.perf_counter() - start, summary, outer, chain, nested,
+                       nested_outputs if nested is not None else None)
+
+
+def _refuse_best_epoch(cfg: Config, target: ScaleSpec, specs: list[ScaleSpec]) -> None:
+    """training.select = best picks each model's epoch on its validation rows: for an outer
+    model (or an upstream nested model) those are rows the nested estimate is scored on."""
+    names = [*upstream_of(cfg, target.name), target.name]
+    bad = [s.name for s in [*(cfg.scale(n) for n in names), *specs]
+           if s.training.select == "best"]
+    if bad:
+        raise ConfigError(f"sweep --outer-folds: scales.{bad[0]}.training.select = 'best' "
+                          "would choose epochs on the outer validation rows; use select = "
+                          "'last' under nested cross-validation")
+
+
+def _chain_report(cfg: Config, target: ScaleSpec, upstream: dict, plan, data, folds,
+                  feeders: dict) -> dict:
+    """`train`'s leaky-row count (runner.chain_report) for the sweep's own folds of the
+    swept scale: {"split", "scales": {SCALE: {"val_rows", "leaky_val_rows"}}}; {} unchained."""
+    if not target.upstream:
+        return {}
+    record = trained_record(target, data, folds, feeders, None, None)
+    report = chain_report(cfg, {**upstream, target.name: record}, plan)
+    return {"split": report["split"], "scales": {target.name: report["scales"][target.name]}}
 
 
 def _outer_folds(cfg: Config, target: ScaleSpec, data, folds, plan, k: int):
-    """The nested folds of a sweep: outer = the matched folds of a chain that shares them
-    (k must be their number), else KFold (GroupKFold by identical input rows for cv = group)
-    with the scale's random_state; inner = the scale's cv.n_splits within each outer training
-    set."""
+    """The nested folds of a sweep and, for a scale that takes latents, the outer fold of
+    every entity of the chain (E,) that it does not decide (-1: none; else None).
+
+    outer = the matched folds of a chain that shares them (k must be their number), else
+    KFold with the scale's random_state: GroupKFold by entity for a scale that takes latents
+    (see ``links``), by identical input rows for cv = group; inner = the scale's cv.n_splits
+    within each outer training set, grouped alike."""
     cv = target.cv
     if k < 2:
         raise ConfigError(f"sweep --outer-folds {k}: use at least 2")
-    groups = None
+    groups = outer_default = None
     if cv.kind == "group":
-        cols = list(cv.group_by) or row_columns({s.name: s for s in cfg.scales}, target.name)
+        cols = list(cv.group_by) or row_columns(cfg.specs, target.name)
         groups = groups_from_rows(data.frame[cols].to_numpy())
+    if target.upstream:
+        groups = plan.entities[target.name]
+        outer_default = np.full(n_entities(plan), -1, np.int32)
     if target.name in plan.fold_ids:
         if k != folds.n_cv:
             raise ConfigError(f"sweep --outer-folds {k}: scale '{target.name}' shares its "
@@ -230,8 +297,10 @@ def _outer_folds(cfg: Config, target: ScaleSpec, data, folds, plan, k: int):
                               f"{folds.n_cv}")
         outer = folds.fold_of_row
         groups = plan.entities[target.name]
+        for name, ids in plan.fold_ids.items() if outer_default is not None else ():
+            outer_default[plan.entities[name]] = ids
     else:
         outer = assign_folds(data.n_rows, kind="kfold" if groups is None else "group",
                              n_splits=k, shuffle=True, random_state=cv.random_state,
                              groups=groups)
-    return nested_folds(outer, cv.n_splits, cv.random_state + 1, groups)
+    return nested_folds(outer, cv.n_splits, cv.random_state + 1, groups), outer_default

@@ -14,14 +14,13 @@ on. Two rules live here and nowhere else:
 A prediction runs one *copy* of the chain per chosen model of the target scale, each fed by
 the upstream models that fed that model in training (:func:`chain_copies`), all copies in one
 ``vmap``; :func:`summarise` averages them (heads mean, std over copies). ``predict``,
-``design``, ``explain`` and ``compare`` all go through :func:`chain_copies`, so they agree by
-construction.
+``design``, ``explain``, ``suggest`` and ``compare`` all go through :func:`chain_copies` (by
+way of ``chain.TrainedChain.copies``), so they agree by construction.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Callable
 
 import jax
 import jax.numpy as jnp
@@ -32,7 +31,7 @@ from .config import ChainSpec, InputGroup, ScaleSpec
 from .data import Categories, fit_stats
 from .evaluation import ensemble_summary
 from .model import Params, ScaleModel, ScaleOutputs, Stats
-from .nesting import Chain, ChainParams, ScaleEntry, chain_inputs, nest, upstream_of
+from .nesting import Chain, ChainParams, ScaleEntry, chain_inputs, nest
 
 
 @dataclass
@@ -141,6 +140,14 @@ def copy_indices(scales: dict[str, TrainedScale], target: str, models: np.ndarra
     return out
 
 
+def finetune_start(scales: dict[str, TrainedScale], last: str) -> dict[str, np.ndarray]:
+    """{SCALE: (C,) position of the model that copy c of the jointly fine-tuned chain starts
+    from}: copy c is the chain that predicts with the ``last`` scale's fold-c model, fed as in
+    training (``finetune``)."""
+    copies = copy_indices(scales, last, np.arange(scales[last].n_cv))
+    return {n: copies[n][:, 0] for n in copies}
+
+
 def chain_copies(scales: dict[str, TrainedScale], target: str, models: np.ndarray
                  ) -> tuple[Chain, ChainParams]:
     """The chain from the raw inputs to ``target``, with a leading copy axis C on every
@@ -183,38 +190,6 @@ def refit_upstream(chain_spec: ChainSpec, chain: Chain, params: ChainParams, inp
                                  for k, v in s.items()}
         params[up] = ScaleEntry(params[up].params, stats)
     return params
-
-
-def predictor(scales: dict[str, TrainedScale], target: str, chain_spec: ChainSpec,
-              models: np.ndarray | None = None, refit_rows: dict | None = None
-              ) -> tuple[Callable, ChainParams]:
-    """A differentiable prediction function of raw inputs and its parameters:
-    ``apply(params, inputs) -> {SCALE: (mean ScaleOutputs, {HEAD: std})}`` for ``target``
-    (default: averaged over :meth:`TrainedScale.models`) and every scale upstream of it.
-    refit_rows: raw inputs to re-fit the upstream scalers on (chain.transfer_scaler = refit).
-    """
-    models = scales[target].models() if models is None else models
-    chain, params = chain_copies(scales, target, models)
-    if refit_rows is not None:
-        params = refit_upstream(chain_spec, chain, params, refit_rows,
-                                list(scales[target].feeders))
-
-    def apply(p: ChainParams, inputs: dict) -> dict[str, tuple[ScaleOutputs, dict]]:
-        return summarise(chain, apply_copies(chain, p, inputs))
-
-    return apply, params
-
-
-def predict_rows(scales: dict[str, TrainedScale], specs: dict[str, ScaleSpec],
-                 chain_spec: ChainSpec, frame: pd.DataFrame, target: str, source: str,
-                 fold: int | None = None) -> tuple[dict, dict]:
-    """Read the raw inputs of ``target`` and its upstream scales from ``frame`` and predict
-    them: ({SCALE: (mean outputs, std)}, raw inputs)."""
-    names = [*upstream_of(specs, target), target]
-    inputs = chain_inputs({n: specs[n] for n in names},
-                          {n: scales[n].categories for n in names}, frame, target, source)
-    apply, params = predictor(scales, target, chain_spec, scales[target].models(fold), inputs)
-    return jax.jit(apply)(params, inputs), inputs
 
 
 # ----------------------------------------------------------------------------------------------

@@ -32,7 +32,7 @@ from .config import ScaleSpec, TrainingSpec
 from .errors import NestedAEError
 from .losses import head_row_losses, masked_mean, weight_penalty
 from .model import Params, ScaleModel, Stats
-from .modules import hash_uniform, step_key
+from .modules import step_key
 
 PRIMARY = "rows"  # the stream of a single-data-set task
 
@@ -216,9 +216,11 @@ def epoch_rows(key: jax.Array, mask: jax.Array, n_steps: int, batch_size: int,
                wrap: bool) -> tuple[jax.Array, jax.Array]:
     """One epoch of mini-batches of a model's training rows (mask (N,)), shuffled by ``key``:
     (idx, w) each (n_steps, batch_size). Padded (w = 0) past the last training row, or, with
-    ``wrap``, cycling through the shuffled rows again (w = 1)."""
+    ``wrap``, cycling through the shuffled rows again (w = 1). The training rows come in a
+    uniformly random order (an exact permutation of all rows, training rows stably first)."""
     n_rows = mask.shape[0]
-    order = jnp.argsort(jnp.where(mask > 0, hash_uniform(key, (n_rows,)), 2.0))
+    perm = jax.random.permutation(key, n_rows)
+    order = perm[jnp.argsort(mask[perm] <= 0, stable=True)]
     span = n_steps * batch_size
     n_train = mask.sum()
     if wrap:
@@ -318,8 +320,24 @@ def capped_task(task: Task, batch: ModelBatch) -> Task:
 
 def init_state(task: Task, batch: ModelBatch, params: Params | None = None) -> TrainState:
     """Initial weights (from each model's seed, or the given ``params`` with a leading model
-    axis), optimiser state and best-so-far trackers."""
-    return _compiled_init(task, params is None)(batch.seed, batch.hparams, params)
+    axis), optimiser state and best-so-far trackers. Compiled with the training programs'
+    CPU options (:func:`_compiler_options`; XLA's default level took 23 s on the demo scale
+    here, level 1 7.5 s) except when traced (a run's checkpoint template, under eval_shape)."""
+    args = (batch.seed, batch.hparams, params)
+    leaves = jax.tree.leaves(args)
+    options = _compiler_options()
+    if options is None or any(isinstance(a, jax.core.Tracer) for a in leaves):
+        return _compiled_init(task, params is None)(*args)
+    key = (task, params is None, jax.tree.structure(args),
+           tuple((jnp.shape(a), jnp.result_type(a), getattr(a, "weak_type", False))
+                 for a in leaves))
+    if key not in _INIT_EXECUTABLES:
+        _INIT_EXECUTABLES[key] = _compiled_init(task, params is None).lower(*args).compile(
+            options)
+    return _INIT_EXECUTABLES[key](*args)
+
+
+_INIT_EXECUTABLES: dict = {}  # (task, from_seed, argument structure and types) -> executable
 
 
 def _compiler_options() -> dict | None:

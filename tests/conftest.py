@@ -10,9 +10,28 @@ import pytest
 
 REPO = Path(__file__).resolve().parents[1]
 
+
+
+def session_cache_dir() -> str:
+    """A compilation cache folder of this test session's own, shared by its xdist workers
+    (named by xdist's per-run id) and subprocesses, so tests share compiled programs but no
+    state across runs. Folders of sessions over a day old are removed."""
+    import shutil
+    import tempfile
+    import time
+
+    root = Path(tempfile.gettempdir()) / f"nested_ae_jax_pytest_{os.getuid()}"
+    run = os.environ.get("PYTEST_XDIST_TESTRUNUID") or f"pid{os.getpid()}"
+    if root.is_dir():
+        for old in root.iterdir():
+            if old.name != run and time.time() - old.stat().st_mtime > 86400:
+                shutil.rmtree(old, ignore_errors=True)
+    return str(root / run)
+
+
 # Compiled programs are cached on disk and shared by the test processes (and subprocesses):
 # many tests compile the same small programs. Set before JAX initialises.
-os.environ.setdefault("JAX_COMPILATION_CACHE_DIR", str(REPO / ".pytest_cache" / "jax"))
+os.environ.setdefault("JAX_COMPILATION_CACHE_DIR", session_cache_dir())
 os.environ.setdefault("JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS", "0.5")
 # Tests check arithmetic against numpy and finite differences: full float32 matmuls on every
 # backend (a GPU's default uses reduced-precision passes; checked on an H200, jax 0.11.2).

@@ -211,12 +211,13 @@ def test_campaign_cli_writes_every_method(files, capsys):
 @pytest.fixture(scope="module")
 def trained_run(files):
     from nested_ae_jax.runner import fit_config
-    from nested_ae_jax.store import load_run, prepare_out_dir, write_run
+    from nested_ae_jax.chain import load as load_chain
+    from nested_ae_jax.store import prepare_out_dir, write_run
 
     cfg = parse_config(chain_doc(files), str(files / "chain.toml"))
     out = prepare_out_dir(files / "run")
     write_run(fit_config(cfg), out)
-    return load_run(out)
+    return load_chain(out)
 
 
 @pytest.fixture(scope="module")

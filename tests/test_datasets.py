@@ -87,7 +87,8 @@ def test_a_config_on_a_shipped_data_set_trains_and_its_run_works_anywhere(tmp_pa
                                                                           monkeypatch):
     from nested_ae_jax.explain.views import scale_view
     from nested_ae_jax.predict import predict_frame
-    from nested_ae_jax.store import load_run, prepare_out_dir, write_run
+    from nested_ae_jax.chain import load as load_chain
+    from nested_ae_jax.store import prepare_out_dir, write_run
     from nested_ae_jax.runner import fit_config
 
     table = tiny_scale("atomic", data="dataset:bandgaps", epochs=2, batch=128,
@@ -97,12 +98,12 @@ def test_a_config_on_a_shipped_data_set_trains_and_its_run_works_anywhere(tmp_pa
     cfg = parse_config({"scales": {"atomic": table}}, str(tmp_path / "cfg" / "c.toml"))
     monkeypatch.setenv("NESTED_AE_DATA", str(tmp_path / "nothing here"))
     fit = fit_config(cfg, data_root=str(tmp_path / "nor here"))
-    assert fit.scales["atomic"].metrics["heads"]["y"]["pooled_val"]["n"] == 494
+    assert fit.results["atomic"].metrics["heads"]["y"]["pooled_val"]["n"] == 494
     write_run(fit, prepare_out_dir(tmp_path / "run"), data_root=str(tmp_path / "nor here"))
     assert 'data = "dataset:bandgaps"' in (tmp_path / "run" / "config.toml").read_text()
 
     monkeypatch.chdir(tmp_path)  # another folder: the run names no path
-    run = load_run(tmp_path / "run")
+    run = load_chain(tmp_path / "run")
     pred = predict_frame(run, read_table(run.config.scale("atomic").data))
     assert len(pred) == 494 and np.isfinite(pred["atomic.y"]).all()
     assert scale_view(run, "atomic").data.frame.shape == (494, 55)

@@ -22,7 +22,7 @@ from nested_ae_jax.config import parse_config
 from nested_ae_jax.data import Categories
 from nested_ae_jax.model import ScaleDims, scale_model
 from nested_ae_jax.nesting import identity_stats
-from nested_ae_jax.store import TrainedRun
+from nested_ae_jax.chain import TrainedChain
 from nested_ae_jax.trained import TrainedScale
 
 STARTS, STEPS = 96, 200
@@ -98,7 +98,7 @@ def chain_run(tmp_path_factory):
               "device": _loaded(device, [p_device([0, 1, 0.5]), p_device([0, 1.1, 0.5])],
                                 Categories({"layer": ("p", "q", "r")}, {}),
                                 {"atomic": np.zeros((2, 1), int)})}  # atomic fold 0 feeds
-    run = TrainedRun(tmp, cfg, scales)
+    run = TrainedChain(cfg, scales, tmp)
     return D.Designer(run, SPACE)
 
 
@@ -211,7 +211,7 @@ def test_cli(chain_run, tmp_path, monkeypatch, capsys):
                               "atomic.gap>=0.5", "--constraint", "atomic.gap<=1.5",
                               "--exclude", "Xc", "--starts", str(STARTS), "--steps", str(STEPS),
                               "--out", str(out), "--top", "3", "--fix", "layer=q"])
-    monkeypatch.setattr("nested_ae_jax.store.load_run", lambda path: chain_run.run)
+    monkeypatch.setattr("nested_ae_jax.chain.load", lambda path, stage=None: chain_run.run)
     class Reuse(D.Designer):  # the CLI builds a Designer: hand it the compiled one
         def __new__(cls, run, space=None):
             return chain_run
@@ -230,7 +230,8 @@ def ensemble_run(tmp_path_factory):
     """A tiny really trained chain (atomic -> device), every scale an ensemble of 2 members x
     2 folds, saved and loaded back: 4 chain copies behind every design prediction."""
     from nested_ae_jax.runner import fit_config
-    from nested_ae_jax.store import load_run, prepare_out_dir, write_run
+    from nested_ae_jax.chain import load as load_chain
+    from nested_ae_jax.store import prepare_out_dir, write_run
 
     tmp = tmp_path_factory.mktemp("design_ensemble")
     rng = np.random.default_rng(3)
@@ -261,7 +262,7 @@ def ensemble_run(tmp_path_factory):
         str(tmp / "c.toml"))
     out = prepare_out_dir(tmp / "run")
     write_run(fit_config(cfg), out)
-    return load_run(out)
+    return load_chain(out)
 
 
 def test_ensemble_design_agrees_with_predict(ensemble_run):
@@ -269,7 +270,7 @@ def test_ensemble_design_agrees_with_predict(ensemble_run):
     from nested_ae_jax.predict import predict_frame
 
     run = ensemble_run
-    assert run.scales["device"].members == 2 and len(run.scales["device"].models()) == 4
+    assert run.trained["device"].members == 2 and len(run.trained["device"].models()) == 4
     d = D.Designer(run, SPACE)
     assert d.heads == ["atomic.gap", "device.eff", "device.eff.std"]
     t = D.design(d, "device.eff", ["atomic.gap<=1.5"], starts=16, steps=20, seed=0)

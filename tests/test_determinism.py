@@ -2,9 +2,10 @@
 
 Every random stream is derived from (training.seed, fold, epoch), the folds from
 cv.random_state, and XLA on CPU computes the same compiled program the same way every time.
-The two fits below each compile from scratch (the in-memory caches are cleared in between), so
-the test covers tracing and compilation as well as execution; across processes the resume test
-compares two `nested-ae train` runs byte for byte.
+The two fits below each compile from scratch (the in-memory caches are cleared in between and
+the suite's persistent compilation cache is off for the second, which is checked: no cache
+hit), so the test covers tracing and compilation as well as execution; across processes the
+resume test compares two `nested-ae train` runs byte for byte.
 """
 
 from __future__ import annotations
@@ -30,7 +31,7 @@ def metrics_json(cfg, path):
     doc.pop("wall_seconds")
     for entry in doc["scales"].values():
         entry.pop("seconds")
-    return doc, oof_table(fit.scales["s"])
+    return doc, oof_table(fit.results["s"])
 
 
 def test_same_config_and_seed_give_identical_metrics(tmp_path):
@@ -44,7 +45,17 @@ def test_same_config_and_seed_give_identical_metrics(tmp_path):
     training._compiled_chunk.cache_clear()
     training._compiled_init.cache_clear()
     jax.clear_caches()
-    second, oof_second = metrics_json(cfg, tmp_path / "b.json")
+    hits, listening = [], [True]
+    jax.monitoring.register_event_listener(
+        lambda event, **_: listening[0] and event.endswith("/cache_hits") and hits.append(event))
+    enabled = jax.config.jax_enable_compilation_cache
+    jax.config.update("jax_enable_compilation_cache", False)
+    try:
+        second, oof_second = metrics_json(cfg, tmp_path / "b.json")
+    finally:
+        jax.config.update("jax_enable_compilation_cache", enabled)
+        listening[0] = False
+    assert not hits  # compiled from scratch, not read back from the persistent cache
     assert first == second
     assert oof_first.equals(oof_second)
 

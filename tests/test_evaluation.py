@@ -55,7 +55,7 @@ def fitted(tmp_path_factory):
 
 def test_pooled_out_of_fold_metrics_equal_a_numpy_forward_pass(fitted):
     frame, fit, doc = fitted
-    r = fit.scales["s"]
+    r = fit.results["s"]
     x = frame[["a", "b", "c"]].to_numpy(np.float64)
     codes = np.searchsorted(["p", "q", "r"], frame["k"].to_numpy())
     fold = r.folds.fold_of_row
@@ -99,3 +99,16 @@ def test_a_column_constant_on_the_training_rows_gets_scale_one():
     assert abs(standardised) < 1.0
     np.testing.assert_allclose(stats["scale"][1], x.astype(np.float64).std(axis=0), rtol=1e-6)
     assert stats["scale"][0, 1] == pytest.approx(x[:8, 1].astype(np.float64).std(), rel=1e-6)
+
+
+def test_predictions_in_row_chunks_equal_one_call(fitted):
+    """37 rows in chunks of 10 (the last padded): the same outputs as the whole table."""
+    from nested_ae_jax.evaluation import predict_models
+
+    _, fit, _ = fitted
+    r = fit.scales["s"]
+    whole = predict_models(r.model, r.params, r.batch.stats, r.data.inputs)
+    chunked = predict_models(r.model, r.params, r.batch.stats, r.data.inputs, chunk=10)
+    for a, b in zip(jax.tree.leaves(whole), jax.tree.leaves(chunked)):
+        assert a.shape == b.shape and a.shape[1] == 37
+        np.testing.assert_allclose(a, b, rtol=1e-6, atol=1e-6)

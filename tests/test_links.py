@@ -11,6 +11,7 @@ from nested_ae_jax import links
 from nested_ae_jax.config import parse_config
 from nested_ae_jax.errors import ConfigError
 from nested_ae_jax.runner import fit_config, plan_chain
+from conftest import REPO
 
 
 def probe_frame(n: int = 240, seed: int = 0) -> pd.DataFrame:
@@ -45,7 +46,7 @@ def probe_config(split: str | None = None, epochs: int = 300):
 
 
 def pooled_mae(fit, scale, head):
-    return fit.scales[scale].metrics["heads"][head]["pooled_val"]["mae"]
+    return fit.results[scale].metrics["heads"][head]["pooled_val"]["mae"]
 
 
 def test_the_downstream_cannot_beat_the_upstream_it_reads_by_default():
@@ -57,15 +58,15 @@ def test_the_downstream_cannot_beat_the_upstream_it_reads_by_default():
     XLA backends): honest 0.97-1.10, paper protocol 0.67-0.88."""
     frame = probe_frame()
     honest = fit_config(probe_config(), frames={"up": frame, "down": frame})
-    assert honest.chain == {"split": "matched",
+    assert honest.leaks == {"split": "matched",
                             "scales": {"down": {"val_rows": 240, "leaky_val_rows": 0}}}
     assert pooled_mae(honest, "down", "y2") > 0.95 * pooled_mae(honest, "up", "y1")
 
     paper = fit_config(probe_config("independent"), frames={"up": frame, "down": frame})
     assert pooled_mae(paper, "up", "y1") == pytest.approx(pooled_mae(honest, "up", "y1"))
     assert pooled_mae(paper, "down", "y2") < 0.9 * pooled_mae(paper, "up", "y1")
-    fold0 = (paper.scales["down"].folds.fold_of_row == 0).sum()
-    assert paper.chain["scales"]["down"] == {"val_rows": 240, "leaky_val_rows": 240 - fold0}
+    fold0 = (paper.results["down"].folds.fold_of_row == 0).sum()
+    assert paper.leaks["scales"]["down"] == {"val_rows": 240, "leaky_val_rows": 240 - fold0}
 
 
 def entity_frames(seed: int = 0):
@@ -122,17 +123,17 @@ def test_matched_folds_never_put_an_entity_in_training_of_one_scale_and_validati
     cfg = entity_config()
     fit = fit_config(cfg, frames=frames)
     plan = plan_chain(cfg, frames=frames)
-    up, down = fit.scales["up"].folds, fit.scales["down"].folds
+    up, down = fit.results["up"].folds, fit.results["down"].folds
     for k in range(5):
         val_entities = set(plan.entities["down"][down.val[k] > 0])
         trained_up = set(plan.entities["up"][up.train[k] > 0])
         trained_down = set(plan.entities["down"][down.train[k] > 0])
         assert not val_entities & trained_up
         assert not val_entities & trained_down  # one entity, one fold: grouped downstream too
-    np.testing.assert_array_equal(fit.scales["down"].trained.feeders["up"][:, 0], np.arange(5))
-    assert fit.chain["scales"]["down"]["leaky_val_rows"] == 0
+    np.testing.assert_array_equal(fit.results["down"].trained.feeders["up"][:, 0], np.arange(5))
+    assert fit.leaks["scales"]["down"]["leaky_val_rows"] == 0
     paper = fit_config(entity_config("independent"), frames=frames)
-    assert paper.chain["scales"]["down"]["leaky_val_rows"] > 0
+    assert paper.leaks["scales"]["down"]["leaky_val_rows"] > 0
 
 
 def test_same_file_chains_keep_each_scales_own_kfold():
@@ -182,7 +183,105 @@ def test_finetuning_copy_k_starts_from_the_upstream_model_of_fold_k():
     cfg = probe_config(epochs=2)
     fit = fit_config(cfg, frames={"up": frame, "down": frame})
     tuned = finetune_chain(override(cfg, {"chain.finetune_epochs": 1,
-                                          "chain.finetune_learning_rate": 1e-12}), fit.scales)
+                                          "chain.finetune_learning_rate": 1e-12}), fit.results)
     for a, b in zip(jax.tree.leaves(tuned.params["up"].params),
-                    jax.tree.leaves(fit.scales["up"].params)):
+                    jax.tree.leaves(fit.results["up"].params)):
         np.testing.assert_allclose(a, b, atol=1e-6)  # copy k = upstream fold k, barely moved
+
+
+def dense_agree(a: pd.DataFrame, b: pd.DataFrame, tol: float) -> np.ndarray:
+    """The reference: the former dense comparison, (len(a), len(b)) bool."""
+    ok = np.ones((len(a), len(b)), bool)
+    for ca, cb in zip(a.columns, b.columns):
+        x = pd.to_numeric(a[ca], errors="coerce").to_numpy(np.float64)
+        y = pd.to_numeric(b[cb], errors="coerce").to_numpy(np.float64)
+        if np.isfinite(x).all() and np.isfinite(y).all():
+            size = np.maximum(np.abs(x)[:, None], np.abs(y)[None, :])
+            ok &= np.abs(x[:, None] - y[None, :]) <= tol * size + 1e-12
+        else:
+            ok &= a[ca].astype(str).to_numpy()[:, None] == b[cb].astype(str).to_numpy()[None, :]
+    return ok
+
+
+def assert_same_pairs(a, b, tol):
+    i, j = links._agree_pairs(a, b, tol)
+    want_i, want_j = np.nonzero(dense_agree(a, b, tol))
+    np.testing.assert_array_equal(i, want_i)
+    np.testing.assert_array_equal(j, want_j)
+    return len(i)
+
+
+def test_neighbour_search_links_the_shipped_chain_as_the_dense_comparison(monkeypatch):
+    """Perovskite band gaps -> device efficiencies (experiments/perovskite/nested_pce.toml):
+    the same agreeing pairs of distinct rows, and the same entities, as the dense N x M
+    comparison."""
+    from nested_ae_jax.config import load_config
+    from nested_ae_jax.nesting import column_maps
+
+    cfg = load_config(REPO / "experiments" / "perovskite" / "nested_pce.toml")
+    plan = plan_chain(cfg)
+    cmap = column_maps({s.name: s for s in cfg.scales}, "device")["atomic"]
+    a = plan.data["atomic"].frame[list(cmap)].drop_duplicates()
+    b = plan.data["device"].frame[list(cmap.values())].drop_duplicates()
+    assert assert_same_pairs(a, b, cfg.chain.link_tolerance) == 16  # measured: 16 of 235 device compositions
+    assert assert_same_pairs(a, b, 0.0) == 0  # rounded device descriptors: none exactly equal
+    monkeypatch.setattr(links, "_agree_pairs",
+                        lambda a, b, tol: np.nonzero(dense_agree(a, b, tol)))
+    dense = links.link_entities(cfg, plan.data)
+    for name in dense:
+        np.testing.assert_array_equal(plan.entities[name], dense[name])
+
+
+@pytest.mark.parametrize("tol", [0.0, 1e-9, 0.01, 0.3])
+def test_neighbour_search_agrees_with_the_dense_comparison_at_near_ties(tol):
+    """Values a hair inside and outside the tolerance (relative and the 1e-12 floor), zeros,
+    signs, magnitudes from 1e-14 to 1e8, a text column, repeated values."""
+    rng = np.random.default_rng(int(tol * 1e3))
+    n = 400
+    x = rng.choice([0.0, 1e-14, 1e-13, 3.0, -2.5, 7e7], n) * rng.choice([1, 1, 10], n)
+    x[: n // 2] = rng.normal(size=n // 2) * 10.0 ** rng.integers(-3, 8, n // 2)
+    limit = tol * np.abs(x) + 1e-12  # the largest difference that agrees, about
+    near = x + rng.choice([-1, 1], n) * limit * rng.choice([0.0, 1 - 1e-9, 1.0, 1 + 1e-9, 2.0], n)
+    y = np.concatenate([near, rng.choice(x, n // 2)])
+    a = pd.DataFrame({"u": x, "v": rng.integers(0, 3, n) * 0.5, "t": rng.choice(["p", "q"], n)})
+    b = pd.DataFrame({"U": y, "V": rng.integers(0, 3, len(y)) * 0.5,
+                      "T": rng.choice(["p", "q", "r"], len(y))})
+    count = assert_same_pairs(a, b, tol)
+    assert count > n // 4
+    assert_same_pairs(a[["u"]], b[["U"]], tol)
+
+
+def test_row_codes_group_rows_as_their_printed_values_do():
+    """Codes by hashing each column equal those of the printed rows (the former
+    implementation): NaNs alike, -0.0 apart from 0.0, integers, text, first-appearance order."""
+    rng = np.random.default_rng(1)
+    n = 3000
+    table = pd.DataFrame({
+        "f": rng.choice([0.0, -0.0, np.nan, 1.5, 1.5000000000000002, 2.0], n),
+        "i": rng.integers(0, 3, n), "t": rng.choice(["a", "b", "1"], n),
+        "g": rng.choice([0.1, 0.2, 0.30000000000000004], n).astype(np.float32)})
+    want = pd.factorize(pd.MultiIndex.from_frame(table.astype(str)))[0]
+    np.testing.assert_array_equal(links._codes(table), want)
+    assert len(np.unique(want)) > 100
+
+
+def test_a_chain_of_100k_and_50k_rows_links_and_deals_folds_in_linear_memory(tmp_path):
+    """10^5 upstream rows and 5 x 10^4 downstream rows (the demo chain; the downstream rows are
+    the upstream's first half): linked without an N x M array (which would be 40 GB), every
+    downstream row in its upstream row's entity and fold."""
+    import resource
+
+    from nested_ae_jax.demo import demo_config
+    from nested_ae_jax.synthetic import make_nested_data
+
+    n = 100_000
+    frames = make_nested_data(n, n_scales=2, seed=0)
+    frames["scale2"] = frames["scale2"].iloc[: n // 2]
+    before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    plan = plan_chain(demo_config(tmp_path), frames=frames)
+    grown_gb = (resource.getrusage(resource.RUSAGE_SELF).ru_maxrss - before) / 2**20
+    up, down = plan.entities["scale1"], plan.entities["scale2"]
+    np.testing.assert_array_equal(down, up[: n // 2])
+    np.testing.assert_array_equal(plan.fold_ids["scale2"], plan.fold_ids["scale1"][: n // 2])
+    assert np.bincount(plan.fold_ids["scale1"]).min() > n // 10
+    assert grown_gb < 1.0

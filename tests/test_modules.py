@@ -202,8 +202,8 @@ def test_design_through_a_chain_with_user_modules(project, tmp_path):
 
 def test_an_nnx_module_trains_and_its_run_loads_back(tmp_path):
     from nested_ae_jax.runner import fit_config
-    from nested_ae_jax.store import load_run, prepare_out_dir, write_run
-    from nested_ae_jax.trained import predict_rows
+    from nested_ae_jax.chain import load as load_chain
+    from nested_ae_jax.store import prepare_out_dir, write_run
 
     rng = np.random.default_rng(0)
     frame = pd.DataFrame(rng.normal(size=(40, 3)), columns=["a", "b", "c"])
@@ -221,17 +221,16 @@ def test_an_nnx_module_trains_and_its_run_loads_back(tmp_path):
         "training": {"epochs": 30, "batch_size": 8, "chunk_epochs": 30, "checkpoint_every": 0},
         "cv": {"n_splits": 2}}}}, str(tmp_path / "cfg.toml"))
     fit = fit_config(cfg)
-    params = fit.scales["s"].params
+    params = fit.results["s"].params
     assert set(params["heads"]["y"]["params"]["blocks"]) == {0, 1}  # nnx.List: integer keys
-    hist = fit.scales["s"].history["train/y"]
+    hist = fit.results["s"].history["train/y"]
     assert hist[:, -1].mean() < hist[:, 0].mean()  # it learns (epoch 30 vs epoch 10)
     out = prepare_out_dir(tmp_path / "run")
     write_run(fit, out)
-    loaded = load_run(out)
-    for a, b in zip(jax.tree.leaves(params), jax.tree.leaves(loaded.scales["s"].params)):
+    loaded = load_chain(out)
+    for a, b in zip(jax.tree.leaves(params), jax.tree.leaves(loaded.trained["s"].params)):
         np.testing.assert_array_equal(np.asarray(a), np.asarray(b))
-    pred, _ = predict_rows(loaded.scales, {s.name: s for s in cfg.scales}, cfg.chain, frame,
-                           "s", "rows")
+    pred = loaded.predictions(frame, scale="s", source="rows")
     assert np.isfinite(np.asarray(pred["s"][0].heads["y"])).all()
 
 

@@ -13,7 +13,8 @@ from nested_ae_jax.config import parse_config
 from nested_ae_jax.model import ScaleDims, scale_model
 from nested_ae_jax.nesting import column_maps, nest
 from nested_ae_jax.predict import predict_frame
-from nested_ae_jax.store import load_run, prepare_out_dir, write_run
+from nested_ae_jax.chain import load as load_chain
+from nested_ae_jax.store import prepare_out_dir, write_run
 from nested_ae_jax.runner import fit_config
 
 
@@ -89,33 +90,33 @@ def test_upstream_scale_is_frozen_while_the_next_trains(chain_run, tmp_path):
     # bit for bit, i.e. training the downstream scale did not touch them
     from nested_ae_jax.config import Config
     alone = fit_config(Config(scales=cfg.scales[:1], chain=cfg.chain, source=cfg.source))
-    for a, b in zip(jax.tree.leaves(alone.scales["up"].state.params),
-                    jax.tree.leaves(fit.scales["up"].state.params)):
+    for a, b in zip(jax.tree.leaves(alone.results["up"].state.params),
+                    jax.tree.leaves(fit.results["up"].state.params)):
         np.testing.assert_array_equal(a, b)
-    run = load_run(out)
-    for a, b in zip(jax.tree.leaves(run.scales["up"].params),
-                    jax.tree.leaves(fit.scales["up"].params)):
+    run = load_chain(out)
+    for a, b in zip(jax.tree.leaves(run.trained["up"].params),
+                    jax.tree.leaves(fit.results["up"].params)):
         np.testing.assert_array_equal(a, b)
 
 
 def test_the_downstream_latent_input_is_the_upstream_fold0_latent(chain_run):
     cfg, fit, out, down = chain_run
-    up = fit.scales["up"]
+    up = fit.results["up"]
     x = down.rename(columns={"A": "a", "B": "b"})[["a", "b", "c"]].to_numpy(np.float32)
     params0 = jax.tree.map(lambda a: a[0], up.params)
     stats0 = jax.tree.map(lambda a: a[0], up.batch.stats)
     latent = up.model.apply(params0, stats0, {"x": jnp.asarray(x)}).latent
-    np.testing.assert_allclose(fit.scales["down"].data.inputs["up_latent"], latent, rtol=1e-5,
+    np.testing.assert_allclose(fit.results["down"].data.inputs["up_latent"], latent, rtol=1e-5,
                                atol=1e-6)
 
 
 def test_saved_chain_predicts_the_same_numbers_from_the_last_scale_columns_only(chain_run):
     cfg, fit, out, down = chain_run
-    run = load_run(out)
+    run = load_chain(out)
     raw = down[["A", "B", "c", "d", "e"]]  # no target, nothing but the device file's inputs
     table = predict_frame(run, raw, fold=2)
     np.testing.assert_allclose(table["down.y"],
-                               np.asarray(fit.scales["down"].outputs.heads["y"][2, :, 0]),
+                               np.asarray(fit.results["down"].outputs.heads["y"][2, :, 0]),
                                rtol=1e-5, atol=1e-5)
     assert "up.y" in table  # the upstream property on the downstream rows
 
@@ -127,9 +128,9 @@ def test_joint_finetuning_moves_the_upstream_encoder_through_the_downstream_loss
     # only the downstream loss counts: any change upstream came through the chain
     tuned_cfg = override(cfg, {"chain.finetune_epochs": 5, "chain.finetune_learning_rate": 1e-2,
                                "chain.finetune_weights": {"up": 0.0, "down": 1.0}})
-    tuned = finetune_chain(tuned_cfg, fit.scales)
+    tuned = finetune_chain(tuned_cfg, fit.results)
     kernel = lambda p: p["encoder"]["params"]["Dense_0"]["kernel"]  # noqa: E731
-    before = np.asarray(kernel(fit.scales["up"].params)[0])  # the feeding fold 0
+    before = np.asarray(kernel(fit.results["up"].params)[0])  # the feeding fold 0
     after = np.asarray(kernel(tuned.params["up"].params))  # one per copy
     assert after.shape[0] == 3  # one chain copy per downstream fold
     assert np.abs(after - before).max() > 1e-4
@@ -149,8 +150,8 @@ def test_finetuning_standardises_upstream_inputs_as_the_trainer_did(chain_run):
     refit = override(cfg, {"chain.transfer_scaler": "refit"})
     fit = fit_config(refit)
     tuned = finetune_chain(override(refit, {"chain.finetune_epochs": 1,
-                                            "chain.finetune_learning_rate": 1e-12}), fit.scales)
+                                            "chain.finetune_learning_rate": 1e-12}), fit.results)
     for k in range(3):
-        want = fit.scales["down"].metrics["folds"][k]["val"]["y"]["mae"]
+        want = fit.results["down"].metrics["folds"][k]["val"]["y"]["mae"]
         got = tuned.metrics["down"]["folds"][k]["val"]["y"]["mae"]
         assert got == pytest.approx(want, rel=1e-4)

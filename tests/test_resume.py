@@ -26,7 +26,8 @@ from nested_ae_jax import checkpoint
 from nested_ae_jax.config import config_to_dict, load_config
 from nested_ae_jax.errors import RunDirError
 from nested_ae_jax.io import atomic_write_text, dumps_toml
-from nested_ae_jax.store import (load_run, load_scale, prepare_out_dir, resolved_config,
+from nested_ae_jax.chain import load as load_chain
+from nested_ae_jax.store import (load_scale, prepare_out_dir, resolved_config,
                                   resume_states)
 from test_bad_inputs import good_frame, good_scale
 
@@ -104,12 +105,12 @@ def test_a_run_killed_mid_training_resumes_to_the_uninterrupted_numbers(tmp_path
     # and no later command takes it for a finished run, even if the kill came after
     # config.toml was written but before the final checkpoint
     with pytest.raises(RunDirError, match="holds an unfinished run .* --resume"):
-        load_run(killed)
+        load_chain(killed)
     shutil.copytree(killed, tmp_path / "copy")
     atomic_write_text(tmp_path / "copy" / "config.toml", dumps_toml(config_to_dict(
         resolved_config(load_config(cfg), None))))
     with pytest.raises(RunDirError, match="holds an unfinished run .* --resume"):
-        load_run(tmp_path / "copy")
+        load_chain(tmp_path / "copy")
 
     # (a plain `train` into it is refused: see test_bad_inputs); --resume continues it
     proc = train(cfg, killed, "--resume")

@@ -12,7 +12,8 @@ from conftest import tiny_scale
 from nested_ae_jax.config import parse_config
 from nested_ae_jax.errors import DataError, RunDirError
 from nested_ae_jax.predict import predict_frame
-from nested_ae_jax.store import load_run, prepare_out_dir, write_run
+from nested_ae_jax.chain import load as load_chain
+from nested_ae_jax.store import prepare_out_dir, write_run
 from nested_ae_jax.runner import fit_config
 
 
@@ -41,7 +42,7 @@ def fitted(tmp_path_factory):
 
 def test_pooled_metrics_are_per_sample_over_every_validation_row(fitted):
     frame, cfg, fit, out = fitted
-    result = fit.scales["s"]
+    result = fit.results["s"]
     oof = pd.read_csv(out / "oof_predictions.csv")
     assert len(oof) == len(frame) and sorted(oof["fold"].unique()) == [0, 1, 2]
     err = oof["y"] - oof["y.true"]
@@ -58,7 +59,7 @@ def test_pooled_metrics_are_per_sample_over_every_validation_row(fitted):
 
 def test_each_fold_scaler_is_fitted_on_its_training_rows_only(fitted):
     frame, cfg, fit, out = fitted
-    result = fit.scales["s"]
+    result = fit.results["s"]
     for f in range(3):
         train = frame[result.folds.fold_of_row != f][["a", "b", "c"]].to_numpy()
         np.testing.assert_allclose(np.asarray(result.batch.stats["x"]["mean"][f]),
@@ -84,22 +85,22 @@ def test_metrics_json_has_the_documented_schema(fitted):
 
 def test_a_saved_run_predicts_what_the_trained_models_predicted(fitted):
     frame, cfg, fit, out = fitted
-    run = load_run(out)
+    run = load_chain(out)
     table = predict_frame(run, frame, fold=1)
-    in_memory = np.asarray(fit.scales["s"].outputs.heads["y"][1, :, 0])
+    in_memory = np.asarray(fit.results["s"].outputs.heads["y"][1, :, 0])
     np.testing.assert_allclose(table["s.y"], in_memory, rtol=1e-5, atol=1e-6)
-    latent = np.asarray(fit.scales["s"].outputs.latent[1])
+    latent = np.asarray(fit.results["s"].outputs.latent[1])
     np.testing.assert_allclose(table[["s.latent_0", "s.latent_1"]], latent, rtol=1e-5,
                                atol=1e-6)
     ensemble = predict_frame(run, frame)
-    mean = np.asarray(fit.scales["s"].outputs.heads["y"][:, :, 0]).mean(0)
+    mean = np.asarray(fit.results["s"].outputs.heads["y"][:, :, 0]).mean(0)
     np.testing.assert_allclose(ensemble["s.y"], mean, rtol=1e-5, atol=1e-6)
     assert (ensemble["s.y.std"] > 0).all()
 
 
 def test_predict_uses_the_stored_scaler_not_one_refitted_on_new_rows(fitted):
     frame, cfg, fit, out = fitted
-    run = load_run(out)
+    run = load_chain(out)
     first = predict_frame(run, frame.iloc[:5], fold=0)
     whole = predict_frame(run, frame, fold=0).iloc[:5]
     np.testing.assert_allclose(first["s.y"], whole["s.y"], rtol=1e-5, atol=1e-7)
@@ -107,7 +108,7 @@ def test_predict_uses_the_stored_scaler_not_one_refitted_on_new_rows(fitted):
 
 def test_predict_rejects_unknown_categories_and_missing_columns(fitted):
     frame, cfg, fit, out = fitted
-    run = load_run(out)
+    run = load_chain(out)
     bad = frame.copy()
     bad.loc[3, "k"] = "zz"
     with pytest.raises(DataError, match=r"column 'k' has unknown category \['zz'\]"):
@@ -144,7 +145,7 @@ def test_an_ensemble_trains_members_x_folds_at_once_and_reports_their_mean(tmp_p
     from nested_ae_jax.evaluation import predict_models
     cfg = override(cfg, {"s.training.ensemble": 3})
     fit = fit_config(cfg)
-    r = fit.scales["s"]
+    r = fit.results["s"]
     assert np.asarray(r.batch.seed).tolist() == [0, 0, 0, 1, 1, 1, 2, 2, 2]  # member-major
     assert np.asarray(r.batch.fold).tolist() == [0, 1, 2] * 3
     every = predict_models(r.model, r.params, r.batch.stats, r.data.inputs).heads["y"]
@@ -155,6 +156,6 @@ def test_an_ensemble_trains_members_x_folds_at_once_and_reports_their_mean(tmp_p
     write_run(fit, out)
     oof = pd.read_csv(out / "oof_predictions.csv")
     assert (oof["y.std"] > 0).all()
-    table = predict_frame(load_run(out), tiny_frame)
+    table = predict_frame(load_chain(out), tiny_frame)
     np.testing.assert_allclose(table["s.y"], members.reshape(9, 40).mean(0), rtol=1e-5,
                                atol=1e-6)

@@ -4,7 +4,6 @@ import numpy as np
 import pytest
 from sklearn.model_selection import GroupKFold, KFold, StratifiedKFold
 
-from nested_ae_jax import splits
 from nested_ae_jax.errors import ConfigError, DataError
 from nested_ae_jax.splits import assign_folds, bin_target, fold_masks, groups_from_rows
 
@@ -41,21 +40,9 @@ def test_group_split_keeps_each_group_in_one_fold_and_matches_sklearn(shuffle):
     fold_ids = assign_folds(80, kind="group", n_splits=3, shuffle=shuffle, random_state=0, groups=groups)
     for g in np.unique(groups):
         assert len(np.unique(fold_ids[groups == g])) == 1, g
-    kw = {"shuffle": shuffle, "random_state": 0 if shuffle else None} if splits.sklearn_group_kfold_shuffles() else {}
-    if shuffle and not splits.sklearn_group_kfold_shuffles():
-        pytest.skip("installed scikit-learn has no shuffled GroupKFold to compare with")
+    kw = {"shuffle": shuffle, "random_state": 0 if shuffle else None}  # scikit-learn >= 1.6
     for f, (_, valid) in enumerate(GroupKFold(3, **kw).split(np.zeros(80), groups=groups)):
         np.testing.assert_array_equal(np.flatnonzero(fold_ids == f), valid)
-
-
-def test_shuffled_group_fallback_equals_sklearn_shuffled_groupkfold():
-    if not splits.sklearn_group_kfold_shuffles():
-        pytest.skip("needs scikit-learn >= 1.6 as the reference")
-    groups = np.random.default_rng(3).integers(0, 17, 120)
-    ours = splits._shuffled_group_folds(splits._codes(groups), 5, 7)
-    reference = GroupKFold(5, shuffle=True, random_state=7).split(np.zeros(120), groups=groups)
-    for f, (_, valid) in enumerate(reference):
-        np.testing.assert_array_equal(np.flatnonzero(ours == f), valid)
 
 
 def test_stratified_folds_balance_the_bins_and_match_sklearn():

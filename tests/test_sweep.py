@@ -7,7 +7,7 @@ import pandas as pd
 import pytest
 
 from conftest import tiny_scale
-from nested_ae_jax.config import parse_config
+from nested_ae_jax.config import override, parse_config
 from nested_ae_jax.errors import ConfigError
 from nested_ae_jax.runner import fit_config
 from nested_ae_jax.sweep import combinations, parse_grid, sweep
@@ -43,7 +43,7 @@ def chain(tmp_path_factory):
 
 
 def test_a_one_point_sweep_scores_exactly_like_train(chain):
-    trained = fit_config(chain).scales["down"].metrics["heads"]["y"]["pooled_val"]
+    trained = fit_config(chain).results["down"].metrics["heads"]["y"]["pooled_val"]
     swept = sweep(chain, {"encoder.l1": [0.01]})  # the config's own value
     assert swept.runs.loc[0, "y.mae"] == pytest.approx(trained["mae"], rel=1e-6)
     assert swept.runs.loc[0, "y.r2"] == pytest.approx(trained["r2"], rel=1e-6)
@@ -69,33 +69,117 @@ def test_sweep_refuses_what_it_cannot_score(chain):
         sweep(chain, {"training.ensemble": [1, 3]})
 
 
-def _outer_of(cfg):
-    """The outer folds the sweep uses for the chain's last scale (KFold, random_state 0)."""
-    from nested_ae_jax.splits import assign_folds
-    return assign_folds(40, kind="kfold", n_splits=3, shuffle=True, random_state=0)
+def _recomputed(result, y: np.ndarray, head: str):
+    """The nested choice and the outer MAE recomputed with numpy from the nested models' own
+    predictions on the sweep's own masks: per outer fold, the setting with the lowest pooled
+    inner MAE (argmin), then the chosen outer models' predictions pooled over the outer rows."""
+    nf, per = result.nested_folds, result.nested_folds.n_inner + 1
+    preds = [np.asarray(out.heads[head])[..., 0] for out in result.nested_outputs]  # (M, N)
+    inner = np.array([[np.abs(p[o * per:o * per + per - 1] - y)[nf.val[o * per:o * per + per - 1]
+                                                                 > 0].mean()
+                       for o in range(nf.n_outer)] for p in preds])  # (settings, K)
+    chosen = inner.argmin(axis=0)
+    errors = np.concatenate([np.abs(preds[c][o * per + per - 1] - y)[nf.val[o * per + per - 1]
+                                                                     > 0]
+                             for o, c in enumerate(chosen)])
+    return chosen, inner[chosen, np.arange(nf.n_outer)], errors.mean()
 
 
 def test_nested_cv_scores_the_chosen_setting_on_rows_that_took_no_part_in_choosing(chain):
     """--outer-folds: per outer fold, the setting with the best pooled inner error is chosen
-    and its outer model is scored on the outer validation rows; the report's outer figure is
-    recomputed here from the chosen outer models' pooled predictions."""
-    from nested_ae_jax.selection import nested_folds
-
-    result = sweep(chain, {"encoder.l1": [0.0, 0.01]}, seeds=2, outer_folds=3)
-    n = result.nested
+    and its outer model is scored on the outer validation rows; choice and figures are
+    recomputed here with numpy from the models' predictions on the sweep's own masks."""
+    grid = {"encoder.l1": [0.0, 0.01]}
+    result = sweep(chain, grid, seeds=2, outer_folds=3)
+    n, nf = result.nested, result.nested_folds
     assert (n["outer_folds"], n["inner_folds"]) == (3, 3)
     assert result.n_models == 4 * (3 + 3 * 4) and result.n_groups == 1
-    assert len(result.outer) == 3 and set(result.outer["outer_fold"]) == {0, 1, 2}
-    for _, row in result.outer.iterrows():
-        assert row["encoder.l1"] in (0.0, 0.01) and row["training.seed"] in (0, 1)
-    assert np.isfinite([n["outer"], n["inner"], n["same_folds"]]).all()
-    # pooled MAE over the outer folds = their MAEs weighted by fold size
-    sizes = np.bincount(_outer_of(chain), minlength=3)
-    assert n["outer"] == pytest.approx(
-        (sizes * result.outer["outer y.mae"].to_numpy()).sum() / sizes.sum(), rel=1e-5)
-    # every row is an outer validation row once; inner folds never touch the outer fold
-    nf = nested_folds(np.arange(12) % 3, 3, 1)
+    settings = [(l1, s) for l1 in grid["encoder.l1"] for s in (0, 1)]  # combinations' order
+    chosen, inner, outer = _recomputed(result, pd.read_csv(chain.scale("down").data).y.to_numpy(),
+                                       "y")
+    assert [(r["encoder.l1"], r["training.seed"]) for _, r in result.outer.iterrows()] == \
+        [settings[c] for c in chosen]
+    assert result.outer["inner y.mae"].to_numpy() == pytest.approx(inner, rel=1e-5)
+    assert n["outer"] == pytest.approx(outer, rel=1e-5)
+    assert n["inner"] == pytest.approx(inner.mean(), rel=1e-5)
+    # every row is an outer validation row once; inner models never touch their outer fold
     assert (nf.val[3::4].sum(axis=0) == 1).all()
     for o in range(3):
         inner_rows = nf.train[o * 4:o * 4 + 3] + nf.val[o * 4:o * 4 + 3]
-        assert not inner_rows[:, np.arange(12) % 3 == o].any()
+        assert not inner_rows[:, nf.outer == o].any()
+        assert (nf.val[o * 4:o * 4 + 3].sum(axis=0) == (nf.outer != o)).all()
+
+
+def _probe(tmp, split: str):
+    """Two scales on the same 240 rows: the downstream target is the upstream target plus 1 %
+    noise and the downstream sees only the upstream latent and a noise column, so its honest
+    error cannot be much below the upstream's own out-of-fold error. The upstream (wide,
+    300 epochs) memorises its noisy target: latents from a model that trained on a row leak
+    that row's target (the nested CV of 6ccc37b, upstream trained once: outer/upstream ratio
+    0.74 in independent mode, inner/upstream 0.76 with matched folds; honest: 0.97, 0.93)."""
+    rng = np.random.default_rng(0)
+    f = pd.DataFrame(rng.normal(size=(240, 4)), columns=["a", "b", "c", "noise"])
+    f["y"] = f.a + rng.normal(size=240)
+    f["y2"] = f.y + 0.01 * f.y.std() * rng.normal(size=240)
+    f.to_csv(tmp / "probe.csv", index=False)
+    up = tiny_scale("up", data=str(tmp / "probe.csv"), epochs=300, batch=32)
+    up["encoder"] = {"latent_size": 2, "hidden": [64]}
+    up["heads"] = {"y": {"kind": "regression", "target": "y", "hidden": [64]}}
+    down = tiny_scale("down", data=str(tmp / "probe.csv"), epochs=300, batch=32)
+    down["inputs"] = {"z": {"kind": "latent", "scale": "up"},
+                      "n": {"kind": "numeric", "columns": ["noise"]}}
+    down["encoder"] = {"latent_size": 2}
+    down["heads"] = {"y2": {"kind": "regression", "target": "y2", "hidden": [8]}}
+    for s in (up, down):
+        s["training"].update(learning_rate=0.01, chunk_epochs=300, eval_every=300)
+    chain = {"split": split, **({"feed": "all_rows"} if split == "independent" else {})}
+    return parse_config({"chain": chain, "scales": {"up": up, "down": down}},
+                        str(tmp / "probe.toml")), f
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("split", ["independent", "matched"])
+def test_nested_cv_of_a_chain_is_not_flattered_by_its_upstream(tmp_path, monkeypatch, split):
+    """Every nested model's upstream models trained without its validation entities: the
+    outer error stays at the upstream's own out-of-fold error (ratio >= 0.9) in both split
+    modes, no nested validation row is leaky, and the sweep's own folds report the leaky
+    rows as `train` does (independent + all_rows: every row)."""
+    import nested_ae_jax.sweep as sweep_module
+
+    cfg, frame = _probe(tmp_path, split)
+    fits = []  # the sweep's own upstream fit (runner.fit_config, as `train` runs it)
+    monkeypatch.setattr(sweep_module, "fit_config",
+                        lambda *a, **k: fits.append(fit_config(*a, **k)) or fits[-1])
+    result = sweep(cfg, {"training.learning_rate": [0.01, 0.003]}, outer_folds=3)
+    oof = fits[0].results["up"].metrics["heads"]["y"]["pooled_val"]["mae"]
+    assert result.nested["outer"] / oof >= 0.9
+    assert result.nested["inner"] / oof >= 0.9  # inner models' upstream held out too
+    assert result.chain["nested_leaky_val_rows"] == 0
+    assert result.chain["scales"]["down"] == {
+        "val_rows": 240, "leaky_val_rows": 240 if split == "independent" else 0}
+    chosen, inner, outer = _recomputed(result, frame.y2.to_numpy(), "y2")
+    assert result.nested["outer"] == pytest.approx(outer, rel=1e-5)
+    assert list(result.outer["training.learning_rate"]) == [[0.01, 0.003][c] for c in chosen]
+    if split == "matched":  # the outer folds are the chain's matched folds
+        from nested_ae_jax.runner import plan_chain
+        assert (result.nested_folds.outer == plan_chain(cfg).fold_ids["down"]).all()
+
+
+def test_nested_cv_refuses_epochs_chosen_on_the_outer_rows(chain):
+    with pytest.raises(ConfigError, match="select = 'best'.*nested"):
+        sweep(chain, {"training.select": ["best"]}, outer_folds=3)
+    with pytest.raises(ConfigError, match="scales.up.training.select"):
+        sweep(override(chain, {"up.training.select": "best"}), {"encoder.l1": [0.0]},
+              outer_folds=3)
+
+
+def test_grid_keys_may_name_the_swept_scale_and_other_scales_are_refused():
+    from nested_ae_jax.sweep import relative_keys
+
+    up, down = tiny_scale("up"), tiny_scale("down")
+    cfg = parse_config({"scales": {"up": up, "down": down}})
+    grid = parse_grid(["down.encoder.l1=0,0.1", "heads.y.dropout=0"])
+    assert relative_keys(grid, cfg) == {"encoder.l1": [0, 0.1], "heads.y.dropout": [0]}
+    assert relative_keys(parse_grid(["up.encoder.l1=0"]), cfg, "up") == {"encoder.l1": [0]}
+    with pytest.raises(ConfigError, match="relative to the swept scale 'down'.*--scale up"):
+        relative_keys(parse_grid(["up.encoder.l1=0"]), cfg)

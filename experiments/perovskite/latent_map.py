@@ -23,7 +23,6 @@ from __future__ import annotations
 
 import argparse
 import sys
-import time
 from pathlib import Path
 
 import numpy as np
@@ -41,10 +40,8 @@ def train(config: str, out: Path, data_root: str | None, epochs: int | None,
     cfg = with_epochs(load_config(config), epochs)
     out = store.prepare_out_dir(out, overwrite=overwrite)
     resolved = store.resolved_config(cfg, data_root)
-    start = time.perf_counter()
     fit = fit_config(resolved, data_root=data_root,
                      progress=lambda line: print(line, file=sys.stderr, flush=True))
-    fit.seconds = time.perf_counter() - start
     store.write_run(fit, out, data_root)
     print(metrics_table(metrics_document(fit), cfg))
     print(f"trained in {fit.seconds:.1f} s; run directory {out}")
@@ -55,17 +52,16 @@ def latent_map(run_dir: Path, out: Path, fold: int = 0) -> Path:
     from nested_ae_jax import io, plots
     from nested_ae_jax.data import read_table
     from nested_ae_jax.errors import NestedAEError
-    from nested_ae_jax.predict import predict_frame
-    from nested_ae_jax.store import load_run
+    from nested_ae_jax.chain import load
 
-    run = load_run(run_dir)
+    run = load(run_dir)
     cfg = run.config
     target = cfg.scales[-1]
     if target.encoder.latent_size != 2:
         raise NestedAEError(f"scale '{target.name}' has a {target.encoder.latent_size}-D latent; "
                             "a latent map needs latent_size = 2 (see nested_pce_latent2.toml)")
     frame = read_table(target.data, target.column_names)
-    pred = predict_frame(run, frame, fold=fold, source=target.data)
+    pred = run.predict(frame, fold=fold, source=target.data)
     latent = pred[[f"{target.name}.latent_0", f"{target.name}.latent_1"]].to_numpy()
     colour_by: dict[str, np.ndarray] = {}
     for h in target.heads:
@@ -93,7 +89,7 @@ def latent_map(run_dir: Path, out: Path, fold: int = 0) -> Path:
         if h.kind == "regression":
             for col in h.target:
                 table[f"{col} (data)"] = frame[col].to_numpy()
-    table["validation_row_of_this_fold"] = run.scales[target.name].fold_of_row == fold
+    table["validation_row_of_this_fold"] = run.trained[target.name].fold_of_row == fold
     io.atomic_write_csv(out / "latent_map.csv", table)
     return png
 

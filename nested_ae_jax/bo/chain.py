@@ -5,7 +5,7 @@ Feature spaces (``SPACES``):
 
 - ``latent``: the latents of the scales upstream of the objective's scale plus that scale's
   own latent, of one chain copy (the first model of the objective's scale, fed by the upstream
-  models that fed it in training: ``trained.predict_rows``; latents of different models do
+  models that fed it in training: ``TrainedChain.predictions``; latents of different models do
   not line up, so they are never averaged);
 - ``raw``: the candidates' raw input columns (the objective scale's own and its upstream
   scales', ``nesting.row_columns``), categoricals one-hot (the consumer standardises);
@@ -159,7 +159,7 @@ def frame_raw_features(frame: pd.DataFrame, specs: dict[str, ScaleSpec],
 
 
 def latent_features(predictions: dict, specs: dict[str, ScaleSpec], scale: str) -> np.ndarray:
-    """Latent features (N, D) from ``trained.predict_rows``'s predictions: the latents of the
+    """Latent features (N, D) from ``TrainedChain.predictions``: the latents of the
     first chain copy of every scale up to ``scale``, concatenated (upstream first)."""
     return np.concatenate([np.asarray(predictions[n][0].latent, np.float32)
                            for n in chain_scales(specs, scale)], axis=1)
@@ -172,7 +172,7 @@ def latent_features(predictions: dict, specs: dict[str, ScaleSpec], scale: str) 
 def blinded_heads(cfg: Config, target: HeadObjective) -> list[tuple[str, str]]:
     """(SCALE, HEAD) of every regression head up to the objective's scale that predicts the
     target column (trained with weight 0 on a zeroed column by :func:`honest_chain`)."""
-    specs = {s.name: s for s in cfg.scales}
+    specs = cfg.specs
     return [(n, h.name) for n in chain_scales(specs, target.scale) for h in specs[n].heads
             if h.kind == "regression" and target.column in h.target]
 
@@ -182,7 +182,7 @@ def honest_config(cfg: Config, target: HeadObjective, epochs: int | None = None,
     """The scales up to the objective's, each one model on all rows (cv.kind = none), heads
     predicting the target column at weight 0 (``blind``), no joint fine-tuning, optionally
     ``epochs``."""
-    specs = {s.name: s for s in cfg.scales}
+    specs = cfg.specs
     names = chain_scales(specs, target.scale)
     for n in names:
         for g in specs[n].inputs:
@@ -224,8 +224,8 @@ def scale_frames(cfg: Config, names: list[str], data_root: str | None = None
 def honest_chain(cfg: Config, target: HeadObjective, *, epochs: int | None = None,
                  data_root: str | None = None, frames: dict[str, pd.DataFrame] | None = None,
                  progress: Callable[[str], None] | None = None, blind: bool = True):
-    """Train the honest chain (see the module docstring): {SCALE: TrainedScale} of the scales
-    up to the objective's, and the config they were trained with. ``frames``: the scales'
+    """Train the honest chain (see the module docstring): the ``TrainedChain`` of the scales
+    up to the objective's (its ``config``: the one they were trained with). ``frames``: the scales'
     data given in memory (default: read from the config's files). ``blind=False`` trains the
     target heads on every candidate's target as configured: a *leaky* map, for comparison
     with published protocols only (a simulated campaign on it has seen every answer)."""
@@ -238,14 +238,13 @@ def honest_chain(cfg: Config, target: HeadObjective, *, epochs: int | None = Non
     data = {**read, **{n: given[n] for n in names if n in given}}
     if blind:
         data = honest_frames(cfg, target, data)
-    fit = fit_config(honest, data_root=data_root, frames=data, progress=progress)
-    return fit.trained, honest
+    return fit_config(honest, data_root=data_root, frames=data, progress=progress)
 
 
 class LatentMap(NamedTuple):
     """The honest chain as a feature map of a pool: ``features`` (P, D) (``latent``),
     ``trained`` {SCALE: TrainedScale}, the ``config`` they were trained with, and
-    ``predictions`` of the pool (``trained.predict_rows``)."""
+    ``predictions`` of the pool (``TrainedChain.predictions``)."""
 
     features: np.ndarray
     trained: dict
@@ -255,13 +254,10 @@ class LatentMap(NamedTuple):
 
 def honest_map(cfg: Config, target: HeadObjective, pool: pd.DataFrame, **kw) -> LatentMap:
     """The honest chain (:func:`honest_chain`, ``kw``) and its latents of a pool's candidates."""
-    from ..trained import predict_rows
-
-    trained, honest = honest_chain(cfg, target, **kw)
-    specs = {s.name: s for s in honest.scales}
-    predictions, _ = predict_rows(trained, specs, honest.chain, pool, target.scale, "<pool>")
-    return LatentMap(latent_features(predictions, specs, target.scale), trained, honest,
-                     predictions)
+    chain = honest_chain(cfg, target, **kw)
+    predictions = chain.predictions(pool, scale=target.scale, source="<pool>")
+    return LatentMap(latent_features(predictions, chain.specs, target.scale), chain.trained,
+                     chain.config, predictions)
 
 
 def honest_latents(cfg: Config, target: HeadObjective, pool: pd.DataFrame, **kw) -> np.ndarray:

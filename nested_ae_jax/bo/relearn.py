@@ -88,7 +88,7 @@ def relearner(cfg, target: HeadObjective, latent_map: LatentMap, pool: pd.DataFr
     ts = latent_map.trained[target.scale]
     model, spec = ts.model, ts.spec
     data, real = pool_arrays(latent_map, target, pool)
-    specs = {s.name: s for s in latent_map.config.scales}
+    specs = latent_map.config.specs
     upstream = np.concatenate(
         [np.asarray(latent_map.predictions[n][0].latent, np.float32)
          for n in chain_scales(specs, target.scale)[:-1]] or [np.zeros((len(pool), 0))], 1)

@@ -91,7 +91,7 @@ def simulate(cfg: Config, objective: str, *, trials: int = 200, init: int = 5, b
     relearn_every / relearn_epochs: the ``retrained`` method's refit period (rounds) and
     epochs per refit. out: write the report there. Returns a :class:`Simulation`.
     """
-    specs = {s.name: s for s in cfg.scales}
+    specs = cfg.specs
     target = bochain.parse_head_objective(objective, specs)
     names = parse_methods(methods)
     if acquisition not in acq.ACQUISITIONS:

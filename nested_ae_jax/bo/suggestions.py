@@ -14,7 +14,7 @@ Spaces (``bo.chain``):
   the targets, which is fine: only measured rows' targets went in.
 - ``raw``: the same GP on the raw input columns (categoricals one-hot), standardised.
 - ``ensemble``: the run's own models: the mean and spread over every fold / ensemble member
-  of the head (``trained.predict_rows``), no GP; needs more than one model.
+  of the head (``TrainedChain.predictions``), no GP; needs more than one model.
 
 Acquisitions (``bo.acquisition``, on the utility: y, -y or -|y - target|): ``ei`` (ranked
 by its logarithm, finite where EI underflows), ``ucb`` (mean + sqrt(beta) std) and ``ts``
@@ -60,7 +60,7 @@ def _check(space: str, acquisition: str, pool: bool) -> None:
 def measured_set(run, target: bochain.HeadObjective) -> pd.DataFrame:
     """The distinct measured candidates: the run's training rows of the objective's scale,
     identical raw inputs merged, targets averaged."""
-    specs = {s.name: s for s in run.config.scales}
+    specs = run.config.specs
     frame = bochain.scale_frames(run.config, [target.scale])[target.scale]
     return bochain.candidate_pool(frame, specs, target, f"scale '{target.scale}' data")
 
@@ -86,7 +86,7 @@ def suggest(run, objective: str, pool: pd.DataFrame | None = None, *, batch: int
             designer=None, source: str = "<pool>",
             progress: Callable[[str], None] | None = None) -> pd.DataFrame:
     """The next ``batch`` candidates to measure for ``objective`` ('max:SCALE.HEAD',
-    'min:SCALE.HEAD', 'target=VALUE:SCALE.HEAD') of a trained ``run`` (``store.load_run``).
+    'min:SCALE.HEAD', 'target=VALUE:SCALE.HEAD') of a trained ``run`` (a ``TrainedChain``).
 
     pool: candidate rows with the scale's raw columns; None: design variables, optimised by
     gradients (``starts`` x ``steps``; ``exclude``, ``fix``, ``constraints`` as for
@@ -98,7 +98,7 @@ def suggest(run, objective: str, pool: pd.DataFrame | None = None, *, batch: int
     _check(space, acquisition, pool is not None)
     if batch < 1:
         raise ConfigError("--batch must be >= 1")
-    specs = {s.name: s for s in run.config.scales}
+    specs = run.config.specs
     target = bochain.parse_head_objective(objective, specs)
     say = progress or (lambda _: None)
     start = time.perf_counter()
@@ -139,18 +139,15 @@ def _measured_rows(pool: pd.DataFrame, measured: pd.DataFrame, cols: list[str]) 
 def _pool_features(run, target, measured, pool, space, source):
     """Features of the measured rows (n, D) and the pool rows (P, D) in one call (one scaler
     refit for chain.transfer_scaler = refit)."""
-    from ..trained import predict_rows
-
-    specs = {s.name: s for s in run.config.scales}
+    specs = run.config.specs
     cols = bochain.pool_columns(specs, target.scale)
     both = pd.concat([measured[cols], pool[cols]], ignore_index=True)
     n = len(measured)
     if space == "latent":
-        predictions, _ = predict_rows(run.scales, specs, run.config.chain, both, target.scale,
-                                      source)
+        predictions = run.predictions(both, scale=target.scale, source=source)
         x = bochain.latent_features(predictions, specs, target.scale)
     else:
-        cats = {m: run.scales[m].categories for m in bochain.chain_scales(specs, target.scale)}
+        cats = {m: run.trained[m].categories for m in bochain.chain_scales(specs, target.scale)}
         x = bochain.frame_raw_features(both, specs, cats, target.scale, source)
     return x[:n], x[n:]
 
@@ -163,9 +160,7 @@ def _gp_predict(params, x, y, x_query, scaler):
 
 def _suggest_pool(run, target, measured, y, pool, *, batch, acquisition, space, beta, seed,
                   source) -> pd.DataFrame:
-    from ..trained import predict_rows
-
-    specs = {s.name: s for s in run.config.scales}
+    specs = run.config.specs
     cols = bochain.pool_columns(specs, target.scale)
     missing = [c for c in cols if c not in pool.columns]
     if missing:
@@ -185,12 +180,11 @@ def _suggest_pool(run, target, measured, y, pool, *, batch, acquisition, space, 
     q = int(batch)
 
     if space == "ensemble":
-        tgt = run.scales[target.scale]
+        tgt = run.trained[target.scale]
         if len(tgt.models()) < 2:
             raise ConfigError(f"--space ensemble: scale '{target.scale}' of this run has one "
                               "model; it needs folds or training.ensemble > 1 (a spread)")
-        predictions, _ = predict_rows(run.scales, specs, run.config.chain, pool[cols],
-                                      target.scale, source)
+        predictions = run.predictions(pool[cols], scale=target.scale, source=source)
         mean_o, std_o = predictions[target.scale]
         mean = np.asarray(mean_o.heads[target.head], np.float32)[:, 0]
         std = np.asarray(std_o[target.head], np.float32)[:, 0]
@@ -266,10 +260,9 @@ def _suggest_design(run, target, measured, y, *, batch, acquisition, space, beta
                     steps, exclude, fix, constraints, designer) -> pd.DataFrame:
     from ..design import Designer, candidate_table, make_problem, optimise
     from ..design.objectives import DesignError
-    from ..nesting import chain_inputs
 
     d = designer if designer is not None else Designer(run)
-    specs = {s.name: s for s in run.config.scales}
+    specs = run.config.specs
     names = bochain.chain_scales(specs, target.scale)
     if target.scale not in d.upto:
         raise DesignError(f"scale '{target.scale}' is not part of the designed chain "
@@ -280,7 +273,7 @@ def _suggest_design(run, target, measured, y, *, batch, acquisition, space, beta
     u = np.asarray(utility(obj, jnp.asarray(y)))
     score = acq.score_fn(acquisition, beta)
     head = d.head_index(target.name)
-    cats = {n: run.scales[n].categories for n in names}
+    cats = {n: run.trained[n].categories for n in names}
     sign = {"max": 1.0, "min": -1.0}.get(obj.sense, 0.0)
 
     if space == "ensemble":
@@ -302,8 +295,7 @@ def _suggest_design(run, target, measured, y, *, batch, acquisition, space, beta
 
         sp = {"best": jnp.asarray(u.max(), jnp.float32)}
     else:
-        inputs = chain_inputs({n: specs[n] for n in names}, cats, measured,
-                              target.scale, "measured rows")
+        inputs = run.inputs(measured, scale=target.scale, source="measured rows")
         if space == "latent":
             x_meas = np.asarray(d.latents_of_inputs(d.params, inputs, names))
 

@@ -52,8 +52,42 @@ def use_every_core() -> None:
     os.environ["JAX_NUM_CPU_DEVICES"] = n
 
 
+def compilation_cache_dir() -> str | None:
+    """The folder of the persistent compilation cache of the command line: an explicit
+    ``JAX_COMPILATION_CACHE_DIR``; else ``NESTED_AE_CACHE`` (a folder, or ``off`` for none);
+    else ``$XDG_CACHE_HOME/nested_ae_jax/jax`` (default ``~/.cache/nested_ae_jax/jax``)."""
+    if os.environ.get("JAX_COMPILATION_CACHE_DIR"):
+        return os.environ["JAX_COMPILATION_CACHE_DIR"]
+    chosen = os.environ.get("NESTED_AE_CACHE", "").strip()
+    if chosen.lower() in ("off", "0", "false", "no", "none"):
+        return None
+    if chosen:
+        return os.path.expanduser(chosen)
+    base = os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache")
+    return os.path.join(base, "nested_ae_jax", "jax")
+
+
+def use_compilation_cache() -> None:
+    """Keep compiled programs between runs (:func:`compilation_cache_dir`), set before the
+    first compile: a command run again skips most of its compilation. Programs that compiled
+    in under 0.2 s are not kept (``JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS`` chooses)."""
+    folder = compilation_cache_dir()
+    if folder is None:
+        return
+    os.environ["JAX_COMPILATION_CACHE_DIR"] = folder
+    os.environ.setdefault("JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS", "0.2")
+    if "jax" in sys.modules:  # already started (an in-process call): its config, once
+        import jax
+
+        if not jax.config.jax_compilation_cache_dir:
+            jax.config.update("jax_compilation_cache_dir", folder)
+            jax.config.update("jax_persistent_cache_min_compile_time_secs",
+                              float(os.environ["JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS"]))
+
+
 def main(argv: list[str] | None = None) -> int:
     use_every_core()
+    use_compilation_cache()
     parser = build_parser()
     args = parser.parse_args(argv)
     try:

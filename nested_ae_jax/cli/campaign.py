@@ -51,7 +51,7 @@ def run(args) -> int:
     from ..bo.report import results_frame
     from ..bo.simulation import simulate
     from ..config import load_config
-    from .progress import printer, settings
+    from .progress import printer, settings, trained_stage_note
 
     start = time.perf_counter()
     cfg = settings(load_config(args.config), args)
@@ -66,4 +66,5 @@ def run(args) -> int:
     print(table.to_string(index=False, float_format=lambda v: f"{v:.1f}"))
     print(f"wall time {time.perf_counter() - start:.1f} s; wrote "
           + ", ".join(str(p) for p in sim.paths.values()))
+    trained_stage_note("campaign", cfg)
     return 0

@@ -5,7 +5,7 @@ from __future__ import annotations
 import time
 from pathlib import Path
 
-from .progress import printer, settings
+from .progress import printer, settings, trained_stage_note
 
 SPLIT_KINDS = ("random", "group_rows", "group_composition", "matched")
 
@@ -51,9 +51,11 @@ def run(args) -> int:
     start, tables = time.perf_counter(), []
     for path in args.config:
         out = Path(args.out) if len(args.config) == 1 else Path(args.out) / Path(path).stem
-        result = compare(settings(load_config(path), args), data_root=args.data_root, splits=splits, epochs=args.epochs,
+        cfg = settings(load_config(path), args)
+        result = compare(cfg, data_root=args.data_root, splits=splits, epochs=args.epochs,
                          seeds=args.seeds, out=out, progress=printer(args.quiet))
         print(markdown_document(result))
+        trained_stage_note("compare", cfg)
         tables.append(out)
     print(f"wall time {time.perf_counter() - start:.1f} s; tables in "
           + ", ".join(str(t) for t in tables))

@@ -5,6 +5,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from .progress import add_stage_option, load_chain, say_stage
+
 
 def add_parser(sub):
     p = sub.add_parser(
@@ -36,6 +38,7 @@ def add_parser(sub):
     p.add_argument("--pareto", nargs=2, metavar=("X", "Y"),
                    help="also a Pareto front of two heads ('min:atomic.gap' 'max:device.pce'),"
                    " written next to --out as *_pareto.csv/.png")
+    add_stage_option(p)
     return p
 
 
@@ -43,13 +46,13 @@ def run(args) -> int:
     from .. import io
     from ..design import (Designer, design, direction, format_table, parse_constraint,
                           parse_objective, pareto_front, write_pareto)
-    from ..store import load_run
 
     objectives = [parse_objective(s, "max") for s in args.maximize] + \
                  [parse_objective(s, "min") for s in args.minimize] + \
                  [parse_objective(s, "target") for s in args.target]
     constraints = [parse_constraint(s) for s in args.constraint]
-    d = Designer(load_run(args.run_dir))
+    chain = load_chain(args)
+    d = Designer(chain)
     table = design(d, objectives, constraints, args.exclude, fix=args.fix or None,
                    max_ions_per_site=args.max_ions_per_site, starts=args.starts,
                    steps=args.steps, seed=args.seed)
@@ -71,4 +74,5 @@ def run(args) -> int:
         hx, hy = direction(args.pareto[0])[1], direction(args.pareto[1])[1]
         csv, png = write_pareto(front, cands, hx, hy, f"{stem}_pareto")
         print(f"Pareto front of {hy} vs {hx}: {len(front)} points; wrote {csv} and {png}")
+    say_stage(chain)
     return 0

@@ -4,7 +4,7 @@ latent-size scan, latent maps (writes RUN/explain/)."""
 from __future__ import annotations
 
 from ..explain import DEFAULT_BACKGROUND, DEFAULT_ROWS
-from .progress import printer
+from .progress import add_stage_option, load_chain, printer, say_stage
 
 
 def add_parser(sub):
@@ -34,16 +34,19 @@ def add_parser(sub):
     p.add_argument("--data-root", help="folder for relative data paths")
     p.add_argument("--seed", type=int, default=0, help="seed of row sampling (default 0)")
     p.add_argument("--quiet", action="store_true", help="no progress output")
+    add_stage_option(p)
     return p
 
 
 def run(args) -> int:
     from ..explain import explain_run, summary_lines
 
-    summary = explain_run(args.run_dir, args.out, background=args.background,
+    chain = load_chain(args)
+    summary = explain_run(chain, args.out, background=args.background,
                           max_rows=args.rows, seed=args.seed, progress=printer(args.quiet),
                           scan_sizes=args.scan_sizes, scan_epochs="full" if args.full_scan else args.scan_epochs,
                           scan_scales=args.scan_scales, fold=args.fold,
                           data_root=args.data_root)
     print("\n".join(summary_lines(summary)))
+    say_stage(chain)
     return 0

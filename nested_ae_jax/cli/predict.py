@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from .progress import add_stage_option, load_chain, say_stage
+
 
 def add_parser(sub):
     p = sub.add_parser("predict", help="apply a trained run to new rows")
@@ -13,21 +15,21 @@ def add_parser(sub):
                    "with a .std column); also writes that model's latents")
     p.add_argument("--no-inputs", action="store_true",
                    help="write only the prediction columns")
+    add_stage_option(p)
     return p
 
 
 def run(args) -> int:
     from .. import io
     from ..data import read_table
-    from ..predict import predict_frame
-    from ..store import load_run
 
-    trained = load_run(args.run_dir)
+    chain = load_chain(args)
     frame = read_table(args.data)
-    table = predict_frame(trained, frame, scale=args.scale, fold=args.fold, source=str(args.data))
+    table = chain.predict(frame, scale=args.scale, fold=args.fold, source=str(args.data))
     if not args.no_inputs:
         overlap = table.columns.intersection(frame.columns)
         table = frame.join(table.rename(columns={c: f"{c} (predicted)" for c in overlap}))
     io.atomic_write_csv(args.out, table)
     print(f"wrote {len(table)} rows x {table.shape[1]} columns to {args.out}")
+    say_stage(chain)
     return 0

@@ -49,3 +49,33 @@ def settings(cfg, args):
     if getattr(args, "ensemble", None):
         values.update({f"{s.name}.training.ensemble": args.ensemble for s in cfg.scales})
     return override(cfg, values) if values else cfg
+
+
+def add_stage_option(p) -> None:
+    """``--stage``: which parameters of a fine-tuned run a command uses."""
+    p.add_argument("--stage", choices=("finetuned", "sequential"),
+                   help="parameters to use: the jointly fine-tuned chain (the default when the "
+                   "run was fine-tuned, chain.finetune_epochs > 0) or the sequentially trained "
+                   "models")
+
+
+def load_chain(args):
+    """The TrainedChain of ``args.run_dir`` at ``args.stage``."""
+    from ..chain import load
+
+    return load(args.run_dir, stage=getattr(args, "stage", None))
+
+
+def say_stage(chain) -> None:
+    """The line every command that uses a trained run ends with on stderr: which stage (after
+    the work, so that an error stays the only line)."""
+    print(chain.stage_line(), file=sys.stderr, flush=True)
+
+
+def trained_stage_note(command: str, cfg) -> None:
+    """For commands that train their own chains (compare, campaign): say on stderr that they
+    use the sequentially trained models."""
+    tuned = cfg.chain.finetune_epochs > 0 and len(cfg.scales) > 1
+    print(f"{command}: using the sequentially trained models"
+          + (" (chain.finetune_epochs is not used here)" if tuned else ""),
+          file=sys.stderr, flush=True)

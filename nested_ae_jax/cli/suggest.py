@@ -3,6 +3,8 @@ next candidates to measure (``bo.suggest``)."""
 
 from __future__ import annotations
 
+from .progress import add_stage_option
+
 
 def add_parser(sub):
     p = sub.add_parser(
@@ -39,6 +41,7 @@ def add_parser(sub):
     p.add_argument("--out", required=True, help="CSV to write")
     p.add_argument("--top", type=int, default=10, metavar="N", help="rows to print")
     p.add_argument("--quiet", action="store_true", help="no progress output")
+    add_stage_option(p)
     return p
 
 
@@ -61,10 +64,9 @@ def run(args) -> int:
     from .. import io
     from ..bo.suggestions import suggest
     from ..data import read_table
-    from ..store import load_run
-    from .progress import printer
+    from .progress import load_chain, printer, say_stage
 
-    trained = load_run(args.run_dir)
+    trained = load_chain(args)
     pool = read_table(args.pool) if args.pool else None
     table = suggest(trained, objective_of(args), pool, batch=args.batch,
                     acquisition=args.acquisition, space=args.space, beta=args.beta,
@@ -80,4 +82,5 @@ def run(args) -> int:
           f"space, {info['acquisition']}, {info['measured']} measured; {info['seconds']:.1f} s)")
     io.atomic_write_csv(args.out, table)
     print(f"wrote {args.out}")
+    say_stage(trained)
     return 0

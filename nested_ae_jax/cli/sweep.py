@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import sys
 from pathlib import Path
 
 from .progress import printer, settings
@@ -24,7 +25,9 @@ def add_parser(sub):
     p.add_argument("--outer-folds", type=int, default=0, metavar="K",
                    help="nested cross-validation: choose the best setting inside each of K "
                    "outer training splits and score it on the outer validation rows (the "
-                   "honest error of 'sweep, then pick the best'; same compiled groups)")
+                   "honest error of 'sweep, then pick the best'; same compiled groups; "
+                   "upstream scales of a chain also train one model per nested model, "
+                   "without its validation entities)")
     p.add_argument("--top", type=int, default=10, help="rows of the table to print")
     p.add_argument("--data-root", help="folder for relative data paths")
     p.add_argument("--set", action="append", metavar="KEY=VALUE",
@@ -42,13 +45,14 @@ def run(args) -> int:
 
     from .. import io
     from ..config import load_config
-    from ..sweep import parse_grid, sweep
+    from ..sweep import parse_grid, relative_keys, sweep
+    from .train import leak_warnings
 
     if args.coordinator:
         jax.distributed.initialize(args.coordinator, num_processes=args.num_processes,
                                    process_id=args.process_id)
     cfg = settings(load_config(args.config), args)
-    grid = parse_grid(args.grid or [])
+    grid = relative_keys(parse_grid(args.grid or []), cfg, args.scale)
     result = sweep(cfg, grid, scale=args.scale, seeds=args.seeds, data_root=args.data_root,
                    progress=printer(args.quiet), metric=args.metric,
                    outer_folds=args.outer_folds)
@@ -60,6 +64,8 @@ def run(args) -> int:
     io.atomic_write_csv(out / "sweep_folds.csv", result.folds)
     io.atomic_write_json(out / "best.json", {"metric": result.metric, **result.best,
                                              **({"nested": result.nested} if result.nested
+                                                else {}),
+                                             **({"chain": result.chain} if result.chain
                                                 else {})})
     written = ["sweep_runs.csv", "sweep_folds.csv", "best.json"]
     if result.outer is not None:
@@ -79,5 +85,10 @@ def run(args) -> int:
               f"setting chosen on inner folds scores {result.metric} {n['outer']:.4g} on the "
               f"outer validation rows (inner estimate {n['inner']:.4g}; best of the grid on "
               f"the sweep's own folds {n['same_folds']:.4g})")
+    for line in leak_warnings(result.chain):
+        print(line, file=sys.stderr)
+    if result.chain and "nested_leaky_val_rows" in result.chain:
+        print(f"nested CV: {result.chain['nested_leaky_val_rows']} validation rows of the "
+              "nested models got a latent from an upstream model trained on their entity")
     print("wrote " + ", ".join(str(out / w) for w in written))
     return 0

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import sys
-import time
 from pathlib import Path
 
 from .progress import metrics_table, printer, settings
@@ -40,14 +39,15 @@ def train_and_write(cfg, out: Path, *, data_root=None, overwrite=False, resume=F
     if states and progress:
         progress("resuming: " + ", ".join(f"{k} at epoch {int(v[0].epoch.max())}"
                                           for k, v in states.items()))
-    start = time.perf_counter()
     fit = fit_config(resolved, data_root=data_root, progress=progress,
                      on_chunk=store.periodic_saver(out, resolved), resume=states)
-    fit.seconds = time.perf_counter() - start
     store.write_run(fit, out, data_root)
     print(metrics_table(metrics_document(fit), cfg))
-    for line in leak_warnings(fit.chain):
+    for line in leak_warnings(fit.leaks):
         print(line, file=sys.stderr)
+    if fit.finetuned:
+        print("predict, design, explain and suggest use the jointly fine-tuned chain of this "
+              "run (--stage sequential: the sequentially trained models)", file=sys.stderr)
     print(f"wall time {fit.seconds:.1f} s; run directory {out}")
     return 0
 

@@ -30,7 +30,7 @@ def with_epochs(cfg: Config, epochs: int | None) -> Config:
 
 
 def _specs(cfg: Config) -> dict[str, ScaleSpec]:
-    return {s.name: s for s in cfg.scales}
+    return cfg.specs
 
 
 def raw_columns(cfg: Config, scale: str) -> dict[str, list[str]]:
@@ -67,7 +67,9 @@ def split_config(cfg: Config, split: str) -> Config:
     """``cfg`` with every scale's cross-validation set to the split kind (n_splits, shuffle
     and random_state as configured): random, group_rows and group_composition split each
     scale on its own (chain.split = independent, the paper's protocol); matched deals folds
-    per linked entity, shared by every scale (chain.split = matched)."""
+    per linked entity, shared by every scale (chain.split = matched). The honest splits
+    (all but random) fit every scaler on each fold's training rows (scaler = train); random
+    keeps the config's (the paper's: all rows)."""
     if split not in SPLITS:
         raise ConfigError(f"unknown split '{split}'; use one of {', '.join(SPLITS)}")
     for s in cfg.scales:
@@ -75,7 +77,8 @@ def split_config(cfg: Config, split: str) -> Config:
             raise ConfigError(f"{cfg.source}: scale '{s.name}' has cv.kind = none; a comparison "
                               "needs cross-validation")
         cfg = replace_scale(cfg, s.name, cv=_split_cv(s.cv, split,
-                                                      group_columns(cfg, s.name, split)))
+                                                      group_columns(cfg, s.name, split)),
+                            **({} if split == "random" else {"scaler": "train"}))
     mode = "matched" if split == "matched" else "independent"
     return dataclasses.replace(cfg, chain=dataclasses.replace(cfg.chain, split=mode))
 

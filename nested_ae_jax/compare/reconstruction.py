@@ -59,7 +59,7 @@ def fit_seeds(cfg: Config, spec: ScaleSpec, plan: ChainPlan, seeds: np.ndarray,
     spec = spec if spec.training.ensemble == 1 else dataclasses.replace(
         spec, training=dataclasses.replace(spec.training, ensemble=1))
     data, folds = plan.data[spec.name], scale_folds(cfg, spec, plan)
-    n_folds, specs = folds.n_models, {s.name: s for s in cfg.scales}
+    n_folds, specs = folds.n_models, cfg.specs
     feeders = scale_feeders(cfg, spec, {n: b.seed_scale(0) for n, b in upstream.items()},
                             n_folds)
     latents = {}

@@ -114,7 +114,7 @@ def compare_supervised(cfg: Config, *, data_root: str | None = None,
         fit = fit_config(scfg, data_root=data_root, progress=progress, frames=frames)
         fits[split] = fit
         for spec in scfg.scales:
-            res = fit.scales[spec.name]
+            res = fit.results[spec.name]
             fold_of_row = res.folds.fold_of_row
             key = (split, spec.name)
             folds[key] = {"NestedAE": fold_of_row}
@@ -139,7 +139,7 @@ def compare_supervised(cfg: Config, *, data_root: str | None = None,
                                       frames=None if frames is None else
                                       {spec.name: frames[spec.name]},
                                       fold_ids={spec.name: fold_of_row})
-                    sres = sfit.scales[spec.name]
+                    sres = sfit.results[spec.name]
                     _check_same_folds(fold_of_row, sres.folds.fold_of_row, label)
                     folds[key][label] = sres.folds.fold_of_row
                     for h in heads:

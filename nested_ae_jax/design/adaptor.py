@@ -20,7 +20,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from .. import nesting, trained
+from .. import trained
 from ..composition import BANDGAP_FILE, CompositionSpace, load_space
 from ..errors import NestedAEError, did_you_mean
 from .objectives import DesignError
@@ -44,26 +44,18 @@ class Designer:
 
     def __init__(self, run, space: CompositionSpace | None = None, *,
                  reference: bool = True) -> None:
-        cfg = run.config
         self.run = run
-        self.target = cfg.scales[-1].name
-        specs = {s.name: s for s in cfg.scales}
-        self.specs = specs
-        self.upto = [*nesting.upstream_of(cfg, self.target), self.target]
-        loaded = run.scales
+        self.target = run.scales[-1]
+        specs = self.specs = run.specs
+        self.upto = run.upto(self.target)
+        loaded = run.trained
         self.space = space if space is not None else _space_of_run(run, self.upto)
 
-        # one chain copy per target model, each fed as in training (trained.chain_copies:
-        # the path predict uses, so design and predict agree)
+        # one chain copy per target model, each fed as in training (TrainedChain.copies: the
+        # path predict uses, so design and predict agree; with transfer_scaler = refit the
+        # upstream scalers re-fitted on the target's training rows)
         tgt = loaded[self.target]
-        self.chain, copies = trained.chain_copies(loaded, self.target, tgt.models())
-        if cfg.chain.transfer_scaler == "refit":  # the defect: upstream scalers re-fitted
-            frame, source = self._target_frame()
-            rows = nesting.chain_inputs({n: specs[n] for n in self.upto},
-                                        {n: loaded[n].categories for n in self.upto},
-                                        frame, self.target, source)
-            copies = trained.refit_upstream(cfg.chain, self.chain, copies, rows,
-                                            list(tgt.feeders))
+        self.chain, copies = run.copies(self.target)
         self.tmodel = tgt.model
         self.n_models = len(tgt.models())
         self.params = {"chain": copies}
@@ -159,7 +151,7 @@ class Designer:
         return self._forward_inputs(params, self._inputs(params, fractions, codes))
 
     def raw_inputs(self, params: dict, fractions: jax.Array, codes: jax.Array) -> dict:
-        """The raw inputs {SCALE: {GROUP: array}} of every scale (as ``nesting.chain_inputs``
+        """The raw inputs {SCALE: {GROUP: array}} of every scale (as ``TrainedChain.inputs``
         reads them from a file) of compositions and device-choice codes (traceable)."""
         return self._inputs(params, fractions, codes)
 
@@ -204,11 +196,6 @@ class Designer:
 
     # -- reference data (out-of-domain score) --------------------------------------------------
 
-    def _target_frame(self):
-        from ..data import read_table
-        path = self.specs[self.target].data
-        return read_table(path, self.specs[self.target].column_names), path
-
     def descriptor_stats(self) -> tuple[np.ndarray, np.ndarray]:
         """Mean and scale standardising the concatenated composition descriptors (the scalers
         of the models that read them)."""
@@ -235,14 +222,11 @@ class Designer:
         from ..data import read_table
         ref: dict[str, Any] = {"rows": {}, "dist95": {}, "recon95": None}
         mean, scale = self.descriptor_stats()
-        cats = {n: self.run.scales[n].categories for n in self.upto}
         for s in self.upto:
             spec = self.specs[s]
             try:
                 frame = read_table(spec.data, spec.column_names)
-                sub = [*nesting.upstream_of(self.specs, s), s]
-                inputs = nesting.chain_inputs({n: self.specs[n] for n in sub},
-                                              {n: cats[n] for n in sub}, frame, s, spec.data)
+                inputs = self.run.inputs(frame, scale=s, source=spec.data)
             except NestedAEError as err:
                 print(f"design: no out-of-domain reference for scale '{s}': {err}",
                       file=sys.stderr)

@@ -229,7 +229,7 @@ def design(run, objective: Any = None, constraints: Any = (), exclude: Iterable[
     """Ranked candidate compositions and device choices for ``objective`` under
     ``constraints``.
 
-    run: a :class:`~nested_ae_jax.store.TrainedRun` (``load_run(path)``) or a
+    run: a :class:`~nested_ae_jax.chain.TrainedChain` (``nested_ae_jax.load(path)``) or a
     :class:`Designer`. objective: 'SCALE.HEAD' (maximised), an :class:`Objective`, or a list
     (weighted sum); strings 'min:HEAD', 'target:HEAD=V', 'W*HEAD' are understood.
     constraints: strings like 'atomic.gap>=1.2' or :class:`Constraint`. exclude: ions (exactly

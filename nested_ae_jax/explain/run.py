@@ -11,7 +11,7 @@ import time
 from pathlib import Path
 
 from ..errors import NestedAEError
-from ..store import TrainedRun, load_run
+from ..chain import TrainedChain, load
 from . import DEFAULT_BACKGROUND, DEFAULT_ROWS
 from .section import Progress
 from .sections import (section_activity, section_attributions, section_correlations,
@@ -36,14 +36,14 @@ def explain_run(run_dir, out_dir=None, *, background: int = DEFAULT_BACKGROUND,
     scale); scan_scales: scales to scan (None: all). fold: explain this model of every scale
     instead of the default (see :mod:`nested_ae_jax.explain.views`).
     """
-    run = run_dir if isinstance(run_dir, TrainedRun) else load_run(run_dir)
+    run = run_dir if isinstance(run_dir, TrainedChain) else load(run_dir)
     out = Path(out_dir) if out_dir is not None else run.path / "explain"
     out.mkdir(parents=True, exist_ok=True)
     if background < 1 or max_rows < 1:
         raise NestedAEError("--background and --rows must be at least 1")
     started = time.perf_counter()
     views, load_seconds = scale_views(run, fold=fold, data_root=data_root)
-    summary: dict = {"run": str(run.path), "seconds": load_seconds,
+    summary: dict = {"run": str(run.path), "stage": run.stage, "seconds": load_seconds,
                      "scales": {name: {"explained_model": view.label,
                                        "n_rows": len(view.data.frame)}
                                 for name, view in views.items()}}

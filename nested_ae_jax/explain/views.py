@@ -15,14 +15,14 @@ from dataclasses import dataclass, field
 import jax
 import numpy as np
 
-from .. import nesting, trained
+from .. import trained
+from ..chain import TrainedChain
 from ..config import ScaleSpec, resolve_data_path
 from ..data import ScaleData, encode_targets, read_table
 from ..errors import NestedAEError
 from ..model import ScaleModel
 from ..nesting import Chain
 from ..splits import Folds
-from ..store import TrainedRun
 
 
 @dataclass
@@ -47,13 +47,13 @@ class ScaleView:
     all_latents: np.ndarray = field(default=None)  # (models, N, L): every model's latent
 
 
-def explained_index(run: TrainedRun, name: str, fold: int | None = None) -> tuple[int, str]:
+def explained_index(run: TrainedChain, name: str, fold: int | None = None) -> tuple[int, str]:
     """The model that represents scale ``name``.
 
     Args: fold: None for ``trained.representative``, else this model index (checked).
     Returns: (index along the scale's model axis, label such as "fold 0").
     """
-    scale = run.scales[name]
+    scale = run.trained[name]
     if fold is not None:
         total = scale.n_models
         if not 0 <= fold < total:
@@ -63,30 +63,25 @@ def explained_index(run: TrainedRun, name: str, fold: int | None = None) -> tupl
     return trained.representative(scale, run.config.chain, feeds)
 
 
-def scale_view(run: TrainedRun, name: str, *, fold: int | None = None,
+def scale_view(run: TrainedChain, name: str, *, fold: int | None = None,
                data_root: str | None = None) -> ScaleView:
     """Read scale ``name``'s data file and run the chain on it through the explained model
-    (one copy of ``trained.chain_copies``: upstream scales fed as in training).
+    (one copy of ``TrainedChain.copies``: upstream scales fed as in training).
 
     Args: fold: the model to explain (see :func:`explained_index`); data_root: folder for
     relative data paths.
     Returns: the :class:`ScaleView` of the file's N rows (outputs.latent (N, L),
     all_latents (models, N, L)).
     """
-    cfg = run.config
-    specs = {s.name: s for s in cfg.scales}
-    spec = specs[name]
-    upto = [*nesting.upstream_of(cfg, name), name]
-    scales = run.scales
+    spec = run.specs[name]
+    upto = run.upto(name)
     path = resolve_data_path(spec.data, run.path, data_root)
     source = str(path)
     frame = read_table(path, spec.column_names)
-    categories = scales[name].categories
-    raw = nesting.chain_inputs({n: specs[n] for n in upto},
-                               {n: scales[n].categories for n in upto}, frame, name, source)
+    categories = run.trained[name].categories
+    raw = run.inputs(frame, scale=name, source=source)
     index, label = explained_index(run, name, fold)
-    chain, copies = trained.chain_copies(scales, name, np.array([index]))
-    copies = trained.refit_upstream(cfg.chain, chain, copies, raw, list(spec.upstream))
+    chain, copies = run.copies(name, np.array([index]), rows=raw)
     cp = jax.tree.map(lambda a: a[0], copies)  # the one copy
     outs = jax.jit(chain.apply)(cp, raw)
     inputs = {g: np.asarray(v) for g, v in raw[name].items()}
@@ -95,7 +90,7 @@ def scale_view(run: TrainedRun, name: str, *, fold: int | None = None,
             inputs[g.name] = np.asarray(outs[g.scale].latent)
     targets = encode_targets(spec, frame, categories, source)
     data = ScaleData(frame, inputs, targets, categories, source)
-    ls = scales[name]
+    ls = run.trained[name]
     n = len(frame)
     if spec.cv.kind != "none" and ls.n_cv > 0 and len(ls.fold_of_row) == n:
         folds = Folds.from_fold_ids(ls.fold_of_row, ls.n_cv)
@@ -109,7 +104,7 @@ def scale_view(run: TrainedRun, name: str, *, fold: int | None = None,
                      folds, np.asarray(every))
 
 
-def scale_views(run: TrainedRun, *, fold: int | None = None, data_root: str | None = None
+def scale_views(run: TrainedChain, *, fold: int | None = None, data_root: str | None = None
                 ) -> tuple[dict[str, ScaleView], dict[str, float]]:
     """Every scale's view (:func:`scale_view`), in the config's order.
 
