@@ -141,7 +141,8 @@ def select(spec: ScaleSpec, settings: list[dict], outputs: list, targets: dict,
     outputs = [jax.tree.map(np.asarray, out) for out in outputs]  # to the host once
     inner = inner_errors(spec, outputs, targets, nested, metric)
     bad = -np.inf if maximise else np.inf
-    ranked = inner if allowed is None else np.where(allowed, inner, bad)
+    ok = ~np.isnan(inner) if allowed is None else allowed & ~np.isnan(inner)
+    ranked = np.where(ok, inner, bad)  # a diverged (NaN) setting is never chosen
     chosen = ranked.argmax(axis=0) if maximise else ranked.argmin(axis=0)
     outer_idx = np.arange(k) * per + nested.n_inner
     picked = jax.tree.map(lambda *a: np.stack(a),

@@ -43,7 +43,7 @@ def run(args) -> int:
     result = tune(cfg, scale=args.scale, trials=args.trials, eta=args.eta, rungs=args.rungs,
                   outer_folds=args.outer_folds, space=space, seed=args.seed,
                   metric=args.metric, data_root=args.data_root, progress=printer(args.quiet))
-    paths = write_outputs(result, args.out)
+    paths = write_outputs(result, args.out, args.data_root)
     n = result.nested
     print(f"tuned scale '{result.scale}': {len(result.settings)} settings, "
           f"{len(result.rungs)} rung(s), {result.n_models} models, {result.seconds:.1f} s")

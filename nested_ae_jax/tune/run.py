@@ -89,7 +89,8 @@ def tune(cfg: Config, *, scale: str | None = None, trials: int = 16, eta: int = 
         if not last:
             alive = survivors(scores, alive, plan[r + 1].keep, maximise)
     chosen = idx[res.outer["setting"].to_numpy()]
-    final_scores = np.where(alive[:, -1], scores[:, -1], -np.inf if maximise else np.inf)
+    final_scores = np.where(alive[:, -1] & ~np.isnan(scores[:, -1]), scores[:, -1],
+                            -np.inf if maximise else np.inf)
     final = int(np.argmax(final_scores) if maximise else np.argmin(final_scores))
     return TuneResult(name, metric, cfg, settings, plan, pd.DataFrame(rows), chosen, final,
                       float(scores[final, -1]), res.nested, res.outer, res, n_models,
@@ -112,16 +113,18 @@ def _trial_rows(r: int, rung: Rung, idx: np.ndarray, settings: list[dict],
     return out
 
 
-def tuned_document(result: TuneResult) -> dict:
-    """The input config with the final setting (TOML-ready): data paths made absolute (so
-    the file works from any folder), ``nested-ae train tuned.toml`` trains it."""
+def tuned_document(result: TuneResult, data_root: str | None = None) -> dict:
+    """The input config with the final setting (TOML-ready): data paths made absolute (as
+    ``train`` resolves them, under ``data_root`` if given), so that ``nested-ae train
+    tuned.toml`` trains it from any folder."""
     cfg = override(result.config, {f"{result.scale}.{k}": v
                                    for k, v in result.settings[result.final].items()})
     doc = config_to_dict(cfg)
-    config_dir = str(Path(cfg.source).parent) if cfg.source else None
+    config_dir = str(Path(cfg.source).parent) if cfg.source not in ("", "<config>") else None
     for spec in cfg.scales:
         if not datasets.is_reference(spec.data):
-            doc["scales"][spec.name]["data"] = str(resolve_data_path(spec.data, config_dir))
+            doc["scales"][spec.name]["data"] = str(resolve_data_path(spec.data, config_dir,
+                                                                     data_root))
     return doc
 
 
@@ -144,13 +147,14 @@ def summary(result: TuneResult) -> dict:
         "models": result.n_models, "seconds": result.seconds}
 
 
-def write_outputs(result: TuneResult, out: str | Path) -> list[Path]:
+def write_outputs(result: TuneResult, out: str | Path, data_root: str | None = None
+                  ) -> list[Path]:
     """tune.json, tuned.toml and trials.csv under ``out`` (each written atomically)."""
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
     paths = [out / "tune.json", out / "tuned.toml", out / "trials.csv"]
     io.atomic_write_json(paths[0], summary(result))
-    io.atomic_write_text(paths[1], io.dumps_toml(tuned_document(result)))
+    io.atomic_write_text(paths[1], io.dumps_toml(tuned_document(result, data_root)))
     io.atomic_write_csv(paths[2], result.trials)
     return paths
 
