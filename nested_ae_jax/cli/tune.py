@@ -37,6 +37,7 @@ def add_parser(sub):
 def run(args) -> int:
     from ..config import load_config
     from ..tune import load_space, tune, write_outputs
+    from .train import leak_warnings
 
     cfg = settings(load_config(args.config), args)
     space = load_space(args.space) if args.space else None
@@ -53,5 +54,7 @@ def run(args) -> int:
     print(f"final setting (chosen on all rows, plain-fold CV {result.final_cv:.4g}): "
           + ", ".join(f"{k} = {v:.4g}" if isinstance(v, float) else f"{k} = {v}"
                       for k, v in result.settings[result.final].items()))
-    print("wrote " + ", ".join(map(str, paths)), file=sys.stdout)
+    for line in leak_warnings(result.last.chain):
+        print(line, file=sys.stderr)
+    print("wrote " + ", ".join(map(str, paths)))
     return 0

@@ -130,7 +130,8 @@ def tuned_document(result: TuneResult, data_root: str | None = None) -> dict:
 
 def summary(result: TuneResult) -> dict:
     """tune.json: the nested-CV figure (pooled outer, outer-fold mean and spread), the inner
-    estimate, the setting chosen per outer split, the final setting and its plain-fold CV."""
+    estimate, the setting chosen per outer split, the final setting and its plain-fold CV;
+    for a chained scale the last rung's leaky-row counts (``nested_leaky_val_rows``: 0)."""
     per_fold = result.outer[f"outer {result.metric}"].to_numpy()
     head = result.metric.rsplit(".", 1)[0]
     return {"scale": result.scale, "metric": result.metric, "heads": {head: {
@@ -143,6 +144,7 @@ def summary(result: TuneResult) -> dict:
                                    for c in result.chosen],
         "final": {"setting": result.final, **result.settings[result.final],
                   "cv": result.final_cv}}},
+        **({"chain": result.last.chain} if result.last.chain else {}),
         "trials": len(result.settings), "rungs": [r._asdict() for r in result.rungs],
         "models": result.n_models, "seconds": result.seconds}
 
