@@ -35,6 +35,7 @@ One pipeline, bottom to top (each module imports only modules above it in this l
     reports     out-of-fold and history tables, figures, metrics.json
     predict     a trained run on new rows
     sweep       hyper-parameter grids in few compiled calls; parallel: models over devices
+    tune        settings chosen by nested CV: Sobol spaces, successive halving (package)
     compare     NestedAE vs single autoencoders vs scikit-learn on identical folds (package)
     design      gradient-based inverse design through a trained chain (package)
     bo          closed-loop Bayesian optimisation (package): GP, acquisition functions and

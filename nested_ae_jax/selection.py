@@ -111,31 +111,48 @@ def _pooled(spec: ScaleSpec, outputs, targets: dict, train: np.ndarray, val: np.
     return m, _stat({h: v.get("pooled_val", {}) for h, v in m["heads"].items()}, metric)
 
 
-def select(spec: ScaleSpec, settings: list[dict], outputs: list, targets: dict,
-           nested: NestedFolds, metric: str, maximise: bool) -> tuple[dict, pd.DataFrame]:
-    """Choose a setting per outer fold on its inner error, score it on the outer rows.
-
-    settings: one dict per setting; outputs: per setting, the nested models' outputs (leaves
-    (K*(I+1), N, ...)). Returns (summary: the pooled outer and mean inner metric of the chosen
-    settings, the per-fold table: outer fold, chosen setting, its inner and outer metric)."""
+def inner_errors(spec: ScaleSpec, outputs: list, targets: dict, nested: NestedFolds,
+                 metric: str) -> np.ndarray:
+    """(S, K): the pooled inner-fold ``metric`` of every setting in every outer fold, from
+    the nested models' outputs (per setting, leaves (K*(I+1), N, ...)); only the inner
+    models (trained and validated inside outer fold o's training rows) are read."""
     per, k = nested.n_inner + 1, nested.n_outer
-    inner = np.zeros((len(settings), k))
-    outputs = [jax.tree.map(np.asarray, out) for out in outputs]  # to the host once
+    inner = np.zeros((len(outputs), k))
     for s, out in enumerate(outputs):
         for o in range(k):
             idx = np.arange(o * per, o * per + nested.n_inner)
             sub = jax.tree.map(lambda a: a[idx], out)
             inner[s, o] = _pooled(spec, sub, targets, nested.train[idx], nested.val[idx],
                                   nested.inner[o], metric)[1]
-    chosen = inner.argmax(axis=0) if maximise else inner.argmin(axis=0)
+    return inner
+
+
+def select(spec: ScaleSpec, settings: list[dict], outputs: list, targets: dict,
+           nested: NestedFolds, metric: str, maximise: bool, allowed: np.ndarray | None = None
+           ) -> tuple[dict, pd.DataFrame, np.ndarray]:
+    """Choose a setting per outer fold on its inner error, score it on the outer rows.
+
+    settings: one dict per setting; outputs: per setting, the nested models' outputs (leaves
+    (K*(I+1), N, ...)); allowed: (S, K) bool, the settings outer fold o may choose from
+    (default all; successive halving narrows it per outer fold). Returns (summary: the pooled
+    outer and mean inner metric of the chosen settings, the per-fold table: outer fold,
+    chosen setting, its inner and outer metric, the (S, K) inner errors)."""
+    per, k = nested.n_inner + 1, nested.n_outer
+    outputs = [jax.tree.map(np.asarray, out) for out in outputs]  # to the host once
+    inner = inner_errors(spec, outputs, targets, nested, metric)
+    bad = -np.inf if maximise else np.inf
+    ok = ~np.isnan(inner) if allowed is None else allowed & ~np.isnan(inner)
+    ranked = np.where(ok, inner, bad)  # a diverged (NaN) setting is never chosen
+    chosen = ranked.argmax(axis=0) if maximise else ranked.argmin(axis=0)
     outer_idx = np.arange(k) * per + nested.n_inner
     picked = jax.tree.map(lambda *a: np.stack(a),
                           *[jax.tree.map(lambda a: a[outer_idx[o]], outputs[chosen[o]])
                             for o in range(k)])
     m, outer = _pooled(spec, picked, targets, nested.train[outer_idx], nested.val[outer_idx],
                        nested.outer, metric)
-    rows = [{"outer_fold": o, **settings[chosen[o]], f"inner {metric}": inner[chosen[o], o],
+    rows = [{"outer_fold": o, "setting": int(chosen[o]), **settings[chosen[o]],
+             f"inner {metric}": inner[chosen[o], o],
              f"outer {metric}": _stat(m["folds"][o]["val"], metric)} for o in range(k)]
     summary = {"outer_folds": k, "inner_folds": nested.n_inner, "metric": metric,
                "outer": outer, "inner": float(inner[chosen, np.arange(k)].mean())}
-    return summary, pd.DataFrame(rows)
+    return summary, pd.DataFrame(rows), inner

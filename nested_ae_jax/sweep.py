@@ -127,6 +127,7 @@ class SweepResult:
     #                            nested_leaky_val_rows); {} when the scale takes no latent
     nested_folds: NestedFolds | None = None  # the nested models' masks
     nested_outputs: list | None = None  # per combination: the nested models' outputs
+    inner_errors: np.ndarray | None = None  # (combinations, outer folds): pooled inner metric
 
 
 def _metric_rows(metrics: dict, prefix: str = "") -> dict[str, float]:
@@ -144,26 +145,30 @@ def default_metric(spec: ScaleSpec) -> str:
     return f"{head.name}.{'accuracy' if head.kind == 'categorical' else 'mae'}"
 
 
-def sweep(cfg: Config, grid: dict[str, list], *, scale: str | None = None,
+def sweep(cfg: Config, grid: dict[str, list] | list[dict], *, scale: str | None = None,
           seeds: int | None = None, data_root: str | None = None,
           progress: Callable[[str], None] | None = None, metric: str | None = None,
-          devices: list | None = None, outer_folds: int = 0) -> SweepResult:
+          devices: list | None = None, outer_folds: int = 0,
+          allowed: np.ndarray | None = None) -> SweepResult:
     """Train every combination of ``grid`` (keys: settings of the swept scale, e.g.
-    ``encoder.l1`` or ``heads.gap.dropout``) with cross-validation; ``seeds`` adds a grid over
+    ``encoder.l1`` or ``heads.gap.dropout``; a list of {KEY: value} is taken as the
+    combinations themselves) with cross-validation; ``seeds`` adds a grid over
     training.seed = 0..seeds-1. Upstream scales of a chain are trained once, as configured,
     for the sweep's own folds. outer_folds: also run nested cross-validation with this many
     outer folds (see :mod:`selection`): the chosen setting's error on rows that took no part
     in choosing it; the upstream scales then also train one model per nested model, without
-    its validation entities (:mod:`nested_chain`).
+    its validation entities (:mod:`nested_chain`); allowed: (combinations, outer_folds)
+    bool, the combinations each outer fold may choose from (default all).
     """
     start = time.perf_counter()
     target = cfg.scale(scale or cfg.scales[-1].name)
-    grid = relative_keys(grid, cfg, target.name)
+    given = list(grid) if isinstance(grid, list) else None
+    grid = {} if given is not None else relative_keys(dict(grid), cfg, target.name)
     if seeds:
         grid["training.seed"] = list(range(seeds))
-    if not grid:
+    if not grid and not given:
         raise ConfigError("sweep: give at least one --grid KEY=V1,V2 or --seeds N")
-    combos = combinations(grid)
+    combos = [{**c, **g} for c in given or [{}] for g in combinations(grid)]
     specs = [override(cfg, {f"{target.name}.{k}": v for k, v in c.items()}).scale(target.name)
              for c in combos]
     position = [s.name for s in cfg.scales].index(target.name)
@@ -239,14 +244,14 @@ def sweep(cfg: Config, grid: dict[str, list], *, scale: str | None = None,
         raise ConfigError(f"sweep --metric {metric!r} is not a reported metric; choose from "
                           f"{[c for c in runs.columns if '.' in c]}")
     best = runs.loc[runs[metric].idxmax() if maximise else runs[metric].idxmin()].to_dict()
-    summary = outer = None
+    summary = outer = inner = None
     if nested is not None:
-        summary, outer = select(target, combos, nested_outputs, data.targets, nested, metric,
-                                maximise)
+        summary, outer, inner = select(target, combos, nested_outputs, data.targets, nested,
+                                       metric, maximise, allowed)
         summary["same_folds"] = float(best[metric])
     return SweepResult(runs, pd.DataFrame(fold_rows), best, metric, len(groups), n_models,
                        time.perf_counter() - start, summary, outer, chain, nested,
-                       nested_outputs if nested is not None else None)
+                       nested_outputs if nested is not None else None, inner)
 
 
 def _refuse_best_epoch(cfg: Config, target: ScaleSpec, specs: list[ScaleSpec]) -> None:

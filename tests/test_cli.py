@@ -47,6 +47,7 @@ def test_demo_trains_a_two_scale_chain_and_writes_a_run(tmp_path):
     (["train", "nope.toml", "--out", "x"], "error: config file not found: nope.toml"),
     (["predict", "no_run_here", "--data", "d.csv", "--out", "p.csv"],
      "error: run directory not found"),
+    (["tune", "nope.toml", "--out", "x"], "error: config file not found: nope.toml"),
 ])
 def test_input_errors_are_one_line_without_traceback(tmp_path, args, message):
     proc = run_cli(*args, cwd=tmp_path)
@@ -63,7 +64,7 @@ def test_debug_flag_shows_the_traceback(tmp_path):
 def test_help_lists_every_command():
     proc = run_cli("--help")
     assert proc.returncode == 0
-    for command in ("demo", "train", "predict"):
+    for command in ("demo", "train", "predict", "tune"):
         assert command in proc.stdout
 
 

@@ -16,7 +16,7 @@ import sys
 from ..errors import NestedAEError
 
 COMMANDS = ("demo", "train", "predict", "sweep", "compare", "explain", "design", "suggest",
-            "campaign", "keys")
+            "campaign", "keys", "tune")
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -1,0 +1,45 @@
+"""Successive halving, one race per selector: every outer split of nested cross-validation
+(choosing on its inner folds) and the final choice on all rows (choosing on the plain folds).
+
+Rung r trains the union of the settings still alive in any race, for ``epochs[r]`` epochs;
+each race then keeps its best ``keep[r + 1]`` settings by its own score. A race only ever
+reads its own scores, so an outer split's survivors depend on its training rows alone.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import NamedTuple
+
+import numpy as np
+
+
+class Rung(NamedTuple):
+    """Settings kept alive per race on entering the rung, and its training length."""
+
+    keep: int
+    epochs: int
+
+
+def schedule(trials: int, epochs: int, eta: int = 3, rungs: int | None = None,
+             min_epochs: int = 1) -> list[Rung]:
+    """Rungs for ``trials`` settings: rung r keeps ceil(trials / eta^r) per race and trains
+    epochs / eta^(R-1-r) epochs (at least min_epochs; the last rung the full ``epochs``).
+    rungs: default 1 + floor(log_eta(trials)) (down to one setting per race)."""
+    if eta < 2:
+        raise ValueError(f"eta must be >= 2, got {eta}")
+    n = rungs or 1 + int(math.floor(math.log(max(trials, 1)) / math.log(eta) + 1e-9))
+    return [Rung(max(1, math.ceil(trials / eta ** r)),
+                 max(min_epochs, int(round(epochs / eta ** (n - 1 - r))))) for r in range(n)]
+
+
+def survivors(scores: np.ndarray, alive: np.ndarray, keep: int, maximise: bool = False
+              ) -> np.ndarray:
+    """(S, J) bool: per race (column), its ``keep`` best alive settings by ``scores`` (S, J)
+    (ties: the lower index). Dead settings stay dead; NaN scores rank last."""
+    bad = -np.inf if maximise else np.inf
+    ranked = np.where(alive & ~np.isnan(scores), scores, bad)
+    order = np.argsort(-ranked if maximise else ranked, axis=0, kind="stable")[:keep]
+    out = np.zeros_like(alive, dtype=bool)
+    np.put_along_axis(out, order, True, axis=0)
+    return out & alive

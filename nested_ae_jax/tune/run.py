@@ -1,0 +1,163 @@
+"""``nested-ae tune``: choose a scale's settings by nested cross-validation, with successive
+halving inside every outer training split, on the sweep machinery.
+
+Every rung is one :func:`sweep.sweep` with ``outer_folds``: the surviving settings (sampled by
+:mod:`space`) at the rung's training length, their plain-fold models and the nested models
+(K outer x I inner folds, upstream scales of a chain refitted per nested model by
+``nested_chain``) in the sweep's compiled groups. K + 1 races run side by side
+(:mod:`halving`): outer split o ranks settings by their pooled error on its inner folds only,
+and the final race by the plain folds on all rows. At the last rung (the configured
+``training.epochs``) outer split o's choice, trained on its whole training split, is scored
+on its validation rows (the nested-CV figure); the final race's winner is the setting written
+to ``tuned.toml``. The tuned scale's scalers are fitted on training rows (scaler = train) and
+its parameters are the last epoch's (select = last), so no outer validation row reaches an
+inner fit or choice.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Callable
+
+import numpy as np
+import pandas as pd
+
+from .. import datasets, io
+from ..config import Config, config_to_dict, override, resolve_data_path
+from ..sweep import SweepResult, default_metric, sweep
+from .halving import Rung, schedule, survivors
+from .space import Space, default_space, sample
+
+
+@dataclass(frozen=True)
+class TuneResult:
+    """settings: the S sampled settings; trials: one row per (rung, setting trained);
+    chosen: (K,) index of the setting chosen in each outer split; final: the setting chosen on
+    all rows; nested: the last rung's nested summary (outer, inner); outer: per outer fold
+    (chosen setting, its inner and outer metric); last: the last rung's SweepResult."""
+
+    scale: str
+    metric: str
+    config: Config
+    settings: list[dict]
+    rungs: list[Rung]
+    trials: pd.DataFrame
+    chosen: np.ndarray
+    final: int
+    final_cv: float
+    nested: dict
+    outer: pd.DataFrame
+    last: SweepResult
+    n_models: int
+    seconds: float
+
+
+def tune(cfg: Config, *, scale: str | None = None, trials: int = 16, eta: int = 3,
+         rungs: int | None = None, outer_folds: int = 5, space: Space | None = None,
+         seed: int = 0, metric: str | None = None, data_root: str | None = None,
+         progress: Callable[[str], None] | None = None, devices: list | None = None
+         ) -> TuneResult:
+    """Tune scale ``scale`` (default the last; upstream scales as configured) of ``cfg``:
+    ``trials`` Sobol settings of ``space`` (default :func:`space.default_space`, seeded with
+    ``seed``), successive halving by ``eta`` over ``rungs`` rungs, ``outer_folds`` outer splits."""
+    start = time.perf_counter()
+    name = scale or cfg.scales[-1].name
+    cfg = override(cfg, {f"{name}.scaler": "train", f"{name}.training.select": "last"})
+    target = cfg.scale(name)
+    metric = metric or default_metric(target)
+    maximise = metric.endswith((".r2", ".accuracy"))
+    settings = sample(space or default_space(target), trials, seed)
+    plan = schedule(trials, target.training.epochs, eta, rungs)
+    alive = np.ones((len(settings), outer_folds + 1), bool)  # races: outer splits, final
+    rows, n_models = [], 0
+    for r, rung in enumerate(plan):
+        idx = np.flatnonzero(alive.any(axis=1))
+        last = r == len(plan) - 1
+        if progress:
+            progress(f"tune rung {r + 1}/{len(plan)}: {len(idx)} setting(s) x "
+                     f"{rung.epochs} epochs")
+        res = sweep(cfg, [{**settings[i], "training.epochs": rung.epochs} for i in idx],
+                    scale=name, data_root=data_root, progress=progress, metric=metric,
+                    devices=devices, outer_folds=outer_folds,
+                    allowed=alive[idx, :outer_folds] if last else None)
+        n_models += res.n_models
+        scores = np.full(alive.shape, np.nan)
+        scores[idx] = np.column_stack([res.inner_errors, res.runs[metric].to_numpy()])
+        rows += _trial_rows(r, rung, idx, settings, scores, alive, metric)
+        if not last:
+            alive = survivors(scores, alive, plan[r + 1].keep, maximise)
+    chosen = idx[res.outer["setting"].to_numpy()]
+    final_scores = np.where(alive[:, -1] & ~np.isnan(scores[:, -1]), scores[:, -1],
+                            -np.inf if maximise else np.inf)
+    final = int(np.argmax(final_scores) if maximise else np.argmin(final_scores))
+    return TuneResult(name, metric, cfg, settings, plan, pd.DataFrame(rows), chosen, final,
+                      float(scores[final, -1]), res.nested, res.outer, res, n_models,
+                      time.perf_counter() - start)
+
+
+def _trial_rows(r: int, rung: Rung, idx: np.ndarray, settings: list[dict],
+                scores: np.ndarray, alive: np.ndarray, metric: str) -> list[dict]:
+    """trials.csv rows of one rung: the setting, its plain-fold metric (all rows), its inner
+    metric per outer split, and the races it was alive in on entering the rung."""
+    k = alive.shape[1] - 1
+    out = []
+    for i in idx:
+        row = {"rung": r, "epochs": rung.epochs, "setting": int(i), **settings[i],
+               f"cv {metric}": scores[i, -1]}
+        row.update({f"inner{o} {metric}": scores[i, o] for o in range(k)})
+        row["alive_in"] = " ".join("final" if j == k else str(j)
+                                   for j in np.flatnonzero(alive[i]))
+        out.append(row)
+    return out
+
+
+def tuned_document(result: TuneResult, data_root: str | None = None) -> dict:
+    """The input config with the final setting (TOML-ready): data paths made absolute (as
+    ``train`` resolves them, under ``data_root`` if given), so that ``nested-ae train
+    tuned.toml`` trains it from any folder."""
+    cfg = override(result.config, {f"{result.scale}.{k}": v
+                                   for k, v in result.settings[result.final].items()})
+    doc = config_to_dict(cfg)
+    config_dir = str(Path(cfg.source).parent) if cfg.source not in ("", "<config>") else None
+    for spec in cfg.scales:
+        if not datasets.is_reference(spec.data):
+            doc["scales"][spec.name]["data"] = str(resolve_data_path(spec.data, config_dir,
+                                                                     data_root))
+    return doc
+
+
+def summary(result: TuneResult) -> dict:
+    """tune.json: the nested-CV figure (pooled outer, outer-fold mean and spread), the inner
+    estimate, the setting chosen per outer split, the final setting and its plain-fold CV;
+    for a chained scale the last rung's leaky-row counts (``nested_leaky_val_rows``: 0)."""
+    per_fold = result.outer[f"outer {result.metric}"].to_numpy()
+    head = result.metric.rsplit(".", 1)[0]
+    return {"scale": result.scale, "metric": result.metric, "heads": {head: {
+        "nested_cv": {"outer": result.nested["outer"], "outer_fold_mean": float(per_fold.mean()),
+                      "outer_fold_std": float(per_fold.std(ddof=1)) if len(per_fold) > 1 else 0.0,
+                      "per_outer_fold": per_fold.tolist(), "inner": result.nested["inner"],
+                      "outer_folds": result.nested["outer_folds"],
+                      "inner_folds": result.nested["inner_folds"]},
+        "chosen_per_outer_split": [{"setting": int(c), **result.settings[c]}
+                                   for c in result.chosen],
+        "final": {"setting": result.final, **result.settings[result.final],
+                  "cv": result.final_cv}}},
+        **({"chain": result.last.chain} if result.last.chain else {}),
+        "trials": len(result.settings), "rungs": [r._asdict() for r in result.rungs],
+        "models": result.n_models, "seconds": result.seconds}
+
+
+def write_outputs(result: TuneResult, out: str | Path, data_root: str | None = None
+                  ) -> list[Path]:
+    """tune.json, tuned.toml and trials.csv under ``out`` (each written atomically)."""
+    out = Path(out)
+    out.mkdir(parents=True, exist_ok=True)
+    paths = [out / "tune.json", out / "tuned.toml", out / "trials.csv"]
+    io.atomic_write_json(paths[0], summary(result))
+    io.atomic_write_text(paths[1], io.dumps_toml(tuned_document(result, data_root)))
+    io.atomic_write_csv(paths[2], result.trials)
+    return paths
+
+
