@@ -148,6 +148,17 @@ def link_entities(cfg: Config, data: dict[str, ScaleData]) -> dict[str, np.ndarr
     return {n: ids[bounds[i]:bounds[i + 1]] for i, n in enumerate(names)}
 
 
+def joint_groups(*labels: np.ndarray) -> np.ndarray:
+    """(N,) int64 group of each row: rows sharing a label in any of ``labels`` (each (N,)
+    ints, e.g. entities and cv.group_by groups) are one group (connected components),
+    numbered in order of first appearance."""
+    codes = [pd.factorize(np.asarray(a))[0] for a in labels]
+    offsets = np.cumsum([0] + [int(c.max()) + 1 if len(c) else 0 for c in codes])
+    edges = [np.stack([codes[0], offsets[i] + c]) for i, c in enumerate(codes)]
+    roots = _components(int(offsets[-1]), edges)
+    return pd.factorize(roots[codes[0]])[0].astype(np.int64)
+
+
 def _components(n_nodes: int, edges: list[np.ndarray]) -> np.ndarray:
     """Connected component of each of ``n_nodes`` nodes (n_nodes,) given edge blocks (2, K)."""
     from scipy.sparse import coo_matrix

@@ -11,6 +11,7 @@ the machine's available memory, ``MemAvailable`` of /proc/meminfo).
 
 from __future__ import annotations
 
+import math
 import os
 
 from .config import Config, ScaleSpec
@@ -32,16 +33,23 @@ def available_bytes() -> float:
     chosen = os.environ.get("NESTED_AE_MEMORY_GB", "").strip()
     if chosen:
         try:
-            return float(chosen) * 1e9
+            budget = float(chosen)
         except ValueError:
-            raise NestedAEError(f"NESTED_AE_MEMORY_GB={chosen!r} is not a number; set it to "
-                                "the memory budget in GB (e.g. 8)") from None
+            budget = float("nan")
+        if not (math.isfinite(budget) and budget > 0):
+            raise NestedAEError(f"NESTED_AE_MEMORY_GB={chosen!r} is not a positive number; "
+                                "set it to the memory budget in GB (e.g. 8)")
+        return budget * 1e9
     try:
         with open("/proc/meminfo") as f:
             info = dict(line.split(":", 1) for line in f)
         return float(info["MemAvailable"].split()[0]) * 1024
     except (OSError, KeyError, ValueError):
+        pass
+    try:  # other POSIX systems; where the free memory is unknown, no check
         return float(os.sysconf("SC_AVPHYS_PAGES") * os.sysconf("SC_PAGE_SIZE"))
+    except (AttributeError, ValueError, OSError):
+        return float("inf")
 
 
 def n_models(cfg: Config, spec: ScaleSpec) -> int:

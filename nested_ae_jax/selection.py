@@ -144,6 +144,9 @@ def select(spec: ScaleSpec, settings: list[dict], outputs: list, targets: dict,
     ok = ~np.isnan(inner) if allowed is None else allowed & ~np.isnan(inner)
     ranked = np.where(ok, inner, bad)  # a diverged (NaN) setting is never chosen
     chosen = ranked.argmax(axis=0) if maximise else ranked.argmin(axis=0)
+    if allowed is not None:  # every allowed setting diverged: the first allowed, not a dead one
+        none = ~ok.any(axis=0)
+        chosen[none] = allowed[:, none].argmax(axis=0)
     outer_idx = np.arange(k) * per + nested.n_inner
     picked = jax.tree.map(lambda *a: np.stack(a),
                           *[jax.tree.map(lambda a: a[outer_idx[o]], outputs[chosen[o]])

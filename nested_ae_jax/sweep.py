@@ -20,6 +20,7 @@ import jax
 import numpy as np
 import pandas as pd
 
+from . import links
 from .config import Config, ScaleSpec, override, parse_value
 from .errors import ConfigError
 from .evaluation import scale_metrics
@@ -162,6 +163,11 @@ def sweep(cfg: Config, grid: dict[str, list] | list[dict], *, scale: str | None 
     """
     start = time.perf_counter()
     target = cfg.scale(scale or cfg.scales[-1].name)
+    cfg, refit = _train_row_scalers(cfg, target.name) if outer_folds else (cfg, [])
+    if refit and progress:
+        progress(f"nested cross-validation: scaler = 'train' for {', '.join(refit)} (a scaler "
+                 "fitted on all rows would see the outer validation rows)")
+    target = cfg.scale(target.name)
     given = list(grid) if isinstance(grid, list) else None
     grid = {} if given is not None else relative_keys(dict(grid), cfg, target.name)
     if seeds:
@@ -249,9 +255,18 @@ def sweep(cfg: Config, grid: dict[str, list] | list[dict], *, scale: str | None 
         summary, outer, inner = select(target, combos, nested_outputs, data.targets, nested,
                                        metric, maximise, allowed)
         summary["same_folds"] = float(best[metric])
+        summary["scaler_train"] = refit
     return SweepResult(runs, pd.DataFrame(fold_rows), best, metric, len(groups), n_models,
                        time.perf_counter() - start, summary, outer, chain, nested,
                        nested_outputs if nested is not None else None, inner)
+
+
+def _train_row_scalers(cfg: Config, target: str) -> tuple[Config, list[str]]:
+    """``cfg`` with scaler = 'train' on ``target`` and every scale upstream of it that fits
+    its scaler on all rows (under nested CV every model's statistics come from its own
+    training rows), and the names of the scales changed."""
+    names = [n for n in [*upstream_of(cfg, target), target] if cfg.scale(n).scaler == "all"]
+    return override(cfg, {f"{n}.scaler": "train" for n in names}), names
 
 
 def _refuse_best_epoch(cfg: Config, target: ScaleSpec, specs: list[ScaleSpec]) -> None:
@@ -292,8 +307,10 @@ def _outer_folds(cfg: Config, target: ScaleSpec, data, folds, plan, k: int):
     if cv.kind == "group":
         cols = list(cv.group_by) or row_columns(cfg.specs, target.name)
         groups = groups_from_rows(data.frame[cols].to_numpy())
+    if target.upstream or target.name in plan.fold_ids:  # entities (and cv groups) whole
+        ent = plan.entities[target.name]
+        groups = ent if groups is None else links.joint_groups(ent, groups)
     if target.upstream:
-        groups = plan.entities[target.name]
         outer_default = np.full(n_entities(plan), -1, np.int32)
     if target.name in plan.fold_ids:
         if k != folds.n_cv:
@@ -301,7 +318,6 @@ def _outer_folds(cfg: Config, target: ScaleSpec, data, folds, plan, k: int):
                               f"{folds.n_cv} matched folds with the chain; use --outer-folds "
                               f"{folds.n_cv}")
         outer = folds.fold_of_row
-        groups = plan.entities[target.name]
         for name, ids in plan.fold_ids.items() if outer_default is not None else ():
             outer_default[plan.entities[name]] = ids
     else:

@@ -795,3 +795,12 @@ def test_batch_larger_than_the_training_rows_is_one_full_batch_per_epoch(tmp_pat
     assert np.isfinite(huge["mae"])
     for key in ("mae", "rmse", "r2"):
         assert huge[key] == pytest.approx(exact[key], rel=1e-4)  # padding changes rounding
+
+
+@pytest.mark.parametrize("value", ["nan", "-1", "0", "lots"])
+def test_a_memory_budget_that_is_not_a_positive_number_is_refused(monkeypatch, value):
+    from nested_ae_jax.memory import available_bytes
+
+    monkeypatch.setenv("NESTED_AE_MEMORY_GB", value)
+    with pytest.raises(NestedAEError, match="NESTED_AE_MEMORY_GB=.*not a positive number"):
+        available_bytes()

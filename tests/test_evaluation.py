@@ -106,7 +106,7 @@ def test_predictions_in_row_chunks_equal_one_call(fitted):
     from nested_ae_jax.evaluation import predict_models
 
     _, fit, _ = fitted
-    r = fit.scales["s"]
+    r = fit.results["s"]
     whole = predict_models(r.model, r.params, r.batch.stats, r.data.inputs)
     chunked = predict_models(r.model, r.params, r.batch.stats, r.data.inputs, chunk=10)
     for a, b in zip(jax.tree.leaves(whole), jax.tree.leaves(chunked)):

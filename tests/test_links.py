@@ -285,3 +285,12 @@ def test_a_chain_of_100k_and_50k_rows_links_and_deals_folds_in_linear_memory(tmp
     np.testing.assert_array_equal(plan.fold_ids["scale2"], plan.fold_ids["scale1"][: n // 2])
     assert np.bincount(plan.fold_ids["scale1"]).min() > n // 10
     assert grown_gb < 1.0
+
+
+def test_joint_groups_join_rows_sharing_any_label():
+    """Four entities; the cv groups join entity 1 (row 2) with entity 2 (row 3): three
+    groups, numbered in order of first appearance."""
+    entities = np.array([0, 0, 1, 2, 3])
+    groups = np.array([7, 7, 8, 8, 9])
+    np.testing.assert_array_equal(links.joint_groups(entities, groups), [0, 0, 1, 1, 2])
+    np.testing.assert_array_equal(links.joint_groups(entities), [0, 0, 1, 2, 3])

@@ -183,3 +183,18 @@ def test_grid_keys_may_name_the_swept_scale_and_other_scales_are_refused():
     assert relative_keys(parse_grid(["up.encoder.l1=0"]), cfg, "up") == {"encoder.l1": [0]}
     with pytest.raises(ConfigError, match="relative to the swept scale 'down'.*--scale up"):
         relative_keys(parse_grid(["up.encoder.l1=0"]), cfg)
+
+
+def test_nested_cv_fits_every_scaler_of_the_chain_on_training_rows():
+    """A scaler fitted on all rows would see the outer validation rows: under nested CV the
+    swept scale and its upstream scales standardise on each model's training rows."""
+    from nested_ae_jax.sweep import _train_row_scalers
+
+    up, down = tiny_scale("up", scaler="all"), tiny_scale("down", scaler="all")
+    down["inputs"]["z"] = {"kind": "latent", "scale": "up"}
+    other = tiny_scale("other", scaler="all")
+    cfg = parse_config({"scales": {"up": up, "down": down, "other": other}})
+    honest, changed = _train_row_scalers(cfg, "down")
+    assert changed == ["up", "down"]
+    assert [honest.scale(n).scaler for n in ("up", "down", "other")] == ["train", "train",
+                                                                          "all"]

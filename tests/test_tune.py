@@ -140,3 +140,20 @@ def test_canary_outer_validation_targets_reach_no_inner_fit_or_choice(tuned):
     assert clean.chosen[0] == poisoned.chosen[0]
     b = poisoned.trials
     assert (b["cv y.mae"] > 1e4).all() and (b["inner1 y.mae"] > 1e4).all()
+
+
+def test_tune_refuses_settings_that_cannot_run_with_one_line_errors(tmp_path, tiny_frame):
+    tiny_frame.to_csv(tmp_path / "s.csv", index=False)
+    cfg = parse_config({"scales": {"s": tiny_scale()}}, str(tmp_path / "c.toml"))
+    with pytest.raises(ConfigError, match="--outer-folds 0: use at least 2"):
+        tune(cfg, outer_folds=0)
+    with pytest.raises(ConfigError, match="--eta 1: use at least 2"):
+        schedule(4, 10, eta=1)
+    with pytest.raises(ConfigError, match="--rungs -1: use at least 1"):
+        schedule(4, 10, eta=2, rungs=-1)
+    (tmp_path / "space").mkdir()
+    with pytest.raises(ConfigError, match="--space .*cannot be read"):
+        load_space(tmp_path / "space")
+    (tmp_path / "b.toml").write_text('[dims."encoder.l1"]\nlow = true\nhigh = 1.0\n')
+    with pytest.raises(ConfigError, match="need numbers low <= high"):
+        load_space(tmp_path / "b.toml")

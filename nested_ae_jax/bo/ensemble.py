@@ -161,8 +161,9 @@ def mlp_ensemble(features, config: EnsembleConfig = EnsembleConfig()) -> BufferS
     if config.members < 2 or config.noise <= 0 or config.prior_sd <= 0:
         raise ValueError(f"ensemble: need members >= 2, noise > 0, prior_sd > 0 ({config})")
     xs = gplib.standardize(gplib.fit_standardizer(jnp.asarray(x)), jnp.asarray(x))
-    # the noise of buffer slot i is the same in every phase (the buffer grows by appending)
-    anchors, eps = member_draws(x.shape[1], x.shape[0] + 64, config)
+    # the noise of buffer slot i is the same in every phase (the buffer grows by appending);
+    # a buffer holds at most P + q <= 2P rows
+    anchors, eps = member_draws(x.shape[1], 2 * x.shape[0], config)
 
     def surrogate(index: Array, y: Array, mask: Array) -> tuple[Array, Array]:
         b = index.shape[0]

@@ -125,7 +125,8 @@ def relearner(cfg, target: HeadObjective, latent_map: LatentMap, pool: pd.DataFr
                                 eval_every=epochs, init_params=params0)
         params = jax.tree.map(lambda a: a[:n], state.params)
         host = jax.tree.map(np.asarray, params)
-        for i, t in enumerate(trials):
+        # a trial repeated to pad the batch keeps the weights of its first (real) row
+        for t, i in zip(*np.unique(np.asarray(trials), return_index=True)):
             warm[int(t)] = jax.tree.map(lambda a: a[i], host)
         stats = jax.tree.map(lambda a: a[:n], batch.stats)
         latent = np.asarray(predict_models(model, params, stats, data["inputs"]).latent,

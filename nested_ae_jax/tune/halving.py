@@ -13,6 +13,8 @@ from typing import NamedTuple
 
 import numpy as np
 
+from ..errors import ConfigError
+
 
 class Rung(NamedTuple):
     """Settings kept alive per race on entering the rung, and its training length."""
@@ -27,7 +29,11 @@ def schedule(trials: int, epochs: int, eta: int = 3, rungs: int | None = None,
     epochs / eta^(R-1-r) epochs (at least min_epochs; the last rung the full ``epochs``).
     rungs: default 1 + floor(log_eta(trials)) (down to one setting per race)."""
     if eta < 2:
-        raise ValueError(f"eta must be >= 2, got {eta}")
+        raise ConfigError(f"tune --eta {eta}: use at least 2 (the share kept per rung is 1/eta)")
+    if rungs is not None and rungs < 1:
+        raise ConfigError(f"tune --rungs {rungs}: use at least 1")
+    if trials < 1:
+        raise ConfigError(f"tune --trials {trials}: use at least 1")
     n = rungs or 1 + int(math.floor(math.log(max(trials, 1)) / math.log(eta) + 1e-9))
     return [Rung(max(1, math.ceil(trials / eta ** r)),
                  max(min_epochs, int(round(epochs / eta ** (n - 1 - r))))) for r in range(n)]

@@ -25,6 +25,7 @@ import numpy as np
 import pandas as pd
 
 from .. import datasets, io
+from ..errors import ConfigError
 from ..config import Config, config_to_dict, override, resolve_data_path
 from ..sweep import SweepResult, default_metric, sweep
 from .halving import Rung, schedule, survivors
@@ -63,6 +64,9 @@ def tune(cfg: Config, *, scale: str | None = None, trials: int = 16, eta: int = 
     ``trials`` Sobol settings of ``space`` (default :func:`space.default_space`, seeded with
     ``seed``), successive halving by ``eta`` over ``rungs`` rungs, ``outer_folds`` outer splits."""
     start = time.perf_counter()
+    if outer_folds < 2:
+        raise ConfigError(f"tune --outer-folds {outer_folds}: use at least 2 (the nested-CV "
+                          "figure needs outer splits)")
     name = scale or cfg.scales[-1].name
     cfg = override(cfg, {f"{name}.scaler": "train", f"{name}.training.select": "last"})
     target = cfg.scale(name)
@@ -92,6 +96,8 @@ def tune(cfg: Config, *, scale: str | None = None, trials: int = 16, eta: int = 
     final_scores = np.where(alive[:, -1] & ~np.isnan(scores[:, -1]), scores[:, -1],
                             -np.inf if maximise else np.inf)
     final = int(np.argmax(final_scores) if maximise else np.argmin(final_scores))
+    if not np.isfinite(final_scores[final]):  # every survivor diverged: the first survivor
+        final = int(np.argmax(alive[:, -1]))
     return TuneResult(name, metric, cfg, settings, plan, pd.DataFrame(rows), chosen, final,
                       float(scores[final, -1]), res.nested, res.outer, res, n_models,
                       time.perf_counter() - start)

@@ -78,6 +78,8 @@ def load_space(path: str | Path) -> Space:
         doc = tomllib.loads(Path(path).read_text(encoding="utf-8"))
     except FileNotFoundError:
         raise ConfigError(f"--space file not found: {path}") from None
+    except (OSError, UnicodeDecodeError) as err:
+        raise ConfigError(f"--space {path}: cannot be read ({type(err).__name__})") from None
     except tomllib.TOMLDecodeError as err:
         raise ConfigError(f"--space {path}: not valid TOML: {err}") from None
     tables = doc.get("dims")
@@ -96,7 +98,8 @@ def _dim(key: str, table: Any, path) -> Dim:
         return Dim(key, choices=tuple(tuple(c) if isinstance(c, list) else c
                                       for c in table["choices"]))
     low, high, log = table.get("low"), table.get("high"), bool(table.get("log", False))
-    if not all(isinstance(v, (int, float)) for v in (low, high)) or not low <= high \
+    if not all(isinstance(v, (int, float)) and not isinstance(v, bool) for v in (low, high)) \
+            or not low <= high \
             or (log and low <= 0):
         raise ConfigError(f"{where}: need numbers low <= high (log: low > 0)")
     return Dim(key, float(low), float(high), log)
