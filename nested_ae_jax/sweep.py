@@ -158,8 +158,9 @@ def sweep(cfg: Config, grid: dict[str, list] | list[dict], *, scale: str | None 
     for the sweep's own folds. outer_folds: also run nested cross-validation with this many
     outer folds (see :mod:`selection`): the chosen setting's error on rows that took no part
     in choosing it; the upstream scales then also train one model per nested model, without
-    its validation entities (:mod:`nested_chain`); allowed: (combinations, outer_folds)
-    bool, the combinations each outer fold may choose from (default all).
+    its validation entities (:mod:`nested_chain`), and every scaler of the chain is fitted on
+    training rows; allowed: (combinations, outer_folds) bool, the combinations each outer
+    fold may choose from (default all).
     """
     start = time.perf_counter()
     target = cfg.scale(scale or cfg.scales[-1].name)
@@ -168,24 +169,8 @@ def sweep(cfg: Config, grid: dict[str, list] | list[dict], *, scale: str | None 
         progress(f"nested cross-validation: scaler = 'train' for {', '.join(refit)} (a scaler "
                  "fitted on all rows would see the outer validation rows)")
     target = cfg.scale(target.name)
-    given = list(grid) if isinstance(grid, list) else None
-    grid = {} if given is not None else relative_keys(dict(grid), cfg, target.name)
-    if seeds:
-        grid["training.seed"] = list(range(seeds))
-    if not grid and not given:
-        raise ConfigError("sweep: give at least one --grid KEY=V1,V2 or --seeds N")
-    combos = [{**c, **g} for c in given or [{}] for g in combinations(grid)]
-    specs = [override(cfg, {f"{target.name}.{k}": v for k, v in c.items()}).scale(target.name)
-             for c in combos]
+    combos, specs = _settings(cfg, target, grid, seeds, outer_folds)
     position = [s.name for s in cfg.scales].index(target.name)
-    if any(s.training.ensemble > 1 for s in specs):
-        raise ConfigError(f"sweep: scales.{target.name}.training.ensemble > 1 is not swept; "
-                          "set it to 1 and use --seeds N for seed replicas")
-    if any(s.cv.kind == "none" for s in specs):
-        raise ConfigError(f"sweep: scales.{target.name}.cv.kind = 'none' has no validation "
-                          "rows to compare combinations on; use kfold, group or stratified")
-    if outer_folds:
-        _refuse_best_epoch(cfg, target, specs)
     upstream = fit_config(cfg, data_root=data_root, progress=progress,
                           stop_before=target.name).trained if position else {}
     plan = plan_chain(cfg, data_root=data_root)
@@ -195,57 +180,27 @@ def sweep(cfg: Config, grid: dict[str, list] | list[dict], *, scale: str | None 
     chain = _chain_report(cfg, target, upstream, plan, data, folds, feeders)
     nested = None
     if outer_folds:
-        nested, outer_default = _outer_folds(cfg, target, data, folds, plan, outer_folds)
-        if target.upstream:
-            up_nested, masks = upstream_nested(cfg, target, plan, nested, outer_default,
-                                               progress, devices)
-            latents = nested_latents(cfg, target, data, up_nested, nested.train.shape[0])
-            data = data.with_inputs(**per_model_inputs(data.inputs, folds.n_models, latents))
-            chain["nested_leaky_val_rows"] = nested_leaky_rows(plan, target.name, nested,
-                                                               masks)
-
+        nested, data = _nested_inputs(cfg, target, data, folds, plan, outer_folds, chain,
+                                      progress, devices)
     nonzero = _nonzero_settings(specs)
     groups: dict[ScaleSpec, list[int]] = {}
     for i, s in enumerate(specs):
         groups.setdefault(_canonical(s, nonzero), []).append(i)
-    run_rows: list[dict] = [{} for _ in combos]
-    fold_rows: list[dict] = []
-    nested_outputs: list = [None] * len(combos)
+    results: dict[int, tuple] = {}
     n_models = 0
     for g, (canon, members) in enumerate(groups.items()):
         if progress:
             progress(f"sweep group {g + 1}/{len(groups)}: {len(members)} combination(s) x "
                      f"folds in one compiled call")
-        replicas = [Replica(specs[i].training.seed, hyperparameters(specs[i])) for i in members]
-        if canon.cv != target.cv and target.name in plan.fold_ids:
-            raise ConfigError(f"sweep: cv settings of scale '{target.name}' are not swept "
-                              "under chain.split = matched (its folds are shared with the "
-                              "linked scales); sweep them with chain.split = independent")
-        if canon.cv != target.cv and nested is not None:
-            raise ConfigError("sweep --outer-folds: cv settings are not swept in nested "
-                              "cross-validation (the outer and inner folds come from the config)")
-        group_folds = folds if canon.cv == target.cv else make_folds(
-            canon, data, row_columns(cfg.specs, target.name))
-        layout_folds = group_folds if nested is None else with_nested(group_folds, nested)
-        fit = fit_models(canon, data, replica_layout(canon, layout_folds, replicas),
-                         progress=progress,
-                         label=f"{target.name} group {g + 1}", devices=devices)
-        per, total = group_folds.n_models, layout_folds.n_models
-        n_models += total * len(members)
-        for r, i in enumerate(members):
-            sl = slice(r * total, r * total + per)
-            out = jax.tree.map(lambda a: a[sl], fit.outputs)
-            if nested is not None:
-                nested_outputs[i] = jax.tree.map(lambda a: a[r * total + per:(r + 1) * total],
-                                                 fit.outputs)
-            m = scale_metrics(specs[i], out, data.targets, group_folds.train, group_folds.val,
-                              group_folds.fold_of_row, group_folds.n_cv)
-            pooled = {h: v.get("pooled_val", {}) for h, v in m["heads"].items()}
-            run_rows[i] = {"run": i, **combos[i], **_metric_rows(pooled)}
-            for f, fm in enumerate(m["folds"]):
-                fold_rows.append({"run": i, **combos[i], "fold": f,
-                                  **_metric_rows(fm["val"])})
-    runs = pd.DataFrame(run_rows)
+        fitted, models = _fit_group(cfg, target, canon, [specs[i] for i in members],
+                                    [combos[i] for i in members], data, folds, nested, plan,
+                                    f"{target.name} group {g + 1}", progress, devices)
+        results.update(zip(members, fitted))
+        n_models += models
+    ordered = [results[i] for i in range(len(combos))]
+    runs = pd.DataFrame([{"run": i, **row} for i, (row, _, _) in enumerate(ordered)])
+    fold_rows = [{"run": i, **r} for i, (_, rows, _) in enumerate(ordered) for r in rows]
+    nested_outputs = [out for _, _, out in ordered] if nested is not None else None
     if metric not in runs:
         raise ConfigError(f"sweep --metric {metric!r} is not a reported metric; choose from "
                           f"{[c for c in runs.columns if '.' in c]}")
@@ -258,7 +213,80 @@ def sweep(cfg: Config, grid: dict[str, list] | list[dict], *, scale: str | None 
         summary["scaler_train"] = refit
     return SweepResult(runs, pd.DataFrame(fold_rows), best, metric, len(groups), n_models,
                        time.perf_counter() - start, summary, outer, chain, nested,
-                       nested_outputs if nested is not None else None, inner)
+                       nested_outputs, inner)
+
+
+def _settings(cfg: Config, target: ScaleSpec, grid, seeds: int | None, outer_folds: int
+              ) -> tuple[list[dict], list[ScaleSpec]]:
+    """The sweep's combinations ({KEY: value} each) and the swept scale's spec under each,
+    checked: something to sweep, no ensembles, validation rows, no epochs chosen on outer
+    rows under nested CV."""
+    given = list(grid) if isinstance(grid, list) else None
+    grid = {} if given is not None else relative_keys(dict(grid), cfg, target.name)
+    if seeds:
+        grid["training.seed"] = list(range(seeds))
+    if not grid and not given:
+        raise ConfigError("sweep: give at least one --grid KEY=V1,V2 or --seeds N")
+    combos = [{**c, **g} for c in given or [{}] for g in combinations(grid)]
+    specs = [override(cfg, {f"{target.name}.{k}": v for k, v in c.items()}).scale(target.name)
+             for c in combos]
+    if any(s.training.ensemble > 1 for s in specs):
+        raise ConfigError(f"sweep: scales.{target.name}.training.ensemble > 1 is not swept; "
+                          "set it to 1 and use --seeds N for seed replicas")
+    if any(s.cv.kind == "none" for s in specs):
+        raise ConfigError(f"sweep: scales.{target.name}.cv.kind = 'none' has no validation "
+                          "rows to compare combinations on; use kfold, group or stratified")
+    if outer_folds:
+        _refuse_best_epoch(cfg, target, specs)
+    return combos, specs
+
+
+def _nested_inputs(cfg: Config, target: ScaleSpec, data, folds, plan, k: int, chain: dict,
+                   progress, devices) -> tuple[NestedFolds, object]:
+    """The nested folds and the swept scale's data with every nested model's upstream
+    latents (:mod:`nested_chain`); adds the nested leaky-row count (0) to ``chain``."""
+    nested, outer_default = _outer_folds(cfg, target, data, folds, plan, k)
+    if target.upstream:
+        up_nested, masks = upstream_nested(cfg, target, plan, nested, outer_default,
+                                           progress, devices)
+        latents = nested_latents(cfg, target, data, up_nested, nested.train.shape[0])
+        data = data.with_inputs(**per_model_inputs(data.inputs, folds.n_models, latents))
+        chain["nested_leaky_val_rows"] = nested_leaky_rows(plan, target.name, nested, masks)
+    return nested, data
+
+
+def _fit_group(cfg: Config, target: ScaleSpec, canon: ScaleSpec, specs: list[ScaleSpec],
+               combos: list[dict], data, folds, nested: NestedFolds | None, plan, label: str,
+               progress, devices) -> tuple[list[tuple], int]:
+    """One compiled call for the combinations of one shape group: per combination (its run
+    row of pooled metrics, its per-fold rows, its nested models' outputs or None), and the
+    number of models trained."""
+    if canon.cv != target.cv and target.name in plan.fold_ids:
+        raise ConfigError(f"sweep: cv settings of scale '{target.name}' are not swept "
+                          "under chain.split = matched (its folds are shared with the "
+                          "linked scales); sweep them with chain.split = independent")
+    if canon.cv != target.cv and nested is not None:
+        raise ConfigError("sweep --outer-folds: cv settings are not swept in nested "
+                          "cross-validation (the outer and inner folds come from the config)")
+    group_folds = folds if canon.cv == target.cv else make_folds(
+        canon, data, row_columns(cfg.specs, target.name))
+    layout_folds = group_folds if nested is None else with_nested(group_folds, nested)
+    replicas = [Replica(s.training.seed, hyperparameters(s)) for s in specs]
+    fit = fit_models(canon, data, replica_layout(canon, layout_folds, replicas),
+                     progress=progress, label=label, devices=devices)
+    per, total = group_folds.n_models, layout_folds.n_models
+    out = []
+    for r, (spec, combo) in enumerate(zip(specs, combos)):
+        own = jax.tree.map(lambda a: a[r * total:r * total + per], fit.outputs)
+        inner = None if nested is None else jax.tree.map(
+            lambda a: a[r * total + per:(r + 1) * total], fit.outputs)
+        m = scale_metrics(spec, own, data.targets, group_folds.train, group_folds.val,
+                          group_folds.fold_of_row, group_folds.n_cv)
+        pooled = {h: v.get("pooled_val", {}) for h, v in m["heads"].items()}
+        folds_rows = [{**combo, "fold": f, **_metric_rows(fm["val"])}
+                      for f, fm in enumerate(m["folds"])]
+        out.append(({**combo, **_metric_rows(pooled)}, folds_rows, inner))
+    return out, total * len(specs)
 
 
 def _train_row_scalers(cfg: Config, target: str) -> tuple[Config, list[str]]:
