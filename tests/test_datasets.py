@@ -77,7 +77,16 @@ def test_column_names_must_match_a_data_set():
 
 
 def test_experiment_configs_name_shipped_data_sets():
+    """Every config under experiments/ reads shipped data sets; a search space for
+    `nested-ae tune` (a TOML file of [dims] tables) parses as one."""
+    import tomllib
+
+    from nested_ae_jax.tune import load_space
+
     for path in sorted((REPO / "experiments").rglob("*.toml")):
+        if "dims" in tomllib.loads(path.read_text(encoding="utf-8")):
+            assert load_space(path).dims, path.name
+            continue
         for spec in load_config(path).scales:
             assert datasets.is_reference(spec.data), f"{path.name}: {spec.data}"
             resolve_data_path(spec.data, None)  # a known name
