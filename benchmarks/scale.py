@@ -67,7 +67,7 @@ def child(rows: int, epochs: int) -> dict:
             "link_s": round(link, 2), "fit_s": round(wall, 2), "compile_s": round(compile_s[0], 2),
             "us_per_row_epoch": round(1e6 * (wall - compile_s[0]) / row_epochs, 3),
             "peak_rss_gb": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2**20, 3),
-            "val_mae_y2": round(fit.scales["scale2"].metrics["heads"]["y2"]["pooled_val"]["mae"],
+            "val_mae_y2": round(fit.results["scale2"].metrics["heads"]["y2"]["pooled_val"]["mae"],
                                 4)}
 
 

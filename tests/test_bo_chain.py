@@ -188,18 +188,17 @@ def test_campaign_cli_writes_every_method(files, capsys):
 
     out = files / "campaign"
     assert main(["campaign", str(files / "chain.toml"), "--objective", "max:down.z",
-                 "--trials", "20", "--init", "3", "--epochs", "5", "--relearn-every", "4",
+                 "--trials", "8", "--init", "3", "--epochs", "5", "--relearn-every", "4",
                  "--relearn-epochs", "3", "--out", str(out), "--quiet"]) == 0
     printed = capsys.readouterr().out
     for label in ("latent GP (retrained)", "latent GP", "raw GP", "ensemble", "random"):
         assert label in printed
     frame = pd.read_csv(out / "campaign.csv")
     assert frame.groupby("method").size().to_dict() == {
-        "latent GP (retrained)": 20, "latent GP": 20, "raw GP": 20, "ensemble": 20,
-        "random": 20}
+        "latent GP (retrained)": 8, "latent GP": 8, "raw GP": 8, "ensemble": 8, "random": 8}
     assert frame["found"].all() and (frame["pool"] == 40).all()
     assert ((frame["share"] > 0) & (frame["share"] <= 1)).all()
-    assert "| latent GP | 20 | 20 |" in (out / "summary.md").read_text()
+    assert "| latent GP | 8 | 8 |" in (out / "summary.md").read_text()
     assert (out / "campaign_box.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     assert len(pd.read_csv(out / "pool.csv")) == 40
 
