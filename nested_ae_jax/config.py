@@ -3,7 +3,7 @@
 A config holds one or more *scales* (``[scales.NAME]`` tables, in file order). Each scale has a
 data file, input groups, an encoder, heads, training settings, cross-validation settings and a
 scaler policy. Every key is declared once below, with its type, default and meaning in the
-field's ``doc`` metadata; the README's key reference is generated from the same declarations
+field's ``doc`` metadata; the key reference in docs/configuration.md is generated from the same declarations
 (``python -m nested_ae_jax.config``).
 """
 
@@ -43,8 +43,8 @@ def _key(doc: str, default: Any = dataclasses.MISSING, **checks: Any) -> Any:
 MODULE_DOC = ("a Flax module of your own instead of the built-in dense network: "
               "'file.py:factory' (relative to the config's folder) or 'package.module:factory'; "
               "factory(out_features=WIDTH, **options) returns a flax.linen.Module, or a factory "
-              "taking in_features and rngs a flax.nnx.Module (README: Bring your own Flax "
-              "module); the built-in network's keys are then not allowed")
+              "taking in_features and rngs a flax.nnx.Module (docs/custom-modules.md); the "
+              "built-in network's keys are then not allowed")
 OPTIONS_DOC = "module: keyword arguments of the factory (numbers, strings, booleans, lists)"
 # keys of the built-in network, not allowed beside `module`
 BUILTIN_KEYS = ("hidden", "activation", "latent_activation", "output_activation", "dropout",
@@ -622,7 +622,7 @@ def replace_scale(cfg: Config, name: str, **changes: Any) -> Config:
 
 
 def key_reference() -> str:
-    """Markdown table of every config key (type, default, meaning), for the README."""
+    """Markdown table of every config key (type, default, meaning), for docs/configuration.md."""
     rows = ["| table | key | type | default | meaning |", "|---|---|---|---|---|"]
     tables = [("[chain]", ChainSpec), ("[scales.S]", ScaleSpec),
               ("[scales.S.inputs.G]", InputGroup), ("[scales.S.encoder]", EncoderSpec),

@@ -23,7 +23,7 @@ def add_parser(sub):
     p.add_argument("--outer-folds", type=int, default=5, metavar="K",
                    help="outer splits of nested cross-validation (default 5)")
     p.add_argument("--space", help="TOML search space ([dims.\"KEY\"] tables; default: "
-                   "README, Tuning)")
+                   "docs/sweeps-and-tuning.md)")
     p.add_argument("--seed", type=int, default=0, help="seed of the Sobol sampling")
     p.add_argument("--metric", help="pooled validation metric, e.g. gap.mae (default: first "
                    "regression head's MAE)")

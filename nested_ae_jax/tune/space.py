@@ -5,7 +5,7 @@ A :class:`Dim` is one setting of the tuned scale (a ``sweep`` grid key such as
 of choices. :func:`sample` draws settings from a scrambled, seeded Sobol sequence (evenly
 spread in every dimension, unlike independent random draws). A ``--space FILE`` (TOML) gives
 the dimensions as ``[dims."KEY"]`` tables with ``low``/``high`` (and ``log = true``) or
-``choices``; :func:`default_space` is the space of the README's "Tuning" section.
+``choices``; :func:`default_space` is the space of docs/sweeps-and-tuning.md, "Tuning".
 """
 
 from __future__ import annotations
