@@ -52,16 +52,6 @@ def available_bytes() -> float:
         return float("inf")
 
 
-def n_models(cfg: Config, spec: ScaleSpec) -> int:
-    """Models a scale trains at once: ensemble members x (folds, plus an all-rows model when
-    one feeds downstream scales)."""
-    if spec.cv.kind == "none":
-        return spec.training.ensemble
-    feeds = any(spec.name in s.upstream for s in cfg.scales)
-    full = cfg.chain.feed == "all_rows" and feeds
-    return spec.training.ensemble * (spec.cv.n_splits + int(full))
-
-
 def row_width(cfg: Config, spec: ScaleSpec, data: ScaleData) -> tuple[int, int]:
     """(inputs, activations): floats per row of the data arrays, and of one model's layers
     (inputs, hidden layers, latent, heads' hidden layers and outputs)."""
@@ -77,25 +67,26 @@ def row_width(cfg: Config, spec: ScaleSpec, data: ScaleData) -> tuple[int, int]:
     return inputs + heads, inputs + sum(spec.encoder.hidden) + spec.encoder.latent_size + heads
 
 
-def fit_bytes(cfg: Config, spec: ScaleSpec, data: ScaleData) -> float:
-    """Estimated bytes one scale's fit holds at its peak (module docstring)."""
-    n, m = data.n_rows, n_models(cfg, spec)
+def fit_bytes(cfg: Config, spec: ScaleSpec, data: ScaleData, m: int) -> float:
+    """Estimated bytes one scale's fit of ``m`` models holds at its peak (module docstring)."""
+    n = data.n_rows
     arrays, activations = row_width(cfg, spec, data)
     frame = data.frame.memory_usage(deep=False).sum() if data.frame is not None else 0
     return float(frame + BYTES * n * (3 * arrays + 2 * m + ACTIVATION_COPIES * m * activations))
 
 
-def check_memory(cfg: Config, data: dict[str, ScaleData]) -> None:
+def check_memory(cfg: Config, data: dict[str, ScaleData], models: dict[str, int]) -> None:
     """Raise :class:`MemoryBudgetError` (one line: the scale, its rows, the settings to
-    change) when the chain's estimated need exceeds :func:`available_bytes`."""
-    need = {s.name: fit_bytes(cfg, s, data[s.name]) for s in cfg.scales if s.name in data}
+    change) when the chain's estimated need exceeds :func:`available_bytes`. models: {SCALE:
+    models it trains at once (folds, an all-rows model, ensemble members)}."""
+    need = {s.name: fit_bytes(cfg, s, data[s.name], models[s.name])
+            for s in cfg.scales if s.name in data}
     have = available_bytes()
     if BASELINE + sum(need.values()) <= have:
         return
     name = max(need, key=need.get)
-    spec = cfg.scale(name)
     raise MemoryBudgetError(
-        f"scale '{name}': {data[name].n_rows:,} rows x {n_models(cfg, spec)} models need about "
+        f"scale '{name}': {data[name].n_rows:,} rows x {models[name]} models need about "
         f"{(BASELINE + sum(need.values())) / 1e9:.1f} GB of memory, {have / 1e9:.1f} GB "
         f"available; use fewer rows, fewer folds (scales.{name}.cv.n_splits) or ensemble "
         f"members (scales.{name}.training.ensemble), or set NESTED_AE_MEMORY_GB")

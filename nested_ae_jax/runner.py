@@ -242,7 +242,8 @@ def fit_config(cfg: Config, *, data_root: str | None = None, progress: Progress 
     """
     start = time.perf_counter()
     plan = plan_chain(cfg, data_root=data_root, frames=frames, fold_ids=fold_ids)
-    check_memory(cfg, plan.data)
+    check_memory(cfg, plan.data, {s.name: scale_folds(cfg, s, plan).n_models
+                                  * s.training.ensemble for s in cfg.scales})
     results: dict[str, ScaleResult] = {}
     for spec in cfg.scales:
         if spec.name == stop_before:

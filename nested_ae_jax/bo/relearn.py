@@ -101,8 +101,7 @@ def relearner(cfg, target: HeadObjective, latent_map: LatentMap, pool: pd.DataFr
     task = revealed_only(base._replace(streams=((base.streams[0][0], len(pool)),)))
     warm: dict[int, object] = {}  # trial -> its retrained weights (numpy tree)
 
-    off = jax.tree.map(lambda v: v, hp)
-    off["weight"] = {h: 0.0 for h in hp["weight"]}
+    off = {**hp, "weight": {h: 0.0 for h in hp["weight"]}}  # the padding model learns nothing
 
     def fn(revealed: np.ndarray, y_seen: np.ndarray, trials: np.ndarray) -> np.ndarray:
         n = revealed.shape[0]
