@@ -46,8 +46,16 @@ One pipeline, bottom to top (each module imports only modules above it in this l
     composition, shapley, synthetic, demo, plots, io, checkpoint: helpers named for their job
 """
 
+from typing import TYPE_CHECKING
+
 from .config import Config, load_config, parse_config
 from .errors import ConfigError, DataError, NestedAEError, RunDirError
+
+if TYPE_CHECKING:  # the lazy names below, spelled out for type checkers and the API reference
+    from .chain import TrainedChain, load
+    from .model import ScaleModel, scale_model
+    from .nesting import Chain, nest
+    from .runner import fit, fit_config
 
 _LAZY = {"ScaleModel": "model", "scale_model": "model", "Chain": "nesting", "nest": "nesting",
          "fit_config": "runner", "fit": "runner", "load": "chain", "TrainedChain": "chain"}
