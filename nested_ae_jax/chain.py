@@ -49,7 +49,17 @@ FINETUNED_DIR = "_finetuned"
 
 @dataclass(frozen=True)
 class TrainedChain:
-    """A trained chain (see the module docstring).
+    """A trained chain, made by training (:func:`nested_ae_jax.fit`) and by loading
+    (:func:`nested_ae_jax.load`); every command and research script goes through it::
+
+        chain = nested_ae_jax.load("runs/pce")
+        table = chain.predict(frame)                    # the columns of `nested-ae predict`
+        pce = chain.head_fn("device.pce")               # pure f(raw inputs) -> (N,)
+        grads = jax.grad(lambda x: pce(x).sum())(chain.inputs(frame))
+
+    Stages: a run trained with ``chain.finetune_epochs > 0`` holds the sequentially trained
+    models and the jointly fine-tuned copies of the chain (one per fold of the last scale);
+    ``load`` gives the fine-tuned ones by default (``stage="sequential"``: the others).
 
     config: the config it was trained with; trained: {SCALE: TrainedScale} of ``stage``, in
     config order; path: its run directory (None until saved or when fresh from training);
