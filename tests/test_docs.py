@@ -70,21 +70,22 @@ def test_every_relative_link_and_anchor_resolves():
     assert not broken, "\n".join(broken)
 
 
-def _package_init() -> ast.Module:
-    return ast.parse((REPO / "nested_ae_jax" / "__init__.py").read_text())
+def _package_init(package: str = "") -> ast.Module:
+    return ast.parse((REPO / "nested_ae_jax" / package / "__init__.py").read_text())
 
 
 def test_lazy_names_are_visible_to_the_api_reference():
-    """mkdocstrings reads the source without importing it, so the names ``__getattr__`` loads
-    lazily (``_LAZY``) are also imported under ``if TYPE_CHECKING:``."""
-    tree = _package_init()
-    lazy = next(ast.literal_eval(n.value) for n in tree.body if isinstance(n, ast.Assign)
-                and any(getattr(t, "id", "") == "_LAZY" for t in n.targets))
-    block = next(n for n in tree.body if isinstance(n, ast.If)
-                 and getattr(n.test, "id", "") == "TYPE_CHECKING")
-    seen = {a.name: imp.module for imp in block.body if isinstance(imp, ast.ImportFrom)
-            for a in imp.names}
-    assert seen == lazy
+    """mkdocstrings reads the source without importing it, so the names a package's
+    ``__getattr__`` loads lazily (``_LAZY``) are also imported under ``if TYPE_CHECKING:``."""
+    for package in ("", "bo"):
+        tree = _package_init(package)
+        lazy = next(ast.literal_eval(n.value) for n in tree.body if isinstance(n, ast.Assign)
+                    and any(getattr(t, "id", "") == "_LAZY" for t in n.targets))
+        block = next(n for n in tree.body if isinstance(n, ast.If)
+                     and getattr(n.test, "id", "") == "TYPE_CHECKING")
+        seen = {a.name: imp.module for imp in block.body if isinstance(imp, ast.ImportFrom)
+                for a in imp.names}
+        assert seen == lazy, f"nested_ae_jax/{package}"
 
 
 def test_api_reference_covers_the_public_names():

@@ -29,6 +29,8 @@ Typical use::
     bo.write_report("out", {"latent GP": result, ...})
 """
 
+from typing import TYPE_CHECKING
+
 from .acquisition import (
     expected_improvement,
     kriging_believer,
@@ -94,6 +96,10 @@ __all__ = [
 ]
 
 _LAZY = {"simulate": "simulation", "Simulation": "simulation", "suggest": "suggestions"}
+
+if TYPE_CHECKING:  # the lazy names, spelled out for type checkers and the API reference
+    from .simulation import Simulation, simulate
+    from .suggestions import suggest
 
 
 def __getattr__(name: str):
