@@ -1,0 +1,458 @@
+"""Regenerate every figure the project's pages quote, into one results file.
+
+    .venv/bin/python experiments/reproduce.py                 # every figure -> experiments/results.json
+    .venv/bin/python experiments/reproduce.py --only ae1 chain_paper
+    .venv/bin/python experiments/reproduce.py --quick         # few epochs -> experiments/results.quick.json
+    .venv/bin/python experiments/reproduce.py --list
+
+Each job runs the project's own command (the ``nested-ae`` CLI in a subprocess, so the figure
+is the command's, with its device split) or reads a stored output that cannot be re-measured
+here (GPU runs: marked ``source``), and yields named figures. The results file maps a figure's
+name (``JOB.KEY``) to its entry (``Figure``): value, noise (the tolerance a quoted figure is
+checked against, beyond its printed precision), unit, the command that reproduces it, package
+versions, machine, date, quick flag, source. With ``--only`` the new entries are merged into
+the file's others; the file is written to a temporary file, then renamed. Quick entries never
+satisfy the pages' check (tests/test_quoted_figures.py). See docs/reproducibility.md.
+"""
+from __future__ import annotations
+
+import argparse
+import datetime
+import json
+import os
+import platform
+import re
+import shlex
+import statistics
+import subprocess
+import sys
+import tempfile
+from pathlib import Path
+from typing import Callable, Iterable, NamedTuple
+
+import pandas as pd
+
+ROOT = Path(__file__).resolve().parents[1]
+RESULTS = ROOT / "experiments" / "results.json"
+QUICK_RESULTS = ROOT / "experiments" / "results.quick.json"
+QUICK_EPOCHS = 5
+
+# Stated noise (see docs/reproducibility.md): a fixed-seed accuracy figure is bit-identical on
+# one machine with one device count; across machines, device counts and XLA versions the last
+# bits differ and 1500 chaotic epochs carry them into the third decimal, so it gets 1 % of its
+# value. Seed spreads (a standard deviation over a few seeds) 25 %; wall times on a shared VM
+# 50 %; counts 0.
+ACCURACY, SPREAD, TIMING, EXACT = 0.01, 0.25, 0.5, 0.0
+
+
+class Figure(NamedTuple):
+    name: str
+    value: float
+    noise: float          # absolute tolerance beyond the printed precision
+    unit: str
+    command: str
+    quick: bool
+    date: str
+    versions: dict
+    machine: dict
+    source: str           # "measured" or the stored output file it was read from
+
+
+class Value(NamedTuple):
+    key: str
+    value: float
+    unit: str
+    rel_noise: float
+
+
+class Job(NamedTuple):
+    name: str
+    command: Callable[[bool], list[str]]            # quick -> argv (after nested-ae)
+    read: Callable[[Path], Iterable[Value]]         # run folder -> values
+    source: str = "measured"
+
+
+class ReproduceError(Exception):
+    pass
+
+
+# ---------------------------------------------------------------- environment ----------------
+def versions() -> dict:
+    import flax
+    import jax
+    import numpy
+    import optax
+    return {"python": platform.python_version(), "jax": jax.__version__,
+            "flax": flax.__version__, "optax": optax.__version__, "numpy": numpy.__version__}
+
+
+def machine() -> dict:
+    import jax
+    return {"platform": platform.platform(), "cpus": os.cpu_count(),
+            "device": jax.devices()[0].device_kind}
+
+
+def today() -> str:
+    return datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
+
+
+# ---------------------------------------------------------------- commands -------------------
+PAPER_AE1 = "experiments/perovskite/ae1_bandgap.toml"
+PAPER_CHAIN = "experiments/perovskite/nested_pce.toml"
+HONEST = ["--set", "chain.split=matched", "--set", "atomic.scaler=train",
+          "--set", "device.scaler=train"]
+
+
+def epochs_set(scales: Iterable[str], quick: bool) -> list[str]:
+    """--set overrides that shorten every scale's training in quick mode."""
+    return [a for s in scales for a in ("--set", f"{s}.training.epochs={QUICK_EPOCHS}")] \
+        if quick else []
+
+
+def train(config: str, scales: tuple[str, ...], extra: list[str] = ()) -> Callable:
+    return lambda quick: ["train", config, *extra, *epochs_set(scales, quick), "--quiet",
+                          "--out", "{out}"]
+
+
+def sweep_seeds(config: str, seeds: int, scales: tuple[str, ...], extra: list[str] = ()):
+    return lambda quick: ["sweep", config, "--seeds", str(seeds), *extra,
+                          *epochs_set(scales, quick), "--quiet", "--out", "{out}"]
+
+
+def compare(config: str, cv: str | None = None, extra: list[str] = ()) -> Callable:
+    return lambda quick: ["compare", config, *(["--cv", cv] if cv else []), *extra,
+                          *(["--epochs", str(QUICK_EPOCHS)] if quick else []), "--quiet",
+                          "--out", "{out}"]
+
+
+# ---------------------------------------------------------------- readers --------------------
+def metrics(out: Path) -> dict:
+    return json.loads((out / "metrics.json").read_text())
+
+
+def pooled(m: dict, scale: str, head: str) -> dict:
+    return m["scales"][scale]["heads"][head]["pooled_val"]
+
+
+def read_ae1(out: Path) -> list[Value]:
+    m = metrics(out)
+    gap = pooled(m, "atomic", "gap")
+    return [Value("mae", gap["mae"], "eV", ACCURACY), Value("rmse", gap["rmse"], "eV", ACCURACY),
+            Value("r2", gap["r2"], "", ACCURACY),
+            Value("recon_mae", pooled(m, "atomic", "descriptors")["mae"], "std. units", ACCURACY),
+            Value("wall_s", m["wall_seconds"], "s", TIMING)]
+
+
+def read_chain(out: Path) -> list[Value]:
+    m = metrics(out)
+    pce = pooled(m, "device", "pce")
+    leaky = m["chain"]["scales"]["device"]
+    return [Value("pce_mae", pce["mae"], "%", ACCURACY),
+            Value("pce_rmse", pce["rmse"], "%", ACCURACY), Value("pce_r2", pce["r2"], "", ACCURACY),
+            Value("etl_accuracy", pooled(m, "device", "etl")["accuracy"], "", ACCURACY),
+            Value("htl_accuracy", pooled(m, "device", "htl")["accuracy"], "", ACCURACY),
+            Value("latent_recon_mae", pooled(m, "device", "atomic_latent")["mae"], "std. units",
+                  ACCURACY),
+            Value("ae1_mae", pooled(m, "atomic", "gap")["mae"], "eV", ACCURACY),
+            Value("leaky_rows", leaky["leaky_val_rows"], "rows", EXACT),
+            Value("val_rows", leaky["val_rows"], "rows", EXACT),
+            Value("wall_s", m["wall_seconds"], "s", TIMING)]
+
+
+def read_seeds(metric: str, unit: str) -> Callable[[Path], list[Value]]:
+    def read(out: Path) -> list[Value]:
+        runs = pd.read_csv(out / "sweep_runs.csv")[metric]
+        return [Value("mean", float(runs.mean()), unit, ACCURACY),
+                Value("std", float(runs.std(ddof=0)), unit, SPREAD),
+                Value("seeds", len(runs), "seeds", EXACT)]
+    return read
+
+
+def slug(text: str) -> str:
+    keep = "".join(c if c.isalnum() else "_" for c in text.lower())
+    return "_".join(p for p in keep.split("_") if p)
+
+
+def read_compare(out: Path) -> list[Value]:
+    """One value per (target, split, model, column) of compare.csv, e.g.
+    ``device_pce.matched.random_forest.mae``."""
+    table = pd.read_csv(out / "compare.csv")
+    cols = {"mae": ACCURACY, "rmse": ACCURACY, "r2": ACCURACY, "fold_mae_mean": ACCURACY,
+            "fold_mae_std": SPREAD}
+    return [Value(f"{slug(r.target)}.{r.split}.{slug(r.model.split(':')[0])}.{c}",
+                  float(getattr(r, c)), "", noise)
+            for r in table.itertuples() for c, noise in cols.items()]
+
+
+def read_compare_reconstruction(out: Path) -> list[Value]:
+    table = pd.read_csv(out / "compare.csv")
+    cols = {"val_mae_mean": ACCURACY, "val_mae_std": SPREAD, "train_mae_mean": ACCURACY}
+    return [Value(f"{slug(r.model)}.{c}", float(getattr(r, c)), "std. units", noise)
+            for r in table.itertuples() for c, noise in cols.items()] + \
+        [Value("wall_s", float(table["seconds"].max()), "s", TIMING)]
+
+
+def read_group_folds(out: Path) -> list[Value]:
+    """Device-row fold sizes of the group_composition split (folds.csv of compare)."""
+    folds = pd.read_csv(out / "folds.csv")
+    sel = folds[(folds["split"] == "group_composition") & (folds["scale"] == "device")]
+    sizes = sel["fold"].value_counts().sort_index()
+    return [Value(f"group_composition.fold{int(k)}_rows", int(v), "rows", EXACT)
+            for k, v in sizes.items()]
+
+
+def read_both(*readers: Callable) -> Callable[[Path], list[Value]]:
+    return lambda out: [v for r in readers for v in r(out)]
+
+
+def read_stored_jsonl(path: str, picks: dict[str, tuple[dict, str, str]]) -> Callable:
+    """Values from a stored JSON-lines output: key -> (fields the line must match, field,
+    unit). For outputs measured where this machine cannot re-measure (a GPU)."""
+    def read(_out: Path) -> list[Value]:
+        lines = [json.loads(s) for s in (ROOT / path).read_text().splitlines()
+                 if s.startswith("{")]
+        def pick(match: dict, field: str):
+            hits = [d for d in lines if all(d.get(k) == v for k, v in match.items())]
+            if not hits:
+                raise ReproduceError(f"{path}: no line with {match}")
+            return hits[0][field]
+        return [Value(k, pick(m, f), u, EXACT) for k, (m, f, u) in picks.items()]
+    return read
+
+
+GPU_SPEED = "benchmarks/results/gpu_h200_speed.txt"
+GPU_SPEED_PICKS = {
+    "floor_5": ({"name": "floor", "models": 5}, "model_steps_per_s", "model-steps/s"),
+    "loop_5": ({"name": "loop", "models": 5}, "model_steps_per_s", "model-steps/s"),
+    "floor_100": ({"name": "floor", "models": 100}, "model_steps_per_s", "model-steps/s"),
+    "loop_100": ({"name": "loop", "models": 100}, "model_steps_per_s", "model-steps/s"),
+    "ae1_protocol_s": ({"name": "ae1_protocol"}, "wall_s", "s"),
+    "ae1_protocol_mae": ({"name": "ae1_protocol"}, "pooled_val_mae_eV", "eV"),
+    "loop_1000": ({"name": "loop", "models": 1000}, "model_steps_per_s", "model-steps/s"),
+    "loop_1000_s": ({"name": "loop", "models": 1000}, "wall_s", "s"),
+    "loop_10000": ({"name": "loop", "models": 10000}, "model_steps_per_s", "model-steps/s"),
+    "loop_10000_s": ({"name": "loop", "models": 10000}, "wall_s", "s"),
+}
+
+
+def read_stored_pytest(path: str) -> Callable:
+    """Passed / failed counts of a stored pytest output's summary line."""
+    def read(_out: Path) -> list[Value]:
+        last = [s for s in (ROOT / path).read_text().splitlines() if " passed" in s][-1]
+        words = last.replace(",", " ").split()
+        count = {w: int(words[i - 1]) for i, w in enumerate(words) if w in ("passed", "failed")}
+        return [Value(k, count.get(k, 0), "tests", EXACT) for k in ("passed", "failed")]
+    return read
+
+
+# ---------------------------------------------------------------- registry -------------------
+JOBS: dict[str, Job] = {j.name: j for j in [
+    Job("ae1", train(PAPER_AE1, ("atomic",)), read_ae1),
+    Job("chain_paper", train(PAPER_CHAIN, ("atomic", "device")), read_chain),
+    Job("chain_honest", train(PAPER_CHAIN, ("atomic", "device"), HONEST), read_chain),
+    Job("ae1_seeds", sweep_seeds(PAPER_AE1, 10, ("atomic",)), read_seeds("gap.mae", "eV")),
+    Job("chain_honest_seeds", sweep_seeds(PAPER_CHAIN, 5, ("atomic", "device"), HONEST),
+        read_seeds("pce.mae", "%")),
+    Job("compare_pce", compare(PAPER_CHAIN), read_compare),
+    Job("compare_pce_grouped", compare(PAPER_CHAIN, "group_rows,group_composition"),
+        read_both(read_compare, read_group_folds)),
+    Job("compare_synthetic_smooth", compare("experiments/synthetic/nested_smooth.toml"),
+        read_compare_reconstruction),
+    Job("compare_synthetic_noisy", compare("experiments/synthetic/nested_noisy.toml"),
+        read_compare_reconstruction),
+    Job("per_site", train("experiments/custom_module/per_site_bandgap.toml", ("atomic",)),
+        read_ae1),
+    Job("gpu_h200_speed", lambda quick: [], read_stored_jsonl(GPU_SPEED, GPU_SPEED_PICKS),
+        source=GPU_SPEED),
+    Job("gpu_h200_tests_default_precision", lambda quick: [],
+        read_stored_pytest("benchmarks/results/gpu_h200_tests_default_precision.txt"),
+        source="benchmarks/results/gpu_h200_tests_default_precision.txt"),
+]}
+
+
+# ---------------------------------------------------------------- the pages' check ----------
+# A quoted figure is a number directly followed by its marker, e.g. ``0.165<!--fig:ae1.mae-->``
+# (HTML comments render invisibly). A table whose header row is preceded by the line
+# ``<!--figs:table-->`` is fully marked: every number in its body cells must carry a marker,
+# except in the first column (labels) and in columns whose header names the paper (cited).
+
+MARKED = re.compile(r"(?P<num>[-+]?\d[\d,]*(?:\.\d+)?)<!--fig:(?P<name>[\w.\-]+)-->")
+NUMBER = re.compile(r"(?<![\w.^])[-+]?\d[\d,]*(?:\.\d+)?")
+FULL_TABLE = "<!--figs:table-->"
+PAGES = ("README.md", "experiments/**/README.md", "benchmarks/README.md", "docs/*.md")
+
+
+class Quote(NamedTuple):
+    page: str
+    line: int
+    text: str          # the number as printed
+    name: str
+
+
+def quotes(page: str, text: str) -> list[Quote]:
+    return [Quote(page, text.count("\n", 0, m.start()) + 1, m["num"], m["name"])
+            for m in MARKED.finditer(text)]
+
+
+def unmarked_in_tables(page: str, text: str) -> list[str]:
+    """Problems: numbers in the body of a fully-marked table that carry no marker."""
+    problems, lines = [], text.splitlines()
+    for i, line in enumerate(lines):
+        if line.strip() != FULL_TABLE:
+            continue
+        header = [c.strip() for c in lines[i + 1].strip().strip("|").split("|")]
+        exempt = {0} | {k for k, h in enumerate(header) if "paper" in h.lower()}
+        for j in range(i + 3, len(lines)):
+            if not lines[j].lstrip().startswith("|"):
+                break
+            cells = lines[j].strip().strip("|").split("|")
+            for k, cell in enumerate(cells):
+                rest = MARKED.sub("", re.sub(r"`[^`]*`", "", cell))
+                if k not in exempt and NUMBER.search(rest):
+                    problems.append(f"{page}:{j + 1}: unmarked number "
+                                    f"'{NUMBER.search(rest)[0]}' in a fully-marked table")
+    return problems
+
+
+def printed_decimals(text: str) -> int:
+    return len(text.split(".")[1]) if "." in text else 0
+
+
+def check_quote(q: Quote, figures: dict[str, dict]) -> str | None:
+    """None when the quoted number agrees with the results entry: within its noise plus half
+    a unit of the printed last digit."""
+    where = f"{q.page}:{q.line}: {q.text} ({q.name})"
+    entry = figures.get(q.name)
+    if entry is None:
+        return f"{where}: not in the results file"
+    if entry.get("quick"):
+        return f"{where}: the results entry is a --quick one"
+    quoted = float(q.text.replace(",", ""))
+    allowed = float(entry["noise"]) + 0.5 * 10 ** -printed_decimals(q.text)
+    if abs(quoted - float(entry["value"])) > allowed + 1e-12:
+        return f"{where}: results file says {entry['value']:.6g} (noise {entry['noise']:.3g})"
+    return None
+
+
+def page_files(root: Path = ROOT) -> list[Path]:
+    return sorted({p for pattern in PAGES for p in root.glob(pattern)})
+
+
+def check_pages(figures: dict[str, dict], root: Path = ROOT) -> list[str]:
+    problems = []
+    for path in page_files(root):
+        page, text = str(path.relative_to(root)), path.read_text()
+        problems += [p for q in quotes(page, text) if (p := check_quote(q, figures))]
+        problems += unmarked_in_tables(page, text)
+    return problems
+
+
+# ---------------------------------------------------------------- running --------------------
+def shown(argv: list[str]) -> str:
+    """The command as a user types it, the run folder shown as runs/NAME."""
+    return "" if not argv else "nested-ae " + " ".join(shlex.quote(a) for a in argv)
+
+
+def run_job(job: Job, quick: bool, work: Path, env_versions: dict, env_machine: dict
+            ) -> list[Figure]:
+    argv = job.command(quick)
+    out = work / job.name
+    if argv:
+        real = [a.replace("{out}", str(out)) for a in argv]
+        proc = subprocess.run([sys.executable, "-m", "nested_ae_jax.cli", *real], cwd=ROOT,
+                              capture_output=True, text=True)
+        if proc.returncode:
+            tail = (proc.stderr or proc.stdout).strip().splitlines()[-1:] or ["no output"]
+            raise ReproduceError(f"{job.name}: {shown(argv)} failed: {tail[0]}")
+    command = shown([a.replace("{out}", f"runs/{job.name}") for a in argv]) or \
+        f"stored output {job.source}"
+    date = today() if job.source == "measured" else stored_date(job.source)
+    return [Figure(f"{job.name}.{v.key}", float(v.value), abs(float(v.value)) * v.rel_noise,
+                   v.unit, command, quick, date, env_versions, env_machine, job.source)
+            for v in job.read(out)]
+
+
+def stored_date(path: str) -> str:
+    """A stored output's date: the commit that added it (git), else its mtime."""
+    proc = subprocess.run(["git", "log", "--diff-filter=A", "--format=%cs", "--", path],
+                          cwd=ROOT, capture_output=True, text=True)
+    dates = proc.stdout.split()
+    return dates[-1] if dates else datetime.date.fromtimestamp(
+        (ROOT / path).stat().st_mtime).isoformat()
+
+
+def read_results(path: Path) -> dict[str, dict]:
+    if not path.exists():
+        return {}
+    try:
+        return json.loads(path.read_text())["figures"]
+    except (OSError, ValueError, KeyError, TypeError) as e:
+        raise ReproduceError(f"{path}: not a results file ({type(e).__name__}: {e})") from None
+
+
+def write_results(path: Path, figures: dict[str, dict]) -> None:
+    """Atomically: a temporary file in the same folder, then rename."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    body = json.dumps({"format": "nested_ae_jax figures 1", "figures": dict(sorted(
+        figures.items()))}, indent=1) + "\n"
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.")
+    with os.fdopen(fd, "w") as f:
+        f.write(body)
+    os.replace(tmp, path)
+
+
+def select(names: list[str] | None) -> list[Job]:
+    unknown = [n for n in names or [] if n not in JOBS]
+    if unknown:
+        raise ReproduceError(f"unknown figure job {', '.join(unknown)}; known: "
+                             f"{', '.join(JOBS)}")
+    return [JOBS[n] for n in names] if names else list(JOBS.values())
+
+
+def reproduce(names: list[str] | None, quick: bool, out: Path,
+              progress: Callable[[str], None] = print) -> dict[str, dict]:
+    jobs = select(names)
+    figures = read_results(out)
+    env_versions, env_machine = versions(), machine()
+    with tempfile.TemporaryDirectory(prefix="reproduce_") as work:
+        for job in jobs:
+            argv = [a.replace("{out}", f"runs/{job.name}") for a in job.command(quick)]
+            progress(f"{job.name}: {shown(argv) or job.source}")
+            new = run_job(job, quick, Path(work), env_versions, env_machine)
+            figures = {k: v for k, v in figures.items() if not k.startswith(job.name + ".")}
+            figures.update({f.name: f._asdict() for f in new})
+            write_results(out, figures)     # after every job: a long run keeps what it did
+            progress("  " + ", ".join(f"{f.name.split('.', 1)[1]}={f.value:.4g}"
+                                      for f in new[:8]) + (" ..." if len(new) > 8 else ""))
+    return figures
+
+
+def main(argv: list[str] | None = None) -> int:
+    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    p.add_argument("--quick", action="store_true",
+                   help=f"{QUICK_EPOCHS} epochs per scale, into {QUICK_RESULTS.name}")
+    p.add_argument("--only", nargs="+", metavar="JOB", help="these jobs only (merged)")
+    p.add_argument("--out", type=Path, help=f"results file (default {RESULTS.name}, "
+                                            f"{QUICK_RESULTS.name} with --quick)")
+    p.add_argument("--list", action="store_true", help="list the jobs and their commands")
+    p.add_argument("--check", action="store_true",
+                   help="check the pages' quoted figures against the results file; no run")
+    a = p.parse_args(argv)
+    try:
+        if a.check:
+            problems = check_pages(read_results(a.out or RESULTS))
+            print("\n".join(problems) or "every quoted figure agrees with the results file")
+            return 1 if problems else 0
+        if a.list:
+            for job in select(a.only):
+                print(f"{job.name:34s} {shown(job.command(False)) or job.source}")
+            return 0
+        reproduce(a.only, a.quick, a.out or (QUICK_RESULTS if a.quick else RESULTS))
+    except ReproduceError as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 2
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
