@@ -67,7 +67,8 @@ class Value(NamedTuple):
 
 class Job(NamedTuple):
     name: str
-    command: Callable[[bool], list[str]]            # quick -> argv (after nested-ae)
+    command: Callable[[bool], list[list[str]]]      # quick -> steps: nested-ae argv, or a
+                                                    # script path (.py) and its arguments
     read: Callable[[Path], Iterable[Value]]         # run folder -> values
     source: str = "measured"
 
@@ -110,19 +111,32 @@ def epochs_set(scales: Iterable[str], quick: bool) -> list[str]:
 
 
 def train(config: str, scales: tuple[str, ...], extra: list[str] = ()) -> Callable:
-    return lambda quick: ["train", config, *extra, *epochs_set(scales, quick), "--quiet",
-                          "--out", "{out}"]
+    return lambda quick: [["train", config, *extra, *epochs_set(scales, quick), "--quiet",
+                           "--out", "{out}"]]
 
 
 def sweep_seeds(config: str, seeds: int, scales: tuple[str, ...], extra: list[str] = ()):
-    return lambda quick: ["sweep", config, "--seeds", str(seeds), *extra,
-                          *epochs_set(scales, quick), "--quiet", "--out", "{out}"]
+    return lambda quick: [["sweep", config, "--seeds", str(seeds), *extra,
+                           *epochs_set(scales, quick), "--quiet", "--out", "{out}"]]
 
 
 def compare(config: str, cv: str | None = None, extra: list[str] = ()) -> Callable:
-    return lambda quick: ["compare", config, *(["--cv", cv] if cv else []), *extra,
-                          *(["--epochs", str(QUICK_EPOCHS)] if quick else []), "--quiet",
-                          "--out", "{out}"]
+    return lambda quick: [["compare", config, *(["--cv", cv] if cv else []), *extra,
+                           *(["--epochs", str(QUICK_EPOCHS)] if quick else []), "--quiet",
+                           "--out", "{out}"]]
+
+
+def demo_splits(quick: bool) -> list[list[str]]:
+    """The demo (matched folds, the default), then its own config with the paper's protocol."""
+    epochs = ["--epochs", str(QUICK_EPOCHS)] if quick else []
+    return [["demo", *epochs, "--quiet", "--out", "{out}/matched"],
+            ["train", "{out}/matched/config.toml", "--set", "chain.split=independent",
+             *epochs_set(("scale1", "scale2"), quick), "--quiet", "--out", "{out}/independent"]]
+
+
+def latent_map(quick: bool) -> list[list[str]]:
+    return [["experiments/perovskite/latent_map.py", "experiments/perovskite/nested_pce_latent2.toml",
+             *(["--epochs", str(QUICK_EPOCHS)] if quick else []), "--out", "{out}"]]
 
 
 # ---------------------------------------------------------------- readers --------------------
@@ -201,6 +215,35 @@ def read_group_folds(out: Path) -> list[Value]:
             for k, v in sizes.items()]
 
 
+def read_demo_splits(out: Path) -> list[Value]:
+    values = []
+    for mode in ("matched", "independent"):
+        m = metrics(out / mode)
+        y2 = pooled(m, "scale2", "y2")
+        values += [Value(f"{mode}.leaky_rows", m["chain"]["scales"]["scale2"]["leaky_val_rows"],
+                         "rows", EXACT),
+                   Value(f"{mode}.y1_mae", pooled(m, "scale1", "y1")["mae"], "", ACCURACY),
+                   Value(f"{mode}.y2_mae", y2["mae"], "", ACCURACY),
+                   Value(f"{mode}.y2_r2", y2["r2"], "", ACCURACY),
+                   Value(f"{mode}.kind_accuracy", pooled(m, "scale2", "kind")["accuracy"], "",
+                         ACCURACY)]
+    return values
+
+
+def read_latent_map(out: Path) -> list[Value]:
+    """The run's metrics and, from latent_map.csv, the devices whose composition AE1 gives a
+    gap below 1.3 eV: how many, and their mean predicted PCE against all rows'."""
+    table = pd.read_csv(out / "latent_map.csv")
+    low = table["atomic.gap"] < 1.3
+    chain = {v.key: v for v in read_chain(out)}
+    keep = ("pce_mae", "pce_rmse", "pce_r2", "etl_accuracy", "htl_accuracy", "latent_recon_mae",
+            "ae1_mae", "wall_s")
+    return [chain[k] for k in keep] + [
+        Value("low_gap_rows", int(low.sum()), "rows", EXACT),
+        Value("low_gap_mean_pce", float(table.loc[low, "device.pce"].mean()), "%", ACCURACY),
+        Value("all_mean_pce", float(table["device.pce"].mean()), "%", ACCURACY)]
+
+
 def read_both(*readers: Callable) -> Callable[[Path], list[Value]]:
     return lambda out: [v for r in readers for v in r(out)]
 
@@ -262,6 +305,8 @@ JOBS: dict[str, Job] = {j.name: j for j in [
         read_compare_reconstruction),
     Job("per_site", train("experiments/custom_module/per_site_bandgap.toml", ("atomic",)),
         read_ae1),
+    Job("demo_splits", demo_splits, read_demo_splits),
+    Job("latent_map", latent_map, read_latent_map),
     Job("gpu_h200_speed", lambda quick: [], read_stored_jsonl(GPU_SPEED, GPU_SPEED_PICKS),
         source=GPU_SPEED),
     Job("gpu_h200_tests_default_precision", lambda quick: [],
@@ -334,6 +379,40 @@ def check_quote(q: Quote, figures: dict[str, dict]) -> str | None:
     return None
 
 
+def printed(value: float, like: str) -> str:
+    """value printed as ``like`` is: same decimals, thousands separators if it has them."""
+    d = printed_decimals(like)
+    return f"{value:,.{d}f}" if "," in like else f"{value:.{d}f}"
+
+
+def update_text(page: str, text: str, figures: dict[str, dict]) -> tuple[str, list[str]]:
+    """The page with every marked figure that has a full (not quick) entry printed from it;
+    and the changes, 'page:line: name old -> new'."""
+    changes = []
+
+    def new(m: re.Match) -> str:
+        entry = figures.get(m["name"])
+        if entry is None or entry.get("quick"):
+            return m[0]
+        text_new = printed(float(entry["value"]), m["num"])
+        if text_new != m["num"]:
+            line = text.count("\n", 0, m.start()) + 1
+            changes.append(f"{page}:{line}: {m['name']} {m['num']} -> {text_new}")
+        return f"{text_new}<!--fig:{m['name']}-->"
+    return MARKED.sub(new, text), changes
+
+
+def update_pages(figures: dict[str, dict], root: Path = ROOT) -> list[str]:
+    changes = []
+    for path in page_files(root):
+        page = str(path.relative_to(root))
+        text, changed = update_text(page, path.read_text(), figures)
+        if changed:
+            path.write_text(text)
+            changes += changed
+    return changes
+
+
 def page_files(root: Path = ROOT) -> list[Path]:
     return sorted({p for pattern in PAGES for p in root.glob(pattern)})
 
@@ -348,28 +427,39 @@ def check_pages(figures: dict[str, dict], root: Path = ROOT) -> list[str]:
 
 
 # ---------------------------------------------------------------- running --------------------
-def shown(argv: list[str]) -> str:
-    """The command as a user types it, the run folder shown as runs/NAME."""
-    return "" if not argv else "nested-ae " + " ".join(shlex.quote(a) for a in argv)
+def is_script(argv: list[str]) -> bool:
+    return argv[0].endswith(".py")
+
+
+def shown(steps: list[list[str]]) -> str:
+    """The commands as a user types them."""
+    return " && ".join((".venv/bin/python " if is_script(a) else "nested-ae ")
+                       + " ".join(shlex.quote(w) for w in a) for a in steps)
+
+
+def run_step(name: str, argv: list[str]) -> None:
+    head = [sys.executable] if is_script(argv) else [sys.executable, "-m", "nested_ae_jax.cli"]
+    proc = subprocess.run([*head, *argv], cwd=ROOT, capture_output=True, text=True)
+    if proc.returncode:
+        tail = (proc.stderr or proc.stdout).strip().splitlines()[-1:] or ["no output"]
+        raise ReproduceError(f"{name}: {shown([argv])} failed: {tail[0]}")
 
 
 def run_job(job: Job, quick: bool, work: Path, env_versions: dict, env_machine: dict
             ) -> list[Figure]:
-    argv = job.command(quick)
     out = work / job.name
-    if argv:
-        real = [a.replace("{out}", str(out)) for a in argv]
-        proc = subprocess.run([sys.executable, "-m", "nested_ae_jax.cli", *real], cwd=ROOT,
-                              capture_output=True, text=True)
-        if proc.returncode:
-            tail = (proc.stderr or proc.stdout).strip().splitlines()[-1:] or ["no output"]
-            raise ReproduceError(f"{job.name}: {shown(argv)} failed: {tail[0]}")
-    command = shown([a.replace("{out}", f"runs/{job.name}") for a in argv]) or \
-        f"stored output {job.source}"
+    for argv in job.command(quick):
+        run_step(job.name, [a.replace("{out}", str(out)) for a in argv])
+    command = shown(steps_shown(job, quick)) or f"stored output {job.source}"
     date = today() if job.source == "measured" else stored_date(job.source)
     return [Figure(f"{job.name}.{v.key}", float(v.value), abs(float(v.value)) * v.rel_noise,
                    v.unit, command, quick, date, env_versions, env_machine, job.source)
             for v in job.read(out)]
+
+
+def steps_shown(job: Job, quick: bool) -> list[list[str]]:
+    """The job's steps with the run folder shown as runs/JOB."""
+    return [[a.replace("{out}", f"runs/{job.name}") for a in argv] for argv in job.command(quick)]
 
 
 def stored_date(path: str) -> str:
@@ -416,8 +506,7 @@ def reproduce(names: list[str] | None, quick: bool, out: Path,
     env_versions, env_machine = versions(), machine()
     with tempfile.TemporaryDirectory(prefix="reproduce_") as work:
         for job in jobs:
-            argv = [a.replace("{out}", f"runs/{job.name}") for a in job.command(quick)]
-            progress(f"{job.name}: {shown(argv) or job.source}")
+            progress(f"{job.name}: {shown(steps_shown(job, quick)) or job.source}")
             new = run_job(job, quick, Path(work), env_versions, env_machine)
             figures = {k: v for k, v in figures.items() if not k.startswith(job.name + ".")}
             figures.update({f.name: f._asdict() for f in new})
@@ -437,15 +526,21 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--list", action="store_true", help="list the jobs and their commands")
     p.add_argument("--check", action="store_true",
                    help="check the pages' quoted figures against the results file; no run")
+    p.add_argument("--update-pages", action="store_true",
+                   help="print every marked figure of the pages from the results file (same "
+                        "precision) and list what moved; no run")
     a = p.parse_args(argv)
     try:
+        if a.update_pages:
+            print("\n".join(update_pages(read_results(a.out or RESULTS))) or "no figure moved")
+            return 0
         if a.check:
             problems = check_pages(read_results(a.out or RESULTS))
             print("\n".join(problems) or "every quoted figure agrees with the results file")
             return 1 if problems else 0
         if a.list:
             for job in select(a.only):
-                print(f"{job.name:34s} {shown(job.command(False)) or job.source}")
+                print(f"{job.name:34s} {shown(steps_shown(job, False)) or job.source}")
             return 0
         reproduce(a.only, a.quick, a.out or (QUICK_RESULTS if a.quick else RESULTS))
     except ReproduceError as e:

@@ -80,3 +80,11 @@ def test_quick_run_of_one_stored_figure_writes_a_valid_entry_and_merges(tmp_path
     assert set(e) == set(reproduce.Figure._fields)
     assert e["quick"] is True and e["source"].endswith(".txt") and e["value"] >= 0
     assert {"jax", "flax", "optax", "numpy", "python"} <= set(e["versions"])
+
+
+def test_update_prints_marked_figures_from_the_results_at_their_precision():
+    text = "MAE 0.165<!--fig:a.mae--> and 60,588<!--fig:a.n--> and 3.2<!--fig:a.q-->"
+    figs = {"a.mae": entry(0.1712), "a.n": entry(61234.4), "a.q": entry(9.0, quick=True)}
+    new, changes = reproduce.update_text("P.md", text, figs)
+    assert new == "MAE 0.171<!--fig:a.mae--> and 61,234<!--fig:a.n--> and 3.2<!--fig:a.q-->"
+    assert changes == ["P.md:1: a.mae 0.165 -> 0.171", "P.md:1: a.n 60,588 -> 61,234"]
