@@ -100,6 +100,12 @@ def today() -> str:
 # ---------------------------------------------------------------- commands -------------------
 PAPER_AE1 = "experiments/perovskite/ae1_bandgap.toml"
 PAPER_CHAIN = "experiments/perovskite/nested_pce.toml"
+SMOOTH = "experiments/synthetic/nested_smooth.toml"
+NOISY = "experiments/synthetic/nested_noisy.toml"
+INDEPENDENT = ["--set", "chain.split=independent"]
+PER_SITE = "experiments/custom_module/per_site_bandgap.toml"
+L1_0001 = ["--set", "atomic.encoder.l1=0.001"]
+L1_001 = ["--set", "atomic.encoder.l1=0.01"]
 HONEST = ["--set", "chain.split=matched", "--set", "atomic.scaler=train",
           "--set", "device.scaler=train"]
 
@@ -299,12 +305,19 @@ JOBS: dict[str, Job] = {j.name: j for j in [
     Job("compare_pce", compare(PAPER_CHAIN), read_compare),
     Job("compare_pce_grouped", compare(PAPER_CHAIN, "group_rows,group_composition"),
         read_both(read_compare, read_group_folds)),
-    Job("compare_synthetic_smooth", compare("experiments/synthetic/nested_smooth.toml"),
+    Job("compare_synthetic_smooth", compare(SMOOTH),
         read_compare_reconstruction),
-    Job("compare_synthetic_noisy", compare("experiments/synthetic/nested_noisy.toml"),
+    Job("compare_synthetic_noisy", compare(NOISY),
         read_compare_reconstruction),
-    Job("per_site", train("experiments/custom_module/per_site_bandgap.toml", ("atomic",)),
-        read_ae1),
+    Job("compare_synthetic_smooth_independent", compare(SMOOTH, extra=INDEPENDENT),
+        read_compare_reconstruction),
+    Job("compare_synthetic_noisy_independent", compare(NOISY, extra=INDEPENDENT),
+        read_compare_reconstruction),
+    Job("per_site", train(PER_SITE, ("atomic",)), read_ae1),
+    Job("per_site_seeds", sweep_seeds(PER_SITE, 10, ("atomic",)), read_seeds("gap.mae", "eV")),
+    Job("ae1_l1_0001_seeds", sweep_seeds(PAPER_AE1, 10, ("atomic",), L1_0001),
+        read_seeds("gap.mae", "eV")),
+    Job("per_site_l1_001", train(PER_SITE, ("atomic",), L1_001), read_ae1),
     Job("demo_splits", demo_splits, read_demo_splits),
     Job("latent_map", latent_map, read_latent_map),
     Job("gpu_h200_speed", lambda quick: [], read_stored_jsonl(GPU_SPEED, GPU_SPEED_PICKS),
