@@ -254,22 +254,33 @@ def read_both(*readers: Callable) -> Callable[[Path], list[Value]]:
     return lambda out: [v for r in readers for v in r(out)]
 
 
-def read_stored_jsonl(path: str, picks: dict[str, tuple[dict, str, str]]) -> Callable:
-    """Values from a stored JSON-lines output: key -> (fields the line must match, field,
-    unit). For outputs measured where this machine cannot re-measure (a GPU)."""
-    def read(_out: Path) -> list[Value]:
-        lines = [json.loads(s) for s in (ROOT / path).read_text().splitlines()
+def read_jsonl(path: Callable[[Path], Path], picks: dict[str, tuple[dict, str, str]],
+               noise: float = EXACT) -> Callable:
+    """Values from a JSON-lines output (a benchmark's stdout, or a stored output measured
+    where this machine cannot re-measure, a GPU): key -> (fields the line must match, field,
+    unit)."""
+    def read(out: Path) -> list[Value]:
+        lines = [json.loads(s) for s in path(out).read_text().splitlines()
                  if s.startswith("{")]
         def pick(match: dict, field: str):
             hits = [d for d in lines if all(d.get(k) == v for k, v in match.items())]
             if not hits:
                 raise ReproduceError(f"{path}: no line with {match}")
             return hits[0][field]
-        return [Value(k, pick(m, f), u, EXACT) for k, (m, f, u) in picks.items()]
+        return [Value(k, pick(m, f), u, ACCURACY if u == "eV" else noise)
+                for k, (m, f, u) in picks.items()]
     return read
 
 
 GPU_SPEED = "benchmarks/results/gpu_h200_speed.txt"
+SPEED_PICKS = {
+    "floor_5": ({"name": "floor", "models": 5}, "model_steps_per_s", "model-steps/s"),
+    "loop_5": ({"name": "loop", "models": 5}, "model_steps_per_s", "model-steps/s"),
+    "floor_100": ({"name": "floor", "models": 100}, "model_steps_per_s", "model-steps/s"),
+    "loop_100": ({"name": "loop", "models": 100}, "model_steps_per_s", "model-steps/s"),
+    "ae1_protocol_s": ({"name": "ae1_protocol"}, "wall_s", "s"),
+    "ae1_protocol_mae": ({"name": "ae1_protocol"}, "pooled_val_mae_eV", "eV"),
+}
 GPU_SPEED_PICKS = {
     "floor_5": ({"name": "floor", "models": 5}, "model_steps_per_s", "model-steps/s"),
     "loop_5": ({"name": "loop", "models": 5}, "model_steps_per_s", "model-steps/s"),
@@ -320,8 +331,10 @@ JOBS: dict[str, Job] = {j.name: j for j in [
     Job("per_site_l1_001", train(PER_SITE, ("atomic",), L1_001), read_ae1),
     Job("demo_splits", demo_splits, read_demo_splits),
     Job("latent_map", latent_map, read_latent_map),
-    Job("gpu_h200_speed", lambda quick: [], read_stored_jsonl(GPU_SPEED, GPU_SPEED_PICKS),
-        source=GPU_SPEED),
+    Job("speed_cpu", lambda quick: [["benchmarks/speed.py", "--quick", "--skip-torch"]],
+        read_jsonl(lambda out: out / "stdout.txt", SPEED_PICKS, TIMING)),
+    Job("gpu_h200_speed", lambda quick: [],
+        read_jsonl(lambda _out: ROOT / GPU_SPEED, GPU_SPEED_PICKS), source=GPU_SPEED),
     Job("gpu_h200_tests_default_precision", lambda quick: [],
         read_stored_pytest("benchmarks/results/gpu_h200_tests_default_precision.txt"),
         source="benchmarks/results/gpu_h200_tests_default_precision.txt"),
@@ -450,9 +463,12 @@ def shown(steps: list[list[str]]) -> str:
                        + " ".join(shlex.quote(w) for w in a) for a in steps)
 
 
-def run_step(name: str, argv: list[str]) -> None:
+def run_step(name: str, argv: list[str], out: Path) -> None:
+    """One step; its stdout is kept as OUT/stdout.txt (benchmarks print JSON lines)."""
     head = [sys.executable] if is_script(argv) else [sys.executable, "-m", "nested_ae_jax.cli"]
     proc = subprocess.run([*head, *argv], cwd=ROOT, capture_output=True, text=True)
+    out.mkdir(parents=True, exist_ok=True)
+    (out / "stdout.txt").write_text(proc.stdout)
     if proc.returncode:
         tail = (proc.stderr or proc.stdout).strip().splitlines()[-1:] or ["no output"]
         raise ReproduceError(f"{name}: {shown([argv])} failed: {tail[0]}")
@@ -462,7 +478,7 @@ def run_job(job: Job, quick: bool, work: Path, env_versions: dict, env_machine: 
             ) -> list[Figure]:
     out = work / job.name
     for argv in job.command(quick):
-        run_step(job.name, [a.replace("{out}", str(out)) for a in argv])
+        run_step(job.name, [a.replace("{out}", str(out)) for a in argv], out)
     command = shown(steps_shown(job, quick)) or f"stored output {job.source}"
     date = today() if job.source == "measured" else stored_date(job.source)
     return [Figure(f"{job.name}.{v.key}", float(v.value), abs(float(v.value)) * v.rel_noise,
