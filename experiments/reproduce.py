@@ -345,11 +345,13 @@ JOBS: dict[str, Job] = {j.name: j for j in [
 # A quoted figure is a number directly followed by its marker, e.g. ``0.165<!--fig:ae1.mae-->``
 # (HTML comments render invisibly). A table whose header row is preceded by the line
 # ``<!--figs:table-->`` is fully marked: every number in its body cells must carry a marker,
-# except in the first column (labels) and in columns whose header names the paper (cited).
+# except in the first column (labels) and in columns whose header names the paper (cited
+# figures) or a target (goals).
 
 MARKED = re.compile(r"(?P<num>[-+]?\d[\d,]*(?:\.\d+)?)<!--fig:(?P<name>[\w.\-]+)-->")
 NUMBER = re.compile(r"(?<![\w.^])[-+]?\d[\d,]*(?:\.\d+)?")
 FULL_TABLE = "<!--figs:table-->"
+EXEMPT_HEADERS = ("paper", "target")      # cited figures and goals, not our measurements
 PAGES = ("README.md", "experiments/**/README.md", "benchmarks/README.md", "docs/*.md")
 
 
@@ -372,7 +374,8 @@ def unmarked_in_tables(page: str, text: str) -> list[str]:
         if line.strip() != FULL_TABLE:
             continue
         header = [c.strip() for c in lines[i + 1].strip().strip("|").split("|")]
-        exempt = {0} | {k for k, h in enumerate(header) if "paper" in h.lower()}
+        exempt = {0} | {k for k, h in enumerate(header)
+                        if any(w in h.lower() for w in EXEMPT_HEADERS)}
         for j in range(i + 3, len(lines)):
             if not lines[j].lstrip().startswith("|"):
                 break
