@@ -282,12 +282,7 @@ SPEED_PICKS = {
     "ae1_protocol_mae": ({"name": "ae1_protocol"}, "pooled_val_mae_eV", "eV"),
 }
 GPU_SPEED_PICKS = {
-    "floor_5": ({"name": "floor", "models": 5}, "model_steps_per_s", "model-steps/s"),
-    "loop_5": ({"name": "loop", "models": 5}, "model_steps_per_s", "model-steps/s"),
-    "floor_100": ({"name": "floor", "models": 100}, "model_steps_per_s", "model-steps/s"),
-    "loop_100": ({"name": "loop", "models": 100}, "model_steps_per_s", "model-steps/s"),
-    "ae1_protocol_s": ({"name": "ae1_protocol"}, "wall_s", "s"),
-    "ae1_protocol_mae": ({"name": "ae1_protocol"}, "pooled_val_mae_eV", "eV"),
+    **SPEED_PICKS,
     "loop_1000": ({"name": "loop", "models": 1000}, "model_steps_per_s", "model-steps/s"),
     "loop_1000_s": ({"name": "loop", "models": 1000}, "wall_s", "s"),
     "loop_10000": ({"name": "loop", "models": 10000}, "model_steps_per_s", "model-steps/s"),
