@@ -342,6 +342,7 @@ JOBS: dict[str, Job] = {j.name: j for j in [
         read_seeds("gap.mae", "eV")),
     Job("per_site_l1_001", train(PER_SITE, ("atomic",), L1_001), read_ae1),
     Job("campaign_gap_target", campaign(PAPER_AE1, "target=1.34:atomic.gap"), read_campaign),
+    Job("campaign_pce_max", campaign(PAPER_CHAIN, "max:device.pce"), read_campaign),
     Job("demo_splits", demo_splits, read_demo_splits),
     Job("latent_map", latent_map, read_latent_map),
     Job("speed_cpu", lambda quick: [["benchmarks/speed.py", "--quick", "--skip-torch"]],
