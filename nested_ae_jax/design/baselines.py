@@ -107,7 +107,7 @@ def latent_sampling(run, objective: Any = None, constraints: Any = (),
         raise DesignError("latent sampling needs a single feeding model (chain.feed = fold or "
                           "all_rows)")
     rp = jax.tree.map(lambda a: a[0], d.params["chain"][root])  # every copy's feeder alike
-    rows = d.reference.get("rows", {}).get(root)
+    rows = d.reference.rows.get(root)
     if rows is None:
         raise DesignError(f"latent sampling needs the training data of scale '{root}'")
     mean, scale = d.descriptor_stats()
