@@ -4,6 +4,7 @@ The engine: pure functions of arrays, independent of the rest of nested_ae_jax (
 ``errors`` and, for ``report``, ``io``):
 
     gp           GP surrogate (tinygp Matern-5/2 ARD kernel, masked rows, marginal likelihood)
+    linalg       the GP's Cholesky factor and inverse in XLA; Gaussian log density
     acquisition  EI / log EI, UCB, Thompson sampling; batches (kriging believer, q draws)
     methods      what a campaign optimises (Objective, utility) and how it picks (Method)
     engine       the compiled campaign engine: one round, one phase (vmap over trials,
