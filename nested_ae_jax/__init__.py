@@ -7,7 +7,8 @@ From Python: ``chain = nested_ae_jax.fit(config, overrides=...)`` or
 
 One pipeline, bottom to top (each module imports only modules above it in this list):
 
-    config      TOML -> frozen dataclasses (every key documented, validated once)
+    config/     TOML -> frozen dataclasses (every key documented, validated once): schema,
+                parse, validate, modules, paths, overrides, reference
     datasets    the paper's data sets, shipped with the package ("dataset:NAME")
     data        CSV columns by name -> ScaleData arrays; categories; scalers (fit_stats)
     splits      Folds: cross-validation fold assignment (k-fold, grouped, stratified)

@@ -48,39 +48,12 @@ class Finetuned(NamedTuple):
     seconds: float
 
 
-def finetune_chain(cfg: Config, results: dict, progress: Callable[[str], None] | None = None
-                   ) -> Finetuned:
-    """Jointly fine-tune one copy of the trained chain per fold of the last scale."""
-    start = time.perf_counter()
-    order = [s.name for s in cfg.scales]
+def _finetune_task(cfg: Config, chain, order: list[str], upto: dict[str, list[str]]) -> Task:
+    """The joint training task: every scale's head losses (weighted by
+    ``chain.finetune_weights``) through the whole chain, one row stream per scale (the last
+    scale's first), Adam at ``chain.finetune_learning_rate``; evaluation on each scale's rows."""
     specs = cfg.specs
-    last = results[order[-1]]
-    if any(s.training.ensemble > 1 for s in cfg.scales) or cfg.chain.feed == "fold_mean":
-        raise ConfigError(f"{cfg.source}: chain.finetune_epochs needs single models "
-                          "(training.ensemble = 1 and chain.feed = fold or all_rows)")
-    n_copies = last.folds.n_cv
-    chain = nest({n: results[n].model for n in order})
-    upto = {n: order[:order.index(n) + 1] for n in order}
     weights = dict(cfg.chain.finetune_weights)
-
-    # starting entries (leading copy axis) and row masks per scale: copy k is the chain that
-    # predicts with the last scale's fold-k model (trained.finetune_start: fed as in training)
-    sequential = TrainedChain(cfg, {n: r.trained for n, r in results.items()}, results=results)
-    start_index = finetune_start(sequential.trained, order[-1])
-    entries = {n: results[n].trained.pick(start_index[n]) for n in order}
-    train = {n: np.asarray(results[n].folds.train)[start_index[n]] for n in order}
-    val = {n: np.asarray(results[n].folds.val)[start_index[n]] for n in order}
-
-    # every scale's rows with the raw inputs of the scales it depends on, and the scalers its
-    # upstream inputs are standardised with (the trainer's transfer_scaler)
-    data, stats = {}, {}
-    for n in order:
-        r = results[n]
-        inputs = sequential.inputs(r.data.frame, scale=n, source=r.data.source)
-        data[n] = {"inputs": inputs, "targets": jax.tree.map(jnp.asarray, r.data.targets)}
-        cp = refit_upstream(cfg.chain, chain, {m: entries[m] for m in upto[n]}, inputs,
-                            list(specs[n].upstream))
-        stats[n] = {m: cp[m].stats for m in upto[n]}
 
     def scale_loss(params, mb, n, inputs, targets, w):
         cp = {m: ScaleEntry(params[m], mb.stats[n][m]) for m in upto[n]}
@@ -110,8 +83,59 @@ def finetune_chain(cfg: Config, results: dict, progress: Callable[[str], None] |
 
     streams = ((order[-1], specs[order[-1]].training.batch_size),
                *((n, specs[n].training.batch_size) for n in order[:-1]))
-    task = Task(None, lambda hp: optax.adam(cfg.chain.finetune_learning_rate), loss, evaluate,
+    return Task(None, lambda hp: optax.adam(cfg.chain.finetune_learning_rate), loss, evaluate,
                 streams)
+
+
+def _copy_metrics(cfg: Config, chain, results: dict, order: list[str], upto, data, stats,
+                  params, train, val, n_copies: int) -> dict:
+    """Per scale, the fine-tuned copies' metrics (out-of-fold for the last scale)."""
+    specs = cfg.specs
+    metrics = {}
+    for n in order:
+        outs = jax.vmap(lambda p, s: chain.apply(
+            {m: ScaleEntry(p[m], s[m]) for m in upto[n]}, data[n]["inputs"])[n])(
+            params, stats[n])
+        fold_of_row = results[n].folds.fold_of_row if n == order[-1] else None
+        metrics[n] = scale_metrics(specs[n], outs, results[n].data.targets, train[n], val[n],
+                                   fold_of_row, n_copies)
+    return metrics
+
+
+def finetune_chain(cfg: Config, results: dict, progress: Callable[[str], None] | None = None
+                   ) -> Finetuned:
+    """Jointly fine-tune one copy of the trained chain per fold of the last scale."""
+    start = time.perf_counter()
+    order = [s.name for s in cfg.scales]
+    specs = cfg.specs
+    last = results[order[-1]]
+    if any(s.training.ensemble > 1 for s in cfg.scales) or cfg.chain.feed == "fold_mean":
+        raise ConfigError(f"{cfg.source}: chain.finetune_epochs needs single models "
+                          "(training.ensemble = 1 and chain.feed = fold or all_rows)")
+    n_copies = last.folds.n_cv
+    chain = nest({n: results[n].model for n in order})
+    upto = {n: order[:order.index(n) + 1] for n in order}
+
+    # starting entries (leading copy axis) and row masks per scale: copy k is the chain that
+    # predicts with the last scale's fold-k model (trained.finetune_start: fed as in training)
+    sequential = TrainedChain(cfg, {n: r.trained for n, r in results.items()}, results=results)
+    start_index = finetune_start(sequential.trained, order[-1])
+    entries = {n: results[n].trained.pick(start_index[n]) for n in order}
+    train = {n: np.asarray(results[n].folds.train)[start_index[n]] for n in order}
+    val = {n: np.asarray(results[n].folds.val)[start_index[n]] for n in order}
+
+    # every scale's rows with the raw inputs of the scales it depends on, and the scalers its
+    # upstream inputs are standardised with (the trainer's transfer_scaler)
+    data, stats = {}, {}
+    for n in order:
+        r = results[n]
+        inputs = sequential.inputs(r.data.frame, scale=n, source=r.data.source)
+        data[n] = {"inputs": inputs, "targets": jax.tree.map(jnp.asarray, r.data.targets)}
+        cp = refit_upstream(cfg.chain, chain, {m: entries[m] for m in upto[n]}, inputs,
+                            list(specs[n].upstream))
+        stats[n] = {m: cp[m].stats for m in upto[n]}
+
+    task = _finetune_task(cfg, chain, order, upto)
     batch = ModelBatch({n: jnp.asarray(train[n], jnp.float32) for n in order},
                        {n: jnp.asarray(val[n], jnp.float32) for n in order},
                        stats, jnp.full(n_copies, specs[order[-1]].training.seed, jnp.int32),
@@ -130,12 +154,6 @@ def finetune_chain(cfg: Config, results: dict, progress: Callable[[str], None] |
                             ) from None
 
     params = {n: ScaleEntry(state.params[n], entries[n].stats) for n in order}
-    metrics = {}
-    for n in order:
-        outs = jax.vmap(lambda p, s: chain.apply(
-            {m: ScaleEntry(p[m], s[m]) for m in upto[n]}, data[n]["inputs"])[n])(
-            state.params, stats[n])
-        fold_of_row = results[n].folds.fold_of_row if n == order[-1] else None
-        metrics[n] = scale_metrics(specs[n], outs, results[n].data.targets, train[n], val[n],
-                                   fold_of_row, n_copies)
+    metrics = _copy_metrics(cfg, chain, results, order, upto, data, stats, state.params, train,
+                            val, n_copies)
     return Finetuned(params, metrics, history, time.perf_counter() - start)

@@ -4,8 +4,13 @@ The engine: pure functions of arrays, independent of the rest of nested_ae_jax (
 ``errors`` and, for ``report``, ``io``):
 
     gp           GP surrogate (tinygp Matern-5/2 ARD kernel, masked rows, marginal likelihood)
+    linalg       the GP's Cholesky factor and inverse in XLA; Gaussian log density
     acquisition  EI / log EI, UCB, Thompson sampling; batches (kriging believer, q draws)
-    campaign     simulated pool campaigns (vmap over trials, while_loop over rounds); pools
+    methods      what a campaign optimises (Objective, utility) and how it picks (Method)
+    engine       the compiled campaign engine: one round, one phase (vmap over trials,
+                 while_loop over rounds), the GP refit program
+    campaign     the host-side scheduler: run_campaign (buffer phases, refit schedule,
+                 relearned features, dropping finished trials); pools from a table
     ensemble     an anchored deep ensemble of small MLPs retrained on the revealed rows every
                  round (calibrated spread)
     report       campaign.csv, summary.md and a box plot from campaign results

@@ -28,7 +28,7 @@ from __future__ import annotations
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Callable, Sequence
+from typing import Any, Callable, Sequence
 
 import numpy as np
 import pandas as pd
@@ -74,6 +74,78 @@ def parse_methods(methods: str | Sequence[str]) -> list[str]:
     return list(dict.fromkeys(names))
 
 
+def _features(cfg: Config, target, pool: pd.DataFrame, names: list[str], *, epochs, data_root,
+              frames, progress, say) -> tuple[dict[str, np.ndarray], float, Any]:
+    """The feature maps ``names`` need: honest latents (and the map, for relearning), leaky
+    latents, raw features; returns (features, seconds the latents took, the latent map or
+    None)."""
+    specs = cfg.specs
+    latent_map = None
+    features: dict[str, np.ndarray] = {}
+    feature_seconds = 0.0
+    if {"latent", "ensemble", "retrained"} & set(names):
+        say("training the honest chain (target heads at weight 0, one model per scale)")
+        start = time.perf_counter()
+        latent_map = bochain.honest_map(cfg, target, pool, epochs=epochs, data_root=data_root,
+                                        frames=frames, progress=progress)
+        features["latent"] = latent_map.features
+        feature_seconds = time.perf_counter() - start
+        say(f"latent features: {features['latent'].shape[1]} per candidate "
+            f"({feature_seconds:.1f} s)")
+    if "leaky" in names:
+        say("training the leaky chain (target heads trained on every candidate's target)")
+        features["leaky"] = bochain.honest_latents(cfg, target, pool, epochs=epochs,
+                                                   data_root=data_root, frames=frames,
+                                                   progress=progress, blind=False)
+    if "raw" in names:
+        cats = bochain.pool_categories(pool, specs, target.scale)
+        features["raw"] = bochain.frame_raw_features(pool, specs, cats, target.scale, "<pool>")
+
+    return features, feature_seconds, latent_map
+
+
+def _method(name: str, acquisition: str, features: dict[str, np.ndarray], ensemble, relearn
+            ) -> tuple[Any, dict]:
+    """The campaign method of ``name`` and its keyword arguments to ``run_campaign``
+    (``relearn()`` builds the relearner of the ``retrained`` method)."""
+    kw: dict = {}
+    if name in ("latent", "raw", "leaky", "retrained"):
+        method = gp_method(acquisition)
+        kw["features"] = features["latent" if name == "retrained" else name]
+        if name == "retrained":
+            kw["relearn"] = relearn()
+    elif name == "ensemble":
+        method = ensemble_method("ucb" if acquisition == "ts" else acquisition)
+        kw["surrogate"] = mlp_ensemble(features["latent"], ensemble)
+    else:
+        method = random_method()
+    return method, kw
+
+
+def _context(target, pool, frame, names, features, feature_seconds, seconds, *, trials, init,
+             batch, seed, acquisition, relearn_every, relearn_epochs) -> dict:
+    """What ``summary.md`` says the simulation was."""
+    return {
+        "objective": f"{target.describe()} (column '{target.column}')",
+        "pool": f"{len(pool)} distinct candidates of scale '{target.scale}' "
+                f"({len(frame)} rows, identical inputs merged, targets averaged)",
+        "trials": trials, "initial picks": init, "batch": batch, "seed": seed,
+        "acquisition": acquisition,
+        **({"retrained latents": f"objective scale retrained per trial on its revealed rows "
+                                 f"every {relearn_every} rounds, {relearn_epochs} epochs"}
+           if "retrained" in names else {}),
+        "latent features": (f"{features['latent'].shape[1]} (honest chain: target heads at "
+                            f"weight 0, one model per scale, {feature_seconds:.1f} s)"
+                            if "latent" in features else "not used"),
+        **({"leaky features": f"{features['leaky'].shape[1]} (the chain trained on every "
+                              "candidate's target: not a method, a measure of the leak)"}
+           if "leaky" in features else {}),
+        "raw features": (f"{features['raw'].shape[1]} (categoricals one-hot)"
+                         if "raw" in features else "not used"),
+        "wall time": ", ".join(f"{k} {v:.1f} s" for k, v in seconds.items()),
+    }
+
+
 def simulate(cfg: Config, objective: str, *, trials: int = 200, init: int = 5, batch: int = 1,
              methods: str | Sequence[str] = METHODS, acquisition: str = "ei",
              epochs: int | None = None, seed: int = 0, data_root: str | None = None,
@@ -106,41 +178,15 @@ def simulate(cfg: Config, objective: str, *, trials: int = 200, init: int = 5, b
     say(f"pool: {len(pool)} distinct candidates of scale '{target.scale}' ({len(frame)} rows); "
         f"objective {target.describe()}")
 
-    features: dict[str, np.ndarray] = {}
-    feature_seconds = 0.0
-    if {"latent", "ensemble", "retrained"} & set(names):
-        say("training the honest chain (target heads at weight 0, one model per scale)")
-        start = time.perf_counter()
-        latent_map = bochain.honest_map(cfg, target, pool, epochs=epochs, data_root=data_root,
-                                        frames=frames, progress=progress)
-        features["latent"] = latent_map.features
-        feature_seconds = time.perf_counter() - start
-        say(f"latent features: {features['latent'].shape[1]} per candidate "
-            f"({feature_seconds:.1f} s)")
-    if "leaky" in names:
-        say("training the leaky chain (target heads trained on every candidate's target)")
-        features["leaky"] = bochain.honest_latents(cfg, target, pool, epochs=epochs,
-                                                   data_root=data_root, frames=frames,
-                                                   progress=progress, blind=False)
-    if "raw" in names:
-        cats = bochain.pool_categories(pool, specs, target.scale)
-        features["raw"] = bochain.frame_raw_features(pool, specs, cats, target.scale, "<pool>")
+    features, feature_seconds, latent_map = _features(
+        cfg, target, pool, names, epochs=epochs, data_root=data_root, frames=frames,
+        progress=progress, say=say)
 
     results, seconds = {}, {}
     for name in names:
         label = LABELS[name]
-        kw: dict = {}
-        if name in ("latent", "raw", "leaky", "retrained"):
-            method = gp_method(acquisition)
-            kw["features"] = features["latent" if name == "retrained" else name]
-            if name == "retrained":
-                kw["relearn"] = relearner(cfg, target, latent_map, pool, every=relearn_every,
-                                          epochs=relearn_epochs)
-        elif name == "ensemble":
-            method = ensemble_method("ucb" if acquisition == "ts" else acquisition)
-            kw["surrogate"] = mlp_ensemble(features["latent"], ensemble)
-        else:
-            method = random_method()
+        method, kw = _method(name, acquisition, features, ensemble, lambda: relearner(
+            cfg, target, latent_map, pool, every=relearn_every, epochs=relearn_epochs))
         start = time.perf_counter()
 
         def phase(size, running, rnd, label=label, start=start):
@@ -153,25 +199,10 @@ def simulate(cfg: Config, objective: str, *, trials: int = 200, init: int = 5, b
         share = results[label].share
         say(f"{label}: mean share {100 * np.nanmean(share):.1f} % in {seconds[label]:.1f} s")
 
-    context = {
-        "objective": f"{target.describe()} (column '{target.column}')",
-        "pool": f"{len(pool)} distinct candidates of scale '{target.scale}' "
-                f"({len(frame)} rows, identical inputs merged, targets averaged)",
-        "trials": trials, "initial picks": init, "batch": batch, "seed": seed,
-        "acquisition": acquisition,
-        **({"retrained latents": f"objective scale retrained per trial on its revealed rows "
-                                 f"every {relearn_every} rounds, {relearn_epochs} epochs"}
-           if "retrained" in names else {}),
-        "latent features": (f"{features['latent'].shape[1]} (honest chain: target heads at "
-                            f"weight 0, one model per scale, {feature_seconds:.1f} s)"
-                            if "latent" in features else "not used"),
-        **({"leaky features": f"{features['leaky'].shape[1]} (the chain trained on every "
-                              "candidate's target: not a method, a measure of the leak)"}
-           if "leaky" in features else {}),
-        "raw features": (f"{features['raw'].shape[1]} (categoricals one-hot)"
-                         if "raw" in features else "not used"),
-        "wall time": ", ".join(f"{k} {v:.1f} s" for k, v in seconds.items()),
-    }
+    context = _context(target, pool, frame, names, features, feature_seconds, seconds,
+                       trials=trials, init=init, batch=batch, seed=seed,
+                       acquisition=acquisition, relearn_every=relearn_every,
+                       relearn_epochs=relearn_epochs)
     sim = Simulation(results, seconds, pool, features, feature_seconds, context)
     if out is not None:
         from .. import io

@@ -256,6 +256,93 @@ def _ranked(out: pd.DataFrame, picks: np.ndarray) -> pd.DataFrame:
 # design variables
 
 
+def _ensemble_score(d, target, u, score):
+    """The acquisition (score_fn), the prediction of the target (predict) and their parameters
+    under ``--space ensemble``: the spread of the last scale's models."""
+    from ..design.objectives import DesignError
+
+    obj = target.objective
+    head = d.head_index(target.name)
+    std_name = f"{target.name}.std"
+    if std_name not in d.heads:
+        raise DesignError(f"--space ensemble: no spread of {target.name} (the objective "
+                          f"must be on the last scale, '{d.target}', with more than one "
+                          "model)")
+    head_std = d.heads.index(std_name)
+
+    def predict(sp, dp, f, codes):
+        heads, _ = d.forward(dp, f, codes)
+        return heads[:, head], heads[:, head_std]
+
+    def score_fn(sp, dp, f, codes):
+        m, s = predict(sp, dp, f, codes)
+        mu, su = utility_normal(obj, m, s)
+        return score(mu, su, sp["best"])
+
+    sp = {"best": jnp.asarray(u.max(), jnp.float32)}
+    return score_fn, predict, sp
+
+
+def _gp_score(run, d, target, measured, y, u, *, space, names, cats, score, seed):
+    """The acquisition (score_fn), the prediction of the target (predict) and their parameters
+    under ``--space latent`` or ``raw``: a GP on the measured rows' features, differentiable
+    through the chain's features of a design."""
+    specs = run.config.specs
+    obj = target.objective
+    sign = {"max": 1.0, "min": -1.0}.get(obj.sense, 0.0)
+    inputs = run.inputs(measured, scale=target.scale, source="measured rows")
+    if space == "latent":
+        x_meas = np.asarray(d.latents_of_inputs(d.params, inputs, names))
+
+        def features(dp, f, codes):
+            return d.latents(dp, f, codes, names)
+    else:
+        x_meas = np.asarray(bochain.raw_features(inputs, specs, cats, target.scale))
+
+        def features(dp, f, codes):
+            return bochain.raw_features(d.raw_inputs(dp, f, codes), specs, cats,
+                                        target.scale, xp=jnp)
+
+    scaler = gplib.fit_standardizer(jnp.asarray(x_meas))
+    ones = jnp.ones(len(u), bool)
+    params = fit_gp(x_meas, u, scaler, seed)
+    factors_u = gplib.posterior_factors(params, jnp.asarray(x_meas),
+                                        jnp.asarray(u, jnp.float32), ones, scaler)
+    factors_y = factors_u
+    if obj.sense == "target":
+        params_y = fit_gp(x_meas, y, scaler, seed)
+        factors_y = gplib.posterior_factors(params_y, jnp.asarray(x_meas),
+                                            jnp.asarray(y), ones, scaler)
+
+    def score_fn(sp, dp, f, codes):
+        m, var = gplib.posterior_at(sp["u"], features(dp, f, codes))
+        return score(m, jnp.sqrt(var + 1e-12), sp["best"])
+
+    def predict(sp, dp, f, codes):
+        m, var = gplib.posterior_at(sp["y"], features(dp, f, codes))
+        if obj.sense != "target":
+            m = sign * m
+        return m, jnp.sqrt(var)
+
+    sp = {"u": factors_u, "y": factors_y, "best": jnp.asarray(u.max(), jnp.float32)}
+    return score_fn, predict, sp
+
+
+def _ranked_designs(table: pd.DataFrame, batch: int) -> pd.DataFrame:
+    """The candidate table ranked by acquisition (feasible first), the first ``batch`` feasible
+    ones chosen."""
+    table = table.drop(columns=["score", "rank"])
+    table = table.sort_values(["feasible", "acquisition"], ascending=[False, False],
+                              kind="stable").reset_index(drop=True)
+    table.insert(0, "rank", np.arange(1, len(table) + 1))
+    chosen = np.zeros(len(table), bool)
+    chosen[:batch] = table["feasible"].to_numpy()[:batch]
+    table["chosen"] = chosen
+    table["pick"] = pd.array(np.where(chosen, np.arange(1, len(table) + 1), pd.NA),
+                             dtype="Int64")
+    return table
+
+
 def _suggest_design(run, target, measured, y, *, batch, acquisition, space, beta, seed, starts,
                     steps, exclude, fix, constraints, designer) -> pd.DataFrame:
     from ..design import Designer, candidate_table, make_problem, optimise
@@ -272,64 +359,14 @@ def _suggest_design(run, target, measured, y, *, batch, acquisition, space, beta
     v = d.variables(exclude, fix, None)
     u = np.asarray(utility(obj, jnp.asarray(y)))
     score = acq.score_fn(acquisition, beta)
-    head = d.head_index(target.name)
+    d.head_index(target.name)  # an unknown head is an error before anything is fitted
     cats = {n: run.trained[n].categories for n in names}
-    sign = {"max": 1.0, "min": -1.0}.get(obj.sense, 0.0)
 
     if space == "ensemble":
-        std_name = f"{target.name}.std"
-        if std_name not in d.heads:
-            raise DesignError(f"--space ensemble: no spread of {target.name} (the objective "
-                              f"must be on the last scale, '{d.target}', with more than one "
-                              "model)")
-        head_std = d.heads.index(std_name)
-
-        def predict(sp, dp, f, codes):
-            heads, _ = d.forward(dp, f, codes)
-            return heads[:, head], heads[:, head_std]
-
-        def score_fn(sp, dp, f, codes):
-            m, s = predict(sp, dp, f, codes)
-            mu, su = utility_normal(obj, m, s)
-            return score(mu, su, sp["best"])
-
-        sp = {"best": jnp.asarray(u.max(), jnp.float32)}
+        score_fn, predict, sp = _ensemble_score(d, target, u, score)
     else:
-        inputs = run.inputs(measured, scale=target.scale, source="measured rows")
-        if space == "latent":
-            x_meas = np.asarray(d.latents_of_inputs(d.params, inputs, names))
-
-            def features(dp, f, codes):
-                return d.latents(dp, f, codes, names)
-        else:
-            x_meas = np.asarray(bochain.raw_features(inputs, specs, cats, target.scale))
-
-            def features(dp, f, codes):
-                return bochain.raw_features(d.raw_inputs(dp, f, codes), specs, cats,
-                                            target.scale, xp=jnp)
-
-        scaler = gplib.fit_standardizer(jnp.asarray(x_meas))
-        ones = jnp.ones(len(u), bool)
-        params = fit_gp(x_meas, u, scaler, seed)
-        factors_u = gplib.posterior_factors(params, jnp.asarray(x_meas),
-                                            jnp.asarray(u, jnp.float32), ones, scaler)
-        factors_y = factors_u
-        if obj.sense == "target":
-            params_y = fit_gp(x_meas, y, scaler, seed)
-            factors_y = gplib.posterior_factors(params_y, jnp.asarray(x_meas),
-                                                jnp.asarray(y), ones, scaler)
-
-        def score_fn(sp, dp, f, codes):
-            m, var = gplib.posterior_at(sp["u"], features(dp, f, codes))
-            return score(m, jnp.sqrt(var + 1e-12), sp["best"])
-
-        def predict(sp, dp, f, codes):
-            m, var = gplib.posterior_at(sp["y"], features(dp, f, codes))
-            if obj.sense != "target":
-                m = sign * m
-            return m, jnp.sqrt(var)
-
-        sp = {"u": factors_u, "y": factors_y, "best": jnp.asarray(u.max(), jnp.float32)}
+        score_fn, predict, sp = _gp_score(run, d, target, measured, y, u, space=space,
+                                          names=names, cats=cats, score=score, seed=seed)
 
     res = optimise(d, problem, v, starts=starts, steps=steps, seed=seed, score_fn=score_fn,
                    score_params=sp)
@@ -338,15 +375,7 @@ def _suggest_design(run, target, measured, y, *, batch, acquisition, space, beta
         sp, d.params, jnp.asarray(res.fractions, jnp.float32), jnp.asarray(res.codes)))
     table = candidate_table(d, problem, v, res.fractions, res.codes, evaluated=res.evaluated,
                             extra={"acquisition": values, "mean": mean, "std": std})
-    table = table.drop(columns=["score", "rank"])
-    table = table.sort_values(["feasible", "acquisition"], ascending=[False, False],
-                              kind="stable").reset_index(drop=True)
-    table.insert(0, "rank", np.arange(1, len(table) + 1))
-    chosen = np.zeros(len(table), bool)
-    chosen[:batch] = table["feasible"].to_numpy()[:batch]
-    table["chosen"] = chosen
-    table["pick"] = pd.array(np.where(chosen, np.arange(1, len(table) + 1), pd.NA),
-                             dtype="Int64")
+    table = _ranked_designs(table, batch)
     table.attrs["suggest"] = {"starts": starts, "steps": steps, "compile_s": res.compile_s,
                               "optimise_s": res.run_s}
     return table

@@ -12,13 +12,18 @@ Modules, each importing only modules listed above it:
 
 - :mod:`.objectives`: the request language: ``parse_objective``, ``parse_constraint``,
   :class:`Objective`, :class:`Constraint`, :class:`DesignError`;
+- :mod:`.forward`: :class:`ChainForward`, the trained run as one function of (fractions,
+  device codes) -> heads, with its inputs, choices and heads as records (:class:`DesignInput`,
+  :class:`DesignChoice`, :class:`HeadSource`);
 - :mod:`.variables`: :class:`Variables`, what may vary (``exclude``, ``fix``,
   ``max_ions_per_site``);
-- :mod:`.adaptor`: :class:`Designer`, the trained run as one function of (fractions, device
-  codes) -> heads, their names, and the out-of-domain reference;
+- :mod:`.reference`: the out-of-domain reference (:class:`Reference`) and ``ood.*`` columns;
+- :mod:`.adaptor`: :class:`Designer`, the forward function, its reference and its variables
+  in one object;
 - :mod:`.problem`: :class:`Problem` (objective and bounds as arrays over the heads), scores,
   violations, ranking, :func:`candidate_table`, :func:`format_table`;
-- :mod:`.optimiser`: the vmapped Adam multi-start run (:func:`optimise`) and :func:`design`;
+- :mod:`.optimiser`: the vmapped Adam multi-start run (:func:`optimise`, with its own
+  compile cache per designer) and :func:`design`;
 - :mod:`.baselines`: :func:`random_search`, :func:`latent_sampling`, :func:`compare`;
 - :mod:`.pareto`: :func:`pareto_front`, :func:`pareto_figure`, :func:`write_pareto`.
 """

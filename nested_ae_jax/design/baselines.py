@@ -107,7 +107,7 @@ def latent_sampling(run, objective: Any = None, constraints: Any = (),
         raise DesignError("latent sampling needs a single feeding model (chain.feed = fold or "
                           "all_rows)")
     rp = jax.tree.map(lambda a: a[0], d.params["chain"][root])  # every copy's feeder alike
-    rows = d.reference.get("rows", {}).get(root)
+    rows = d.reference.rows.get(root)
     if rows is None:
         raise DesignError(f"latent sampling needs the training data of scale '{root}'")
     mean, scale = d.descriptor_stats()
@@ -136,6 +136,27 @@ def latent_sampling(run, objective: Any = None, constraints: Any = (),
     fn = jax.jit(heads_of_latent)
     rng = np.random.default_rng(seed)
     t0 = time.perf_counter()
+    pool_z, pool_c, pool_k = _best_latents(fn, d, p, v, lo, hi, evaluations, decode, rng)
+    latent_heads, rec = fn(d.params, pool_z, pool_c)
+    latent_heads = np.asarray(latent_heads)
+    # decode: standardised reconstruction -> raw descriptors -> nearest composition
+    target = np.asarray(rec) * scale + mean
+    f = _project_descriptors(d, v, target, scale)
+    seconds = time.perf_counter() - t0
+    extra = {f"latent.{h}": latent_heads[:, j] for j, h in enumerate(d.heads)}
+    extra["latent.score"] = score_np(p, latent_heads)
+    table = candidate_table(d, p, v, f, pool_c, extra=extra)
+    table.attrs["design"] = {"method": "latent", "evaluations": evaluations, "run_s": seconds,
+                             "decoded": len(pool_z),
+                             "best_latent_score": float(np.max(pool_k))}
+    return table
+
+
+def _best_latents(fn, d: Designer, p, v: Variables, lo: np.ndarray, hi: np.ndarray,
+                  evaluations: int, decode: int, rng) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """``evaluations`` random latents (uniform in [lo, hi]) with random allowed device choices,
+    scored in chunks by ``fn`` (latent -> heads); the ``decode`` best latents, their choices
+    and ranking keys, best first."""
     pool_z, pool_c, pool_k = np.zeros((0, lo.size), np.float32), np.zeros((0, len(d.cats)),
                                                                           np.int32), np.zeros(0)
     chunk = 32768
@@ -151,19 +172,7 @@ def latent_sampling(run, objective: Any = None, constraints: Any = (),
         pool_k = np.concatenate([pool_k, key])
         order = np.argsort(-pool_k, kind="stable")[:decode]
         pool_z, pool_c, pool_k = pool_z[order], pool_c[order], pool_k[order]
-    latent_heads, rec = fn(d.params, pool_z, pool_c)
-    latent_heads = np.asarray(latent_heads)
-    # decode: standardised reconstruction -> raw descriptors -> nearest composition
-    target = np.asarray(rec) * scale + mean
-    f = _project_descriptors(d, v, target, scale)
-    seconds = time.perf_counter() - t0
-    extra = {f"latent.{h}": latent_heads[:, j] for j, h in enumerate(d.heads)}
-    extra["latent.score"] = score_np(p, latent_heads)
-    table = candidate_table(d, p, v, f, pool_c, extra=extra)
-    table.attrs["design"] = {"method": "latent", "evaluations": evaluations, "run_s": seconds,
-                             "decoded": len(pool_z),
-                             "best_latent_score": float(np.max(pool_k))}
-    return table
+    return pool_z, pool_c, pool_k
 
 
 def _project_descriptors(d: Designer, v: Variables, target: np.ndarray, scale: np.ndarray,

@@ -16,6 +16,7 @@ compositions re-evaluated, so every reported number belongs to the reported frac
 from __future__ import annotations
 
 import time
+import weakref
 from typing import Any, Callable, Iterable, NamedTuple
 
 import jax
@@ -64,16 +65,27 @@ def top_k_mask(fractions: jax.Array, mask: jax.Array, slices: list[slice], k) ->
 ScoreFn = Callable[[Any, dict, jax.Array, jax.Array], jax.Array]
 
 
+#: compiled optimiser runs, per designer (dropped with it): jitted runs by (steps, lr,
+#: score_fn), compiled executables by their argument shapes
+_CACHES: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
+
+
+def _cache(d: Designer) -> dict:
+    """The compile cache of designer ``d``."""
+    return _CACHES.setdefault(d, {})
+
+
 def _optimiser(d: Designer, steps: int, lr: float, score_fn: ScoreFn | None = None):
-    """The multi-start run, jit-compiled (cached per steps/lr/score_fn on the Designer).
+    """The multi-start run, jit-compiled (cached per designer and steps/lr/score_fn).
 
     At the steps given by :data:`PRUNE` every start's support is pruned: ions under
     :data:`SNAP` and all but the ``cap`` largest of each site get -inf logits (exactly 0 from
     then on), so the returned compositions are optimised on the support they are reported
     with. ``cap`` is an argument (no recompilation per cap)."""
     key = (steps, lr, score_fn)
-    if key in d.opt_cache:
-        return d.opt_cache[key]
+    cache = _cache(d)
+    if key in cache:
+        return cache[key]
     slices = list(d.space.site_slices().values())
     sched = optax.cosine_decay_schedule(lr, max(steps, 1), alpha=0.02)
     opt = optax.adam(sched)
@@ -130,7 +142,7 @@ def _optimiser(d: Designer, steps: int, lr: float, score_fn: ScoreFn | None = No
         heads, recon = d.forward(prob["params"], f, codes)
         return f, heads, recon, losses
 
-    d.opt_cache[key] = optimise
+    cache[key] = optimise
     return optimise
 
 
@@ -212,9 +224,9 @@ def optimise(d: Designer, p: Problem, v: Variables, *, starts: int, steps: int, 
     shapes = ("compiled", steps, lr, starts, score_fn,
               tuple((np.shape(a), str(getattr(a, "dtype", type(a))))
                     for a in jax.tree.leaves(score_params)))
-    compiled = d.opt_cache.get(shapes)
+    compiled = _cache(d).get(shapes)
     if compiled is None:
-        compiled = d.opt_cache[shapes] = run.lower(*args).compile()
+        compiled = _cache(d)[shapes] = run.lower(*args).compile()
     t1 = time.perf_counter()
     fractions, heads, recon, losses = jax.block_until_ready(compiled(*args))
     t2 = time.perf_counter()

@@ -3,22 +3,20 @@
 Site fractions of the ions allowed (excluded ions exactly 0, a fixed site one-hot), every
 combination of the allowed device choices, and the cap on ions mixed per site, as
 :class:`Variables`. :meth:`.adaptor.Designer.variables` builds them by :func:`make_variables`,
-which reads only the designer's ``space`` and ``cats`` (so this module needs no adaptor).
+which reads only the forward function's ``space`` and ``cats`` (:mod:`.forward`).
 """
 
 from __future__ import annotations
 
 import itertools
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any, Iterable, Mapping
+from typing import Any, Iterable, Mapping
 
 import numpy as np
 
 from ..errors import did_you_mean
+from .forward import ChainForward
 from .objectives import DesignError
-
-if TYPE_CHECKING:
-    from .adaptor import Designer
 
 
 @dataclass
@@ -50,9 +48,9 @@ def _parse_fix(fix: Any) -> dict[str, str]:
     return out
 
 
-def make_variables(d: Designer, exclude: Iterable[str], fix: Any, cap: int | None
+def make_variables(d: ChainForward, exclude: Iterable[str], fix: Any, cap: int | None
                    ) -> Variables:
-    """The design variables of designer ``d`` under a request.
+    """The design variables of designer ``d`` (its ``space`` and ``cats``) under a request.
 
     Args: exclude: ions or device-choice labels never used ('Pb', or 'Pb,Sn'); fix: pure sites
     and fixed device choices ({'X': 'I'}, or ['X=I', 'HTL_stack_sequence=PTAA']); cap: at most
