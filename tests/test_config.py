@@ -97,6 +97,21 @@ def test_links_must_name_an_earlier_scale():
         parse_config({"scales": {"a": first, "b": second}})
 
 
+def test_a_chain_key_without_effect_is_refused():
+    """chain.feed_fold only chooses the feeding fold of feed = "fold"; set beside another feed
+    it would silently do nothing. Under matched folds it still picks the model that stands for
+    a scale in explanations, so it is accepted there."""
+    chain = {"split": "independent", "feed": "all_rows", "feed_fold": 2}
+    with pytest.raises(ConfigError) as err:
+        parse_config({"scales": {"s": tiny_scale()}, "chain": chain}, "my.toml")
+    assert str(err.value) == ('my.toml: chain.feed_fold = 2 has no effect with chain.feed = '
+                              '"all_rows" (it picks the feeding fold of feed = "fold"); remove it')
+    for ok in ({**chain, "feed_fold": 0}, {**chain, "feed": "fold"},
+               {"split": "matched", "feed_fold": 2}):
+        assert parse_config({"scales": {"s": tiny_scale()}, "chain": ok}).chain.feed_fold \
+            == ok["feed_fold"]
+
+
 def test_missing_file_and_bad_toml(tmp_path):
     with pytest.raises(ConfigError, match="config file not found"):
         load_config(tmp_path / "nope.toml")

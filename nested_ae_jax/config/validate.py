@@ -67,6 +67,10 @@ def validate(cfg: Config, src: str) -> None:
         raise ConfigError(f"{src}: chain.feed = {cfg.chain.feed} needs chain.split = "
                           "\"independent\" (with matched folds the upstream model of fold k "
                           "feeds fold k; an all-rows or fold-mean latent would leak)")
+    if cfg.chain.feed != "fold" and cfg.chain.feed_fold != 0:
+        raise ConfigError(f"{src}: chain.feed_fold = {cfg.chain.feed_fold} has no effect with "
+                          f"chain.feed = \"{cfg.chain.feed}\" (it picks the feeding fold of "
+                          "feed = \"fold\"); remove it")
     if cfg.chain.split == "matched":
         linked = [s for s in cfg.scales if s.upstream or any(
             s.name in x.upstream for x in cfg.scales)]
