@@ -52,6 +52,23 @@ def optimised_env() -> dict[str, str]:
 
 
 
+def run_examples_module():
+    """docs/run_examples.py (the docs' example checker) loaded as a module: its ``pages`` and
+    ``blocks`` are the one extraction of the pages' Python examples."""
+    import importlib.util
+    import sys
+
+    spec = importlib.util.spec_from_file_location("run_examples",
+                                                  REPO / "docs" / "run_examples.py")
+    mod = importlib.util.module_from_spec(spec)
+    sys.modules["run_examples"] = mod  # its dataclass looks its module up
+    try:
+        spec.loader.exec_module(mod)
+    finally:
+        del sys.modules["run_examples"]
+    return mod
+
+
 def central_differences(f, x, h: float = 1e-6):
     """d f / d x by central differences, one element of ``x`` at a time (x: a float64 numpy
     array; f: scalar function of an array of x's shape). Returns an array of x's shape."""

@@ -6,11 +6,11 @@ package's public names. Pure text and ast: no JAX, no mkdocs."""
 from __future__ import annotations
 
 import ast
-import importlib.util
 import re
-import sys
 import unicodedata
 from pathlib import Path
+
+from conftest import run_examples_module
 
 REPO = Path(__file__).resolve().parent.parent
 DOCS = REPO / "docs"
@@ -99,13 +99,7 @@ def test_api_reference_covers_the_public_names():
 
 
 def test_examples_checker_finds_the_blocks_and_their_skips():
-    spec = importlib.util.spec_from_file_location("run_examples", DOCS / "run_examples.py")
-    mod = importlib.util.module_from_spec(spec)
-    sys.modules["run_examples"] = mod  # its dataclass looks its module up
-    try:
-        spec.loader.exec_module(mod)
-    finally:
-        del sys.modules["run_examples"]
+    mod = run_examples_module()
     found = [b for page in mod.pages() for b in mod.blocks(page)]
     assert any(b.page.name == "run-directories.md" and b.skip is None for b in found)
     skipped = [b for b in found if b.skip is not None]
