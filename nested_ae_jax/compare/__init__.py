@@ -33,46 +33,15 @@ fold assignment of every split (``folds.csv``).
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Callable, Sequence
+from typing import Sequence
 
 import pandas as pd
 
 from ..config import Config, load_config
+from .comparison import (RECON_COLUMNS, SKLEARN_MODELS, TABLE_COLUMNS, Comparison,  # noqa: F401
+                         Progress, say)
 from .configs import DEFAULT_SPLITS, SPLITS
-
-SKLEARN_MODELS = ("random forest", "ridge", "mean")
-Progress = Callable[[str], None]
-TABLE_COLUMNS = ["target", "split", "model", "n", "mae", "rmse", "r2", "fold_mae_mean",
-                 "fold_mae_std", "n_folds", "seconds"]
-RECON_COLUMNS = ["data", "model", "seeds", "val_mae_mean", "val_mae_std", "train_mae_mean",
-                 "train_mae_std", "seconds"]
-
-
-@dataclass
-class Comparison:
-    """What :func:`compare` returns.
-
-    table: one row per (target, split, model) (supervised) or per model (reconstruction).
-    folds: {(split, scale): {model: (N,) validation fold of each row}}: the folds each model
-    was scored on (all equal within a key; checked). fits: {split: FitResult} of the chain.
-    kind: "supervised" or "reconstruction". notes: lines for the report (columns left out).
-    """
-
-    table: pd.DataFrame
-    folds: dict = field(default_factory=dict)
-    fits: dict = field(default_factory=dict)
-    kind: str = "supervised"
-    source: str = ""
-    notes: list = field(default_factory=list)
-
-
-
-
-def say(progress: Progress | None, line: str) -> None:
-    if progress:
-        progress(line)
 
 
 def is_supervised(cfg: Config) -> bool:

@@ -19,7 +19,7 @@ from ..runner import ChainPlan, plan_chain, scale_feeders, scale_folds
 from ..splits import Folds
 from ..trained import TrainedScale, feed_latents
 from ..training import hyperparameters
-from . import RECON_COLUMNS, Comparison, Progress, say
+from .comparison import RECON_COLUMNS, Comparison, Progress, say
 from .configs import single_autoencoder_config, with_epochs
 
 

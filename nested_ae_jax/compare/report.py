@@ -9,7 +9,7 @@ import pandas as pd
 
 from .. import io
 from ..errors import NestedAEError
-from . import Comparison
+from .comparison import Comparison
 
 
 def folds_table(result: Comparison) -> pd.DataFrame:

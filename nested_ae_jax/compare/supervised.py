@@ -12,7 +12,7 @@ from ..config import Config, HeadSpec, ScaleSpec
 from ..errors import NestedAEError
 from ..evaluation import pooled_outputs, regression_metrics
 from ..runner import ScaleResult, fit_config
-from . import SKLEARN_MODELS, TABLE_COLUMNS, Comparison, Progress, say
+from .comparison import SKLEARN_MODELS, TABLE_COLUMNS, Comparison, Progress, say
 from .configs import SPLITS, single_scale_config, split_config, with_epochs
 from .report import summary_markdown
 

@@ -12,7 +12,7 @@ from pathlib import Path
 
 from ..errors import NestedAEError
 from ..chain import TrainedChain, load
-from . import DEFAULT_BACKGROUND, DEFAULT_ROWS
+from .defaults import DEFAULT_BACKGROUND, DEFAULT_ROWS
 from .section import Progress
 from .sections import (section_activity, section_attributions, section_correlations,
                        section_maps, section_scan)
