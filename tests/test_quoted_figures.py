@@ -88,3 +88,11 @@ def test_update_prints_marked_figures_from_the_results_at_their_precision():
     new, changes = reproduce.update_text("P.md", text, figs)
     assert new == "MAE 0.171<!--fig:a.mae--> and 61,234<!--fig:a.n--> and 3.2<!--fig:a.q-->"
     assert changes == ["P.md:1: a.mae 0.165 -> 0.171", "P.md:1: a.n 60,588 -> 61,234"]
+
+
+def test_a_range_of_two_marked_figures_keeps_its_dash():
+    text = "between 7<!--fig:a.low-->-8<!--fig:a.high--> min, and -0.02<!--fig:a.neg--> eV"
+    assert [q.text for q in reproduce.quotes("P.md", text)] == ["7", "8", "-0.02"]
+    figs = {"a.low": entry(6.0), "a.high": entry(9.0), "a.neg": entry(-0.03)}
+    new, _ = reproduce.update_text("P.md", text, figs)
+    assert new == "between 6<!--fig:a.low-->-9<!--fig:a.high--> min, and -0.03<!--fig:a.neg--> eV"
