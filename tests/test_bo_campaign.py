@@ -65,12 +65,12 @@ def test_ensemble_and_the_other_objectives(planted):
     # minimising -y, or aiming at y's maximum as a target value, finds the same candidate;
     # a sharp surrogate finds it in the first round
     ens = campaign(bo.ensemble_method("ei"), -y, surrogate=(-y, np.full(P, 0.1)),
-                   objective=bo.Objective("min"))
+                   objective=bo.Objective(kind="min"))
     assert ens.found.all() and check_orders(ens, 3, Q) and (ens.rounds <= 1).all()
     target = campaign(bo.ensemble_method("ucb"), y, surrogate=(y, np.full(P, 0.1)),
                       objective=bo.parse_objective(f"target={y.max()}"))
     assert target.found.all() and (target.rounds <= 1).all()
-    assert np.array_equal(np.asarray(bo.utility(bo.Objective("target", 1.0), np.array([0.5, 2.0]))),
+    assert np.array_equal(np.asarray(bo.utility(bo.Objective(kind="target", value=1.0), np.array([0.5, 2.0]))),
                           [-0.5, -1.0])
 
 

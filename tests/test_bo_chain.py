@@ -111,8 +111,8 @@ def test_objective_parsing_and_pool(files):
     cfg = parse_config(chain_doc(files), str(files / "c.toml"))
     specs = {s.name: s for s in cfg.scales}
     t = bochain.parse_head_objective("target=1.5:down.z", specs)
-    assert t.objective == bo.Objective("target", 1.5) and (t.scale, t.column) == ("down", "z")
-    assert bochain.parse_head_objective("min:up.y1", specs).objective.sense == "min"
+    assert t.objective == bo.Objective("down.z", "target", 1.0, 1.5) and (t.scale, t.column) == ("down", "z")
+    assert bochain.parse_head_objective("min:up.y1", specs).objective.kind == "min"
     for bad in ("max:down.k", "max:side.z", "max:down.w", "best:down.z"):
         with pytest.raises(Exception, match="objective|use 'max'"):
             bochain.parse_head_objective(bad, specs)

@@ -38,14 +38,15 @@ from ..config import Config, ScaleSpec, override
 from ..data import Categories
 from ..errors import ConfigError, DataError, did_you_mean
 from ..nesting import chain_inputs, column_maps, row_columns, upstream_of
-from .campaign import Objective, merge_pool, parse_objective
+from ..objectives import Objective, as_objective
+from .campaign import merge_pool
 
 SPACES = ("latent", "raw", "ensemble")
 
 
 class HeadObjective(NamedTuple):
-    """What a campaign optimises: ``objective`` (sense, target value) of head ``head`` of
-    scale ``scale``, which predicts data column ``column``."""
+    """An :class:`~nested_ae_jax.objectives.Objective` resolved against a config: head
+    ``head`` of scale ``scale``, which predicts data column ``column``."""
 
     objective: Objective
     scale: str
@@ -57,22 +58,23 @@ class HeadObjective(NamedTuple):
         return f"{self.scale}.{self.head}"
 
     def describe(self) -> str:
-        o = self.objective
-        return {"max": f"max {self.name}", "min": f"min {self.name}"}.get(
-            o.sense, f"{self.name} closest to {o.target:g}")
+        return self.objective.describe()
 
 
-def parse_head_objective(text: str, specs: dict[str, ScaleSpec]) -> HeadObjective:
-    """'max:SCALE.HEAD', 'min:SCALE.HEAD' or 'target=VALUE:SCALE.HEAD' (a regression head with
-    one target column) -> HeadObjective."""
-    sense, sep, head = text.strip().rpartition(":")
-    if not sep:
-        sense, head = "max", text.strip()
-    objective = parse_objective(sense)
-    scale, dot, name = head.partition(".")
+def parse_head_objective(objective: str | Objective, specs: dict[str, ScaleSpec]
+                         ) -> HeadObjective:
+    """An objective in the shared language (``max:SCALE.HEAD``, ``min:SCALE.HEAD``,
+    ``target:SCALE.HEAD=VALUE``, the older ``target=VALUE:SCALE.HEAD``; or an
+    :class:`Objective`) on a regression head with one target column -> HeadObjective."""
+    o = as_objective(objective)
+    text = objective if isinstance(objective, str) else o.describe()
+    if o.weight != 1.0:
+        raise ConfigError(f"objective '{text}': a weight has no effect on a campaign or a "
+                          "suggestion (one head); leave it out")
+    scale, dot, name = o.head.partition(".")
     if not dot or scale not in specs:
         raise ConfigError(f"objective '{text}': expected max:SCALE.HEAD, min:SCALE.HEAD or "
-                          f"target=VALUE:SCALE.HEAD with a scale of the config "
+                          f"target:SCALE.HEAD=VALUE with a scale of the config "
                           f"({', '.join(specs)}){did_you_mean(scale, specs)}")
     heads = {h.name: h for h in specs[scale].heads if h.kind == "regression"}
     if name not in heads:
@@ -82,7 +84,7 @@ def parse_head_objective(text: str, specs: dict[str, ScaleSpec]) -> HeadObjectiv
     if len(heads[name].target) != 1:
         raise ConfigError(f"objective '{text}': head '{name}' predicts "
                           f"{len(heads[name].target)} columns; a campaign needs one")
-    return HeadObjective(objective, scale, name, heads[name].target[0])
+    return HeadObjective(o, scale, name, heads[name].target[0])
 
 
 def chain_scales(specs: dict[str, ScaleSpec], scale: str) -> list[str]:

@@ -1,5 +1,6 @@
 """What a simulated campaign optimises and how it picks: the ``Objective`` (max, min or a
-target value) with its utility, and the ``Method`` (GP, ensemble or random; acquisition; GP
+target value: :mod:`nested_ae_jax.objectives`, the language every command shares) with its
+utility, and the ``Method`` (GP, ensemble or random; acquisition; GP
 hyper-parameter fit schedule), checked before anything is compiled."""
 
 from __future__ import annotations
@@ -8,44 +9,13 @@ from collections.abc import Callable
 from typing import NamedTuple
 
 import jax
-import jax.numpy as jnp
 
 from ..errors import ConfigError
+from ..objectives import Objective, parse_objective, utility  # noqa: F401 (re-exported)
 from . import acquisition as acq
 from . import gp as gplib
 
 Array = jax.Array
-
-
-class Objective(NamedTuple):
-    """What "best" means: ``sense`` "max", "min" or "target" (closest to ``target``)."""
-
-    sense: str = "max"
-    target: float = 0.0
-
-
-def parse_objective(text: str) -> Objective:
-    """'max', 'min' or 'target=VALUE' -> Objective."""
-    text = text.strip()
-    if text in ("max", "min"):
-        return Objective(text)
-    if text.startswith("target="):
-        try:
-            return Objective("target", float(text.split("=", 1)[1]))
-        except ValueError:
-            pass
-    raise ConfigError(f"objective '{text}': use 'max', 'min' or 'target=VALUE'")
-
-
-def utility(objective: Objective, y: Array) -> Array:
-    """(P,) targets -> (P,) utility to maximise: y, -y, or -|y - target|."""
-    if objective.sense == "max":
-        return y
-    if objective.sense == "min":
-        return -y
-    if objective.sense == "target":
-        return -jnp.abs(y - objective.target)
-    raise ConfigError(f"objective sense '{objective.sense}': use 'max', 'min' or 'target'")
 
 
 def utility_normal(objective: Objective, mean: Array, std: Array) -> tuple[Array, Array]:

@@ -35,6 +35,7 @@ import pandas as pd
 
 from ..config import Config
 from ..errors import ConfigError
+from ..objectives import Objective
 from . import acquisition as acq
 from . import chain as bochain
 from .campaign import CampaignResult, gp_method, ensemble_method, random_method, run_campaign
@@ -146,7 +147,7 @@ def _context(target, pool, frame, names, features, feature_seconds, seconds, *, 
     }
 
 
-def simulate(cfg: Config, objective: str, *, trials: int = 200, init: int = 5, batch: int = 1,
+def simulate(cfg: Config, objective: str | Objective, *, trials: int = 200, init: int = 5, batch: int = 1,
              methods: str | Sequence[str] = METHODS, acquisition: str = "ei",
              epochs: int | None = None, seed: int = 0, data_root: str | None = None,
              out: str | Path | None = None, ensemble: EnsembleConfig = EnsembleConfig(),
@@ -155,7 +156,8 @@ def simulate(cfg: Config, objective: str, *, trials: int = 200, init: int = 5, b
              progress: Callable[[str], None] | None = None) -> Simulation:
     """Simulated campaigns of ``methods`` on the distinct candidates of a scale's data.
 
-    objective: 'max:SCALE.HEAD', 'min:SCALE.HEAD' or 'target=VALUE:SCALE.HEAD'. trials
+    objective: an :class:`~nested_ae_jax.objectives.Objective` or its text, e.g.
+    'max:SCALE.HEAD', 'min:SCALE.HEAD', 'target:SCALE.HEAD=VALUE'. trials
     campaigns per method, each from ``init`` random picks (seeded: the same for every method),
     ``batch`` picks per round, until the pool's best is revealed. acquisition: ei, ucb or ts
     for the GP methods (the ensemble uses ei or ucb; with ts, ucb). epochs: train the honest

@@ -41,6 +41,7 @@ import numpy as np
 import pandas as pd
 
 from ..errors import ConfigError, NestedAEError
+from ..objectives import Objective
 from . import acquisition as acq
 from . import chain as bochain
 from . import gp as gplib
@@ -79,14 +80,15 @@ def fit_gp(x: np.ndarray, y: np.ndarray, scaler: gplib.Standardizer, seed: int
     return _fit_gp(jnp.asarray(x), jnp.asarray(y, jnp.float32), scaler, jax.random.PRNGKey(seed))
 
 
-def suggest(run, objective: str, pool: pd.DataFrame | None = None, *, batch: int = 1,
+def suggest(run, objective: str | Objective, pool: pd.DataFrame | None = None, *, batch: int = 1,
             acquisition: str = "ei", space: str = "latent", beta: float = 2.0,
             seed: int = 0, starts: int = 256, steps: int = 200,
             exclude: Iterable[str] = (), fix: Any = None, constraints: Any = (),
             designer=None, source: str = "<pool>",
             progress: Callable[[str], None] | None = None) -> pd.DataFrame:
-    """The next ``batch`` candidates to measure for ``objective`` ('max:SCALE.HEAD',
-    'min:SCALE.HEAD', 'target=VALUE:SCALE.HEAD') of a trained ``run`` (a ``TrainedChain``).
+    """The next ``batch`` candidates to measure for ``objective`` (an
+    :class:`~nested_ae_jax.objectives.Objective` or its text: 'max:SCALE.HEAD',
+    'min:SCALE.HEAD', 'target:SCALE.HEAD=VALUE') of a trained ``run`` (a ``TrainedChain``).
 
     pool: candidate rows with the scale's raw columns; None: design variables, optimised by
     gradients (``starts`` x ``steps``; ``exclude``, ``fix``, ``constraints`` as for
@@ -197,12 +199,12 @@ def _suggest_pool(run, target, measured, y, pool, *, batch, acquisition, space, 
         params = fit_gp(x_meas, u, scaler, seed)
         xm, xp, uj = jnp.asarray(x_meas), jnp.asarray(x_pool), jnp.asarray(u, jnp.float32)
         mean_u, std_u = _gp_predict(params, xm, uj, xp, scaler)
-        if obj.sense == "target":  # the head itself, for the mean / std columns
+        if obj.kind == "target":  # the head itself, for the mean / std columns
             params_y = fit_gp(x_meas, y, scaler, seed)
             mean, std = (np.asarray(a) for a in _gp_predict(params_y, xm, jnp.asarray(y), xp,
                                                             scaler))
         else:
-            sign = 1.0 if obj.sense == "max" else -1.0
+            sign = 1.0 if obj.kind == "max" else -1.0
             mean, std = sign * np.asarray(mean_u), np.asarray(std_u)
         if acquisition == "ts":
             draws = jax.jit(lambda p, k: gplib.posterior_sample(
@@ -289,7 +291,7 @@ def _gp_score(run, d, target, measured, y, u, *, space, names, cats, score, seed
     through the chain's features of a design."""
     specs = run.config.specs
     obj = target.objective
-    sign = {"max": 1.0, "min": -1.0}.get(obj.sense, 0.0)
+    sign = {"max": 1.0, "min": -1.0}.get(obj.kind, 0.0)
     inputs = run.inputs(measured, scale=target.scale, source="measured rows")
     if space == "latent":
         x_meas = np.asarray(d.latents_of_inputs(d.params, inputs, names))
@@ -309,7 +311,7 @@ def _gp_score(run, d, target, measured, y, u, *, space, names, cats, score, seed
     factors_u = gplib.posterior_factors(params, jnp.asarray(x_meas),
                                         jnp.asarray(u, jnp.float32), ones, scaler)
     factors_y = factors_u
-    if obj.sense == "target":
+    if obj.kind == "target":
         params_y = fit_gp(x_meas, y, scaler, seed)
         factors_y = gplib.posterior_factors(params_y, jnp.asarray(x_meas),
                                             jnp.asarray(y), ones, scaler)
@@ -320,7 +322,7 @@ def _gp_score(run, d, target, measured, y, u, *, space, names, cats, score, seed
 
     def predict(sp, dp, f, codes):
         m, var = gplib.posterior_at(sp["y"], features(dp, f, codes))
-        if obj.sense != "target":
+        if obj.kind != "target":
             m = sign * m
         return m, jnp.sqrt(var)
 

@@ -1,7 +1,9 @@
-"""``nested-ae campaign CONFIG --objective max:SCALE.HEAD --out DIR``: simulated Bayesian
+"""``nested-ae campaign CONFIG --maximize SCALE.HEAD --out DIR``: simulated Bayesian
 optimisation campaigns on a data set whose targets are known (``bo.simulate``)."""
 
 from __future__ import annotations
+
+from .objective import add_objective_options, objectives_of
 
 
 def add_parser(sub):
@@ -15,8 +17,7 @@ def add_parser(sub):
         "round by round until the pool's best is found. Writes campaign.csv, summary.md, "
         "campaign_box.png and pool.csv.")
     p.add_argument("config", help="TOML config file")
-    p.add_argument("--objective", required=True, metavar="SENSE:SCALE.HEAD",
-                   help="max:SCALE.HEAD, min:SCALE.HEAD or target=VALUE:SCALE.HEAD")
+    add_objective_options(p, several=False)
     p.add_argument("--trials", type=int, default=200, help="campaigns per method (default 200)")
     p.add_argument("--init", type=int, default=5, help="random initial picks (default 5)")
     p.add_argument("--batch", type=int, default=1, metavar="Q",
@@ -55,7 +56,8 @@ def run(args) -> int:
 
     start = time.perf_counter()
     cfg = settings(load_config(args.config), args)
-    sim = simulate(cfg, args.objective, trials=args.trials, init=args.init, batch=args.batch,
+    [objective] = objectives_of(args)
+    sim = simulate(cfg, objective, trials=args.trials, init=args.init, batch=args.batch,
                    methods=args.methods, acquisition=args.acquisition, epochs=args.epochs,
                    seed=args.seed, relearn_every=args.relearn_every,
                    relearn_epochs=args.relearn_epochs, data_root=args.data_root, out=args.out,

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from .objective import add_objective_options, objectives_of
 from .progress import add_stage_option, load_chain, say_stage
 
 
@@ -14,12 +15,7 @@ def add_parser(sub):
         description="Optimise site fractions (and enumerate the device choices) through a "
         "trained chain; print and write a ranked candidate table.")
     p.add_argument("run_dir", help="run directory written by 'train'")
-    p.add_argument("--maximize", action="append", default=[], metavar="[W*]HEAD",
-                   help="head to maximise, SCALE.HEAD (repeatable: weighted sum)")
-    p.add_argument("--minimize", action="append", default=[], metavar="[W*]HEAD",
-                   help="head to minimise (repeatable)")
-    p.add_argument("--target", action="append", default=[], metavar="[W*]HEAD=VALUE",
-                   help="head to bring to VALUE (repeatable)")
+    add_objective_options(p, several=True)
     p.add_argument("--constraint", action="append", default=[], metavar="EXPR",
                    help="bound on a head: 'atomic.gap>=1.2', 'atomic.gap<=1.6', "
                    "'1.2<=atomic.gap<=1.6' (repeatable)")
@@ -45,11 +41,9 @@ def add_parser(sub):
 def run(args) -> int:
     from .. import io
     from ..design import (Designer, design, direction, format_table, parse_constraint,
-                          parse_objective, pareto_front, write_pareto)
+                          pareto_front, write_pareto)
 
-    objectives = [parse_objective(s, "max") for s in args.maximize] + \
-                 [parse_objective(s, "min") for s in args.minimize] + \
-                 [parse_objective(s, "target") for s in args.target]
+    objectives = objectives_of(args)
     constraints = [parse_constraint(s) for s in args.constraint]
     chain = load_chain(args)
     d = Designer(chain)

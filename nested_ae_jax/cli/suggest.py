@@ -3,6 +3,7 @@ next candidates to measure (``bo.suggest``)."""
 
 from __future__ import annotations
 
+from .objective import add_objective_options, objectives_of
 from .progress import add_stage_option
 
 
@@ -17,10 +18,7 @@ def add_parser(sub):
     p.add_argument("run_dir", help="run directory written by 'train'")
     p.add_argument("--pool", help="CSV of candidates with the scale's raw columns (as for "
                    "'predict'); without it, the design variables of 'design'")
-    goal = p.add_mutually_exclusive_group(required=True)
-    goal.add_argument("--maximize", metavar="SCALE.HEAD", help="head to maximise")
-    goal.add_argument("--minimize", metavar="SCALE.HEAD", help="head to minimise")
-    goal.add_argument("--target", metavar="SCALE.HEAD=VALUE", help="head to bring to VALUE")
+    add_objective_options(p, several=False)
     p.add_argument("--batch", type=int, default=1, metavar="Q",
                    help="candidates to choose (default 1)")
     p.add_argument("--acquisition", default="ei", choices=("ei", "ucb", "ts"),
@@ -45,21 +43,6 @@ def add_parser(sub):
     return p
 
 
-def objective_of(args) -> str:
-    """--maximize / --minimize / --target as a 'SENSE:SCALE.HEAD' objective."""
-    from ..errors import ConfigError
-
-    if args.maximize:
-        return f"max:{args.maximize}"
-    if args.minimize:
-        return f"min:{args.minimize}"
-    head, sep, value = args.target.partition("=")
-    if not sep:
-        raise ConfigError(f"--target {args.target}: expected SCALE.HEAD=VALUE, e.g. "
-                          "atomic.gap=1.34")
-    return f"target={value.strip()}:{head.strip()}"
-
-
 def run(args) -> int:
     from .. import io
     from ..bo.suggestions import suggest
@@ -68,7 +51,8 @@ def run(args) -> int:
 
     trained = load_chain(args)
     pool = read_table(args.pool) if args.pool else None
-    table = suggest(trained, objective_of(args), pool, batch=args.batch,
+    [objective] = objectives_of(args)
+    table = suggest(trained, objective, pool, batch=args.batch,
                     acquisition=args.acquisition, space=args.space, beta=args.beta,
                     seed=args.seed, starts=args.starts, steps=args.steps,
                     exclude=args.exclude, fix=args.fix or None, constraints=args.constraint,

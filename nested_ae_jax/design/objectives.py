@@ -1,7 +1,8 @@
 """The language of a design request: objective terms and bounds on heads.
 
 ``'device.pce'``, ``'2*device.pce'``, ``'min:atomic.gap'``, ``'target:atomic.gap=1.4'`` are
-objective terms (:class:`Objective`, summed into one score, higher is better);
+objective terms (:class:`~nested_ae_jax.objectives.Objective`, the language every command
+shares: :mod:`nested_ae_jax.objectives`; summed into one score, higher is better);
 ``'atomic.gap>=1.2'``, ``'1.2<=atomic.gap<=1.6'`` are bounds (:class:`Constraint`). Heads are
 named ``SCALE.HEAD`` as the :class:`~.adaptor.Designer` lists them; the names are checked there.
 """
@@ -13,23 +14,13 @@ from dataclasses import dataclass
 from typing import Any
 
 from ..errors import NestedAEError
+from ..objectives import HEAD, NUMBER, Objective, parse_objective  # noqa: F401 (re-export)
 
 KINDS = {"max": 0, "min": 1, "target": 2}
 
 
 class DesignError(NestedAEError):
     """A bad design request (unknown head or ion, contradictory constraints)."""
-
-
-@dataclass(frozen=True)
-class Objective:
-    """One term of the score (higher is better): max -> +w*h, min -> -w*h,
-    target -> -w*|h - value|. Weights are in the heads' own units."""
-
-    head: str
-    kind: str = "max"
-    weight: float = 1.0
-    value: float = 0.0
 
 
 @dataclass(frozen=True)
@@ -46,40 +37,13 @@ class Constraint:
         return f"{lo}{self.head}{hi}"
 
 
-_NUM = r"[-+]?(?:\d+\.?\d*|\.\d+)(?:[eE][-+]?\d+)?"
-_HEAD = r"[A-Za-z_][\w.\[\]-]*"
-
-
-def parse_objective(text: str, kind: str = "max") -> Objective:
-    """'device.pce', '2*device.pce', 'atomic.gap=1.4' (kind target), 'max:device.pce'."""
-    s = text.strip()
-    m = re.fullmatch(r"(max|min|target):(.*)", s)
-    if m:
-        kind, s = m.group(1), m.group(2).strip()
-    weight = 1.0
-    m = re.fullmatch(rf"({_NUM})\s*\*\s*(.*)", s)
-    if m:
-        weight, s = float(m.group(1)), m.group(2).strip()
-    value = 0.0
-    if kind == "target":
-        m = re.fullmatch(rf"({_HEAD})\s*=\s*({_NUM})", s)
-        if not m:
-            raise DesignError(f"--target '{text}': expected HEAD=VALUE, e.g. atomic.gap=1.4")
-        s, value = m.group(1), float(m.group(2))
-    if not re.fullmatch(_HEAD, s) or kind not in KINDS:
-        raise DesignError(f"objective '{text}': expected [WEIGHT*]SCALE.HEAD, e.g. device.pce")
-    if not weight > 0:
-        raise DesignError(f"objective '{text}': the weight must be > 0")
-    return Objective(s, kind, weight, value)
-
-
 def parse_constraint(text: str) -> Constraint:
     """'atomic.gap>=1.2', 'atomic.gap<=1.6', '1.2<=atomic.gap<=1.6' ('>' reads as '>=')."""
     s = text.replace(" ", "")
-    m = re.fullmatch(rf"({_NUM})<=?({_HEAD})<=?({_NUM})", s)
+    m = re.fullmatch(rf"({NUMBER})<=?({HEAD})<=?({NUMBER})", s)
     if m:
         return _checked(Constraint(m.group(2), float(m.group(1)), float(m.group(3))), text)
-    m = re.fullmatch(rf"({_HEAD})(>=|<=|>|<|=)({_NUM})", s)
+    m = re.fullmatch(rf"({HEAD})(>=|<=|>|<|=)({NUMBER})", s)
     if m:
         head, op, v = m.group(1), m.group(2), float(m.group(3))
         c = Constraint(head, lower=v if op in (">=", ">", "=") else None,

@@ -258,7 +258,7 @@ def design(run, objective: Any = None, constraints: Any = (), exclude: Iterable[
     t0 = time.perf_counter()
     table = candidate_table(d, p, v, res.fractions, res.codes, evaluated=res.evaluated)
     table.attrs["design"] = {
-        "objective": [o.__dict__ for o in p.objectives],
+        "objective": [o._asdict() for o in p.objectives],
         "constraints": [str(c) for c in p.constraints], "exclude": list(v.exclude),
         "fix": v.fixed_sites, "max_ions_per_site": v.cap, "starts": starts, "steps": steps,
         "seed": seed, "evaluations": res.evaluations, "compile_s": res.compile_s,
