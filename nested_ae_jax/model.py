@@ -81,18 +81,25 @@ class ScaleOutputs(NamedTuple):
     heads: dict[str, jax.Array]
 
 
+def group_features(kind: str, x, width: int, stats: dict | None = None, xp=jnp):
+    """The one featuriser of an input group (the model's encoder, ``compare``'s baselines and
+    ``bo``'s raw GP features all use it): categorical (N,) integer codes -> (N, width)
+    one-hot; numeric / latent (N, d) -> standardised with ``stats`` ({"mean", "scale"}), or
+    as they are without. ``xp``: jax.numpy (traceable) or numpy."""
+    if kind == "categorical":          # the default float (as jax.nn.one_hot)
+        codes = xp.asarray(x)
+        return (codes[:, None] == xp.arange(width)[None, :]).astype(xp.result_type(float))
+    x = xp.asarray(x)
+    return x if stats is None else (x - stats["mean"]) / stats["scale"]
+
+
 def standardise_inputs(spec: ScaleSpec, dims: ScaleDims, stats: Stats,
                        inputs: dict[str, jax.Array]) -> dict[str, jax.Array]:
-    """Raw inputs -> encoder features per group: numeric/latent (N, d) standardised with
-    ``stats``; categorical (N,) integer codes -> (N, n_classes) one-hot."""
-    feats = {}
-    for name, width in dims.inputs:
-        x = inputs[name]
-        if spec.group(name).kind == "categorical":
-            feats[name] = jax.nn.one_hot(x, width)
-        else:
-            feats[name] = (x - stats[name]["mean"]) / stats[name]["scale"]
-    return feats
+    """Raw inputs -> encoder features per group (:func:`group_features`): numeric/latent
+    (N, d) standardised with ``stats``; categorical (N,) integer codes -> (N, n_classes)
+    one-hot."""
+    return {name: group_features(spec.group(name).kind, inputs[name], width, stats.get(name))
+            for name, width in dims.inputs}
 
 
 class ScaleModel(NamedTuple):

@@ -37,6 +37,7 @@ import pandas as pd
 from ..config import Config, ScaleSpec, override
 from ..data import Categories
 from ..errors import ConfigError, DataError, did_you_mean
+from ..model import group_features
 from ..nesting import chain_inputs, column_maps, row_columns, upstream_of
 from ..objectives import Objective, as_objective
 from .campaign import merge_pool
@@ -137,18 +138,13 @@ def raw_features(inputs: dict, specs: dict[str, ScaleSpec], categories: dict[str
                  scale: str, xp=np):
     """Raw features (N, D) from raw chain inputs {SCALE: {GROUP: array}} (``chain_inputs``, or
     a Designer's): every numeric group of ``scale`` and its upstream scales, and every
-    categorical group one-hot, concatenated in scale and group order. ``xp``: numpy, or
-    jax.numpy for a traceable map."""
-    parts = []
-    for name in chain_scales(specs, scale):
-        for g in specs[name].inputs:
-            if g.kind == "numeric":
-                parts.append(xp.asarray(inputs[name][g.name], xp.float32))
-            elif g.kind == "categorical":
-                n = len(categories[name].groups[g.name])
-                codes = xp.asarray(inputs[name][g.name])
-                parts.append((codes[:, None] == xp.arange(n)[None, :]).astype(xp.float32))
-    return xp.concatenate(parts, axis=1)
+    categorical group one-hot (:func:`~nested_ae_jax.model.group_features`, unstandardised),
+    concatenated in scale and group order. ``xp``: numpy, or jax.numpy for a traceable map."""
+    parts = [group_features(g.kind, inputs[name][g.name],
+                            len(categories[name].groups.get(g.name, ())), xp=xp)
+             for name in chain_scales(specs, scale) for g in specs[name].inputs
+             if g.kind in ("numeric", "categorical")]
+    return xp.concatenate([xp.asarray(p, xp.float32) for p in parts], axis=1)
 
 
 def frame_raw_features(frame: pd.DataFrame, specs: dict[str, ScaleSpec],

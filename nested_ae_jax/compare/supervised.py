@@ -11,6 +11,7 @@ import pandas as pd
 from ..config import Config, HeadSpec, ScaleSpec
 from ..errors import NestedAEError
 from ..evaluation import pooled_outputs, regression_metrics
+from ..model import group_features
 from ..runner import ScaleResult, fit_config
 from .comparison import SKLEARN_MODELS, TABLE_COLUMNS, Comparison, Progress, say
 from .configs import SPLITS, single_scale_config, split_config, with_epochs
@@ -43,19 +44,16 @@ def ae_predictions(result: ScaleResult, head: str) -> np.ndarray:
 
 def design_matrices(result: ScaleResult) -> list[np.ndarray]:
     """Per CV fold, the (N, d) features the scale's fold model sees: numeric groups
-    standardised with that model's own statistics, categorical groups one-hot."""
+    standardised with that model's own statistics, categorical groups one-hot (the model's
+    own featuriser, :func:`~nested_ae_jax.model.group_features`)."""
     spec, data, stats = result.spec, result.data, result.batch.stats
     out = []
     for f in range(result.folds.n_cv):
-        blocks = []
-        for g in spec.inputs:
-            x = np.asarray(data.inputs[g.name])
-            if g.kind == "categorical":
-                blocks.append(np.eye(len(data.categories.groups[g.name]))[x])
-            else:
-                mean = np.asarray(stats[g.name]["mean"])[f]
-                scale = np.asarray(stats[g.name]["scale"])[f]
-                blocks.append((x - mean) / scale)
+        blocks = [group_features(g.kind, np.asarray(data.inputs[g.name]),
+                                 len(data.categories.groups.get(g.name, ())),
+                                 {k: np.asarray(v)[f] for k, v in stats[g.name].items()}
+                                 if g.name in stats else None, xp=np)
+                  for g in spec.inputs]
         out.append(np.concatenate(blocks, axis=1).astype(np.float64))
     return out
 

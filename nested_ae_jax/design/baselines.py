@@ -118,7 +118,7 @@ def latent_sampling(run, objective: Any = None, constraints: Any = (),
 
     def heads_of_latent(params, z, codes):
         rh = rmodel.decode(jax.tree.map(lambda a: a[0], params["chain"][root].params), z)
-        x = {g.name: z if g.kind == "latent" else codes[:, [c[1] for c in d.cats].index(g.name)]
+        x = {g.name: z if g.kind == "latent" else codes[:, [c.group for c in d.cats].index(g.name)]
              for g in d.tmodel.spec.inputs}
         tp = params["chain"][d.target]
         outs = jax.vmap(lambda pp, st: d.tmodel.apply(pp, st, x))(tp.params, tp.stats)
@@ -131,7 +131,7 @@ def latent_sampling(run, objective: Any = None, constraints: Any = (),
                 cols.append(rh[h][:, j])
         return jnp.stack(cols, -1), rh[rec_head.name]
 
-    if any(s != d.target for s, *_ in d.cats):
+    if any(c.scale != d.target for c in d.cats):
         raise DesignError("latent sampling: device choices must belong to the last scale")
     fn = jax.jit(heads_of_latent)
     rng = np.random.default_rng(seed)
@@ -236,7 +236,7 @@ def compare(run, objective: Any = None, constraints: Any = (),
                "best_formula": best["formula"] if best is not None else None,
                "top10_mean_score": float(feas["score"].head(10).mean()) if len(feas) else None}
         if best is not None:
-            for _, _, col, _ in d.cats:
+            for col in (c.column for c in d.cats):
                 row[col] = best[col]
             for h in d.heads:
                 row[h] = float(best[h])

@@ -134,10 +134,10 @@ class ChainForward:
 
     def _inputs(self, params: dict, fractions: jax.Array, codes: jax.Array) -> dict:
         inputs: dict[str, dict] = {s: {} for s in self.upto}
-        for s, g, _ in self.groups:
-            inputs[s][g] = fractions @ params["W"][f"{s}/{g}"]
-        for k, (s, g, _, _) in enumerate(self.cats):
-            inputs[s][g] = codes[:, k]
+        for c in self.groups:
+            inputs[c.scale][c.group] = fractions @ params["W"][f"{c.scale}/{c.group}"]
+        for k, c in enumerate(self.cats):
+            inputs[c.scale][c.group] = codes[:, k]
         return inputs
 
     def _forward_inputs(self, params: dict, inputs: dict) -> tuple[jax.Array, jax.Array]:
@@ -216,8 +216,8 @@ class ChainForward:
         """Mean and scale standardising the concatenated composition descriptors (the scalers
         of the models that read them)."""
         means, scales = [], []
-        for s, g, _ in self.groups:
-            st = self.params["chain"][s].stats[g]
+        for c in self.groups:
+            st = self.params["chain"][c.scale].stats[c.group]
             m, sc = np.asarray(st["mean"]), np.asarray(st["scale"])
             means.append(m.reshape(-1, m.shape[-1])[0])
             scales.append(sc.reshape(-1, sc.shape[-1])[0])
@@ -227,8 +227,9 @@ class ChainForward:
         """Standardised composition descriptors (N, D) of compositions (N, n_ions), D: every
         composition group's columns, concatenated."""
         mean, scale = self.descriptor_stats()
-        raw = np.concatenate([np.asarray(fractions) @ np.asarray(self.params["W"][f"{s}/{g}"])
-                              for s, g, _ in self.groups], axis=1)
+        raw = np.concatenate([np.asarray(fractions) @ np.asarray(self.params["W"][f"{c.scale}/"
+                                                                                 f"{c.group}"])
+                              for c in self.groups], axis=1)
         return (raw - mean) / scale
 
     def head_index(self, name: str) -> int:

@@ -139,7 +139,7 @@ def candidate_table(d: Designer, p: Problem, v: Variables, fractions: np.ndarray
     cols: dict[str, Any] = {"rank": 0, "formula": [space.formula(x) for x in f]}
     for j, ion in enumerate(space.ions):
         cols[ion] = f[:, j]
-    for k, (_, _, col, labels) in enumerate(d.cats):
+    for k, (col, labels) in enumerate((c.column, c.labels) for c in d.cats):
         cols[col] = np.array(labels, dtype=object)[codes[:, k]]
     for j, name in enumerate(d.heads):
         cols[name] = heads[:, j].astype(np.float64)
@@ -163,7 +163,7 @@ def candidate_table(d: Designer, p: Problem, v: Variables, fractions: np.ndarray
 def format_table(d: Designer, table: pd.DataFrame, top: int = 10) -> str:
     """The ``top`` rows of a candidate table as text: formula, device choices, heads, OOD
     score, feasibility."""
-    cols = ["rank", "formula", *[c[2] for c in d.cats], *d.heads, "score"]
+    cols = ["rank", "formula", *[c.column for c in d.cats], *d.heads, "score"]
     cols += [c for c in ("ood.score",) if c in table.columns] + ["feasible"]
     view = table[cols].head(top)
     return view.to_string(index=False, float_format=lambda v: f"{v:.3f}")

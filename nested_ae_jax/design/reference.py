@@ -48,9 +48,9 @@ def build_reference(fwd: ChainForward) -> Reference:
             print(f"design: no out-of-domain reference for scale '{s}': {err}",
                   file=sys.stderr)
             continue
-        raw = np.concatenate([np.asarray(inputs[gs][g]) for gs, g, _ in fwd.groups
-                              if gs in inputs and g in inputs[gs]], axis=1) \
-            if all(gs in inputs for gs, _, _ in fwd.groups) else None
+        raw = np.concatenate([np.asarray(inputs[c.scale][c.group]) for c in fwd.groups
+                              if c.scale in inputs and c.group in inputs[c.scale]], axis=1) \
+            if all(c.scale in inputs for c in fwd.groups) else None
         if raw is None:
             continue
         rows = np.unique(np.round((raw - mean) / scale, 6), axis=0)

@@ -61,13 +61,13 @@ def make_variables(d: ChainForward, exclude: Iterable[str], fix: Any, cap: int |
         exclude = [exclude]
     exclude = tuple(e.strip() for x in exclude for e in str(x).split(",") if e.strip())
     allowed = np.ones(len(space.ions), bool)
-    cat_allowed = [np.ones(len(labels), bool) for *_, labels in d.cats]
-    labels_all = [lab for *_, labels in d.cats for lab in labels]
+    cat_allowed = [np.ones(len(c.labels), bool) for c in d.cats]
+    labels_all = [lab for c in d.cats for lab in c.labels]
     for e in exclude:
         if e in space.ions:
             allowed[space.ions.index(e)] = False
             continue
-        hits = [(k, labels.index(e)) for k, (*_, labels) in enumerate(d.cats) if e in labels]
+        hits = [(k, c.labels.index(e)) for k, c in enumerate(d.cats) if e in c.labels]
         if not hits:
             raise DesignError(f"--exclude '{e}': not an ion ({', '.join(space.ions)}) nor a "
                               f"device choice{did_you_mean(e, [*space.ions, *labels_all])}")
@@ -87,11 +87,11 @@ def make_variables(d: ChainForward, exclude: Iterable[str], fix: Any, cap: int |
             allowed[space.ions.index(value)] = True
             fixed_sites[key] = value
             continue
-        k = next((i for i, (_, g, col, _) in enumerate(d.cats) if key in (g, col)), None)
+        k = next((i for i, c in enumerate(d.cats) if key in (c.group, c.column)), None)
         if k is None:
             raise DesignError(f"--fix '{key}': not a site ({', '.join(slices)}) nor a device "
-                              f"choice column{did_you_mean(key, [c[2] for c in d.cats])}")
-        labels = d.cats[k][3]
+                              f"choice column{did_you_mean(key, [c.column for c in d.cats])}")
+        labels = d.cats[k].labels
         if value not in labels:
             raise DesignError(f"--fix {key}={value}: choices are "
                               f"{', '.join(labels)}{did_you_mean(value, labels)}")
@@ -102,9 +102,9 @@ def make_variables(d: ChainForward, exclude: Iterable[str], fix: Any, cap: int |
     for site, sl in slices.items():
         if not allowed[sl].any():
             raise DesignError(f"every ion of site {site} is excluded")
-    for (_, g, col, _), ok in zip(d.cats, cat_allowed):
+    for c, ok in zip(d.cats, cat_allowed):
         if not ok.any():
-            raise DesignError(f"every choice of {col} is excluded")
+            raise DesignError(f"every choice of {c.column} is excluded")
     if cap is not None and cap < 1:
         raise DesignError("--max-ions-per-site must be >= 1")
     combos = np.array(list(itertools.product(*[np.flatnonzero(ok) for ok in cat_allowed])),
