@@ -273,3 +273,27 @@ def test_suggest_without_pool_designs_compositions(chain_run, space):  # noqa: F
     assert (table["acquisition"].diff().dropna() <= 1e-9).all()
     assert np.isfinite(table[["acquisition", "mean", "std"]].to_numpy()).all()
     assert {"formula", "layer", "device.eff", "feasible"} <= set(table.columns)
+
+
+def test_suggest_space_auto_takes_the_space_that_won_its_simulated_campaigns(trained_run, pool,
+                                                                           files, capsys):
+    """--space auto: simulated campaigns of the latent and the raw GP on the run's own data;
+    the lower mean share is the space used, and the evidence is printed and kept."""
+    import re
+
+    from nested_ae_jax.bo.suggestions import choose_space
+    from nested_ae_jax.cli import main
+
+    pool.to_csv(files / "candidates_auto.csv", index=False)
+    out = files / "next_auto.csv"
+    assert main(["suggest", str(trained_run.path), "--pool", str(files / "candidates_auto.csv"),
+                 "--maximize", "down.z", "--space", "auto", "--auto-trials", "4",
+                 "--auto-epochs", "5", "--out", str(out), "--quiet"]) == 0
+    printed = capsys.readouterr().out
+    shares = {m: float(v) for m, v in
+              re.findall(r"--space auto: (latent GP|raw GP): mean share ([\d.]+)", printed)}
+    assert set(shares) == {"latent GP", "raw GP"}
+    expected = "latent" if shares["latent GP"] < shares["raw GP"] else "raw"
+    assert f"({expected} space," in printed
+    space, evidence = choose_space(trained_run, "max:down.z", trials=4, epochs=5)
+    assert space == expected and list(evidence["trials"]) == [4, 4]

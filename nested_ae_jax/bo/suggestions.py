@@ -48,9 +48,14 @@ from . import gp as gplib
 from .campaign import utility, utility_normal
 
 
+#: the spaces ``--space auto`` chooses between: both GPs, whose suggest-time surrogate a
+#: simulated campaign reproduces (the run's own fold models, ``ensemble``, it cannot)
+AUTO_SPACES = ("latent", "raw")
+
+
 def _check(space: str, acquisition: str, pool: bool) -> None:
-    if space not in bochain.SPACES:
-        raise ConfigError(f"--space {space}: use one of {', '.join(bochain.SPACES)}")
+    if space not in (*bochain.SPACES, "auto"):
+        raise ConfigError(f"--space {space}: use one of {', '.join(bochain.SPACES)} or auto")
     if acquisition not in acq.ACQUISITIONS:
         raise ConfigError(f"--acquisition {acquisition}: use one of {', '.join(acq.ACQUISITIONS)}")
     if acquisition == "ts" and (space == "ensemble" or not pool):
@@ -73,6 +78,26 @@ def _fit_gp(x, y, scaler, key):
                                      x_scaler=scaler)
 
 
+def choose_space(run, objective: str | Objective, *, trials: int = 20,
+                 epochs: int | None = None, seed: int = 0,
+                 progress: Callable[[str], None] | None = None) -> tuple[str, pd.DataFrame]:
+    """``--space auto``: the GP space that found the best of the run's own data sooner in
+    ``trials`` simulated campaigns per space (:func:`~nested_ae_jax.bo.simulation.simulate`
+    on the run's config and data; the latent GP on an honest chain trained ``epochs`` with the
+    objective's heads blinded, as a real campaign's latents are). The lower mean share wins,
+    a tie goes to ``raw`` (nothing to train). Returns (space, the evidence:
+    ``bo.report.summary_table`` of the campaigns)."""
+    from .report import results_frame, summary_table
+    from .simulation import LABELS, simulate
+
+    sim = simulate(run.config, objective, trials=trials, methods=AUTO_SPACES, epochs=epochs,
+                   seed=seed, progress=progress)
+    table = summary_table(results_frame(sim.results))
+    mean = dict(zip(table["method"], table["mean %"]))
+    latent, raw = (mean[LABELS[s]] for s in AUTO_SPACES)
+    return ("latent" if latent < raw else "raw"), table
+
+
 def fit_gp(x: np.ndarray, y: np.ndarray, scaler: gplib.Standardizer, seed: int
            ) -> gplib.GPParams:
     """GP hyper-parameters for rows x (n, d), targets y (n,) (4 restarts, 200 Adam steps);
@@ -84,7 +109,8 @@ def suggest(run, objective: str | Objective, pool: pd.DataFrame | None = None, *
             acquisition: str = "ei", space: str = "latent", beta: float = 2.0,
             seed: int = 0, starts: int = 256, steps: int = 200,
             exclude: Iterable[str] = (), fix: Any = None, constraints: Any = (),
-            designer=None, source: str = "<pool>",
+            designer=None, source: str = "<pool>", auto_trials: int = 20,
+            auto_epochs: int | None = None,
             progress: Callable[[str], None] | None = None) -> pd.DataFrame:
     """The next ``batch`` candidates to measure for ``objective`` (an
     :class:`~nested_ae_jax.objectives.Objective` or its text: 'max:SCALE.HEAD',
@@ -92,8 +118,10 @@ def suggest(run, objective: str | Objective, pool: pd.DataFrame | None = None, *
 
     pool: candidate rows with the scale's raw columns; None: design variables, optimised by
     gradients (``starts`` x ``steps``; ``exclude``, ``fix``, ``constraints`` as for
-    ``design``; ``designer``: a built ``design.Designer`` of the run to reuse).
-    Returns the candidates with ``acquisition``, ``mean`` and ``std`` (the predicted
+    ``design``; ``designer``: a built ``design.Designer`` of the run to reuse). space:
+    latent, raw, ensemble, or auto (:func:`choose_space` with ``auto_trials`` campaigns per
+    GP space, the honest chain trained ``auto_epochs``, default the config's; its evidence in
+    ``attrs['suggest']['space_evidence']``). Returns the candidates with ``acquisition``, ``mean`` and ``std`` (the predicted
     SCALE.HEAD), ``rank`` (by acquisition), ``chosen`` (the batch) and ``pick`` (its order);
     chosen rows first. ``table.attrs['suggest']``: settings and timings.
     """
@@ -104,6 +132,14 @@ def suggest(run, objective: str | Objective, pool: pd.DataFrame | None = None, *
     target = bochain.parse_head_objective(objective, specs)
     say = progress or (lambda _: None)
     start = time.perf_counter()
+    evidence = None
+    if space == "auto":
+        space, evidence = choose_space(run, target.objective, trials=auto_trials,
+                                       epochs=auto_epochs, seed=seed, progress=progress)
+        say("--space auto: " + "; ".join(f"{r['method']} mean share {r['mean %']:.1f} %"
+                                         for r in evidence.to_dict("records"))
+            + f" -> {space}")
+        _check(space, acquisition, pool is not None)
     measured = measured_set(run, target)
     y = measured[target.column].to_numpy(np.float32)
     say(f"measured: {len(measured)} distinct candidates of scale '{target.scale}'; "
@@ -119,6 +155,7 @@ def suggest(run, objective: str | Objective, pool: pd.DataFrame | None = None, *
                                 designer=designer)
     table.attrs["suggest"] = {
         "objective": target.describe(), "space": space, "acquisition": acquisition,
+        **({"space_evidence": evidence.to_dict("records")} if evidence is not None else {}),
         "batch": batch, "measured": len(measured), "candidates": len(table),
         "seconds": time.perf_counter() - start, **table.attrs.get("suggest", {})}
     return table

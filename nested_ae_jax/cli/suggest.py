@@ -24,9 +24,15 @@ def add_parser(sub):
     p.add_argument("--acquisition", default="ei", choices=("ei", "ucb", "ts"),
                    help="ei (default), ucb, or ts (Thompson sampling; with --pool and a GP)")
     p.add_argument("--beta", type=float, default=2.0, help="UCB: mean + sqrt(beta) std")
-    p.add_argument("--space", default="latent", choices=("latent", "raw", "ensemble"),
+    p.add_argument("--space", default="latent", choices=("latent", "raw", "ensemble", "auto"),
                    help="GP on the chain's latents (default) or raw inputs, or the run's "
-                   "models' mean and spread")
+                   "models' mean and spread; auto: the GP space that did better in simulated "
+                   "campaigns on the run's own data (printed)")
+    p.add_argument("--auto-trials", type=int, default=20, metavar="N",
+                   help="--space auto: simulated campaigns per space (default 20)")
+    p.add_argument("--auto-epochs", type=int, metavar="N",
+                   help="--space auto: epochs of the honest chain of the latent GP's campaigns "
+                   "(default: the config's)")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--starts", type=int, default=256, help="without --pool: parallel starts")
     p.add_argument("--steps", type=int, default=200, help="without --pool: Adam steps")
@@ -56,8 +62,12 @@ def run(args) -> int:
                     acquisition=args.acquisition, space=args.space, beta=args.beta,
                     seed=args.seed, starts=args.starts, steps=args.steps,
                     exclude=args.exclude, fix=args.fix or None, constraints=args.constraint,
-                    source=str(args.pool), progress=printer(args.quiet))
+                    source=str(args.pool), auto_trials=args.auto_trials,
+                    auto_epochs=args.auto_epochs, progress=printer(args.quiet))
     info = table.attrs["suggest"]
+    for row in info.get("space_evidence", []):      # --space auto: the evidence, on stdout
+        print(f"--space auto: {row['method']}: mean share {row['mean %']:.1f} %, median "
+              f"{row['median %']:.1f} % over {row['trials']} simulated campaigns")
     shown = [c for c in table.columns if c in ("rank", "pick", "formula", "pool_row")]
     shown += [c for c in ("acquisition", "mean", "std", "measured", "feasible", "chosen")
               if c in table.columns]
