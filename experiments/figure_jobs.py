@@ -203,7 +203,7 @@ def read_jsonl(path: Callable[[Path], Path], picks: dict[str, tuple[dict, str, s
         def pick(match: dict, field: str):
             hits = [d for d in lines if all(d.get(k) == v for k, v in match.items())]
             if not hits:
-                raise ReproduceError(f"{path}: no line with {match}")
+                raise ReproduceError(f"{path(out)}: no line with {match}")
             return hits[0][field]
         return [Value(k, pick(m, f), u, ACCURACY if u == "eV" else noise)
                 for k, (m, f, u) in picks.items()]
@@ -416,11 +416,11 @@ JOBS: dict[str, Job] = {j.name: j for j in [
     Job("ae1_l1_0001_seeds", sweep_seeds(PAPER_AE1, 10, ("atomic",), L1_0001),
         read_seeds("gap.mae", "eV")),
     Job("per_site_l1_001", train(PER_SITE, ("atomic",), L1_001), read_ae1),
-    Job("campaign_gap_target", campaign(PAPER_AE1, "target=1.34:atomic.gap"), read_campaign),
+    Job("campaign_gap_target", campaign(PAPER_AE1, "target:atomic.gap=1.34"), read_campaign),
     Job("campaign_pce_max", campaign(PAPER_CHAIN, "max:device.pce"), read_campaign),
     Job("campaign200_pce_max", campaign(PAPER_CHAIN, "max:device.pce", 200, WITHOUT_RETRAINED),
         read_campaign),
-    Job("campaign200_gap_target", campaign(PAPER_AE1, "target=1.34:atomic.gap", 200,
+    Job("campaign200_gap_target", campaign(PAPER_AE1, "target:atomic.gap=1.34", 200,
                                            WITHOUT_RETRAINED), read_campaign),
     Job("campaign200_gap_max", campaign(PAPER_AE1, "max:atomic.gap", 200, WITHOUT_RETRAINED),
         read_campaign),

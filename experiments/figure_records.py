@@ -30,6 +30,7 @@ class Figure(NamedTuple):
     versions: dict
     machine: dict
     source: str           # "measured" or the stored output file it was read from
+    commit: str = ""      # the checkout that measured it (git HEAD, "+dirty" with changes)
 
 
 class Value(NamedTuple):

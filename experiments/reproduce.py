@@ -70,8 +70,19 @@ def run_job(job: Job, quick: bool, work: Path, env_versions: dict, env_machine: 
     command = shown(steps_shown(job, quick)) or f"stored output {job.source}"
     date = today() if job.source == "measured" else stored_date(job.source)
     return [Figure(f"{job.name}.{v.key}", float(v.value), abs(float(v.value)) * v.rel_noise,
-                   v.unit, command, quick, date, env_versions, env_machine, job.source)
+                   v.unit, command, quick, date, env_versions, env_machine, job.source,
+                   checkout())
             for v in job.read(out)]
+
+
+def checkout() -> str:
+    """The code that measures: git HEAD, with "+dirty" when the tracked files differ from it
+    (the package is installed editable from this tree)."""
+    def git(*args: str) -> str:
+        return subprocess.run(["git", *args], cwd=ROOT, capture_output=True,
+                              text=True).stdout.strip()
+    head = git("rev-parse", "--short=12", "HEAD") or "unknown"
+    return head + ("+dirty" if git("status", "--porcelain", "--untracked-files=no") else "")
 
 
 def steps_shown(job: Job, quick: bool) -> list[list[str]]:

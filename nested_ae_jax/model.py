@@ -98,7 +98,9 @@ def standardise_inputs(spec: ScaleSpec, dims: ScaleDims, stats: Stats,
     """Raw inputs -> encoder features per group (:func:`group_features`): numeric/latent
     (N, d) standardised with ``stats``; categorical (N,) integer codes -> (N, n_classes)
     one-hot."""
-    return {name: group_features(spec.group(name).kind, inputs[name], width, stats.get(name))
+    kinds = {name: spec.group(name).kind for name, _ in dims.inputs}
+    return {name: group_features(kinds[name], inputs[name], width,
+                                 None if kinds[name] == "categorical" else stats[name])
             for name, width in dims.inputs}
 
 

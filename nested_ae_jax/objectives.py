@@ -39,23 +39,26 @@ class Objective(NamedTuple):
     value: float = 0.0
 
     def describe(self) -> str:
-        w = "" if self.weight == 1.0 else f"{self.weight:g}*"
-        return {"max": f"max {w}{self.head}", "min": f"min {w}{self.head}"}.get(
-            self.kind, f"{w}{self.head} closest to {self.value:g}")
+        term = ("" if self.weight == 1.0 else f"{self.weight:g}*") + (self.head or "the target")
+        return {"max": f"max {term}", "min": f"min {term}"}.get(
+            self.kind, f"{term} closest to {self.value:g}")
 
 
-def parse_objective(text: str, kind: str = "max") -> Objective:
-    """Text in the module's language -> :class:`Objective`; ``kind`` is the flag's (the
-    text's own ``KIND:`` prefix wins). A head may be absent ('max', 'target=1.4')."""
+def parse_objective(text: str, kind: str | None = None) -> Objective:
+    """Text in the module's language -> :class:`Objective`. ``kind``: the flag's
+    (``--maximize`` -> "max", ...); a ``KIND:`` prefix of the text that disagrees with it is
+    an error. Without either, max. A head may be absent ('max', 'target=1.4')."""
     s = text.strip()
     m = re.fullmatch(rf"target\s*=\s*({NUMBER})\s*(?::\s*(.*))?", s)
     if m:                                      # target=VALUE[:SCALE.HEAD]
+        _same_kind(text, kind, "target")
         return _checked(text, (m.group(2) or "").strip(), "target", 1.0, float(m.group(1)))
     m = re.fullmatch(r"(\w+)\s*:(.*)", s)
-    if m:
-        kind, s = m.group(1), m.group(2).strip()
-    elif s in KINDS:
-        kind, s = s, ""
+    if m or s in KINDS:
+        written, s = (m.group(1), m.group(2).strip()) if m else (s, "")
+        _same_kind(text, kind, written)
+        kind = written
+    kind = kind or "max"
     if kind not in KINDS:
         raise ConfigError(f"objective '{text}': the kind must be max, min or target, e.g. "
                           "max:device.pce or target:atomic.gap=1.34")
@@ -73,6 +76,12 @@ def parse_objective(text: str, kind: str = "max") -> Objective:
     return _checked(text, s, kind, weight, value)
 
 
+def _same_kind(text: str, flag: str | None, written: str) -> None:
+    if flag is not None and written in KINDS and written != flag:
+        raise ConfigError(f"objective '{text}' says {written} but was given to the {flag} flag; "
+                          f"write it without the '{written}:' prefix, or use --objective")
+
+
 def _checked(text: str, head: str, kind: str, weight: float, value: float) -> Objective:
     if head and not re.fullmatch(HEAD, head):
         raise ConfigError(f"objective '{text}': expected [WEIGHT*]SCALE.HEAD, e.g. device.pce")
@@ -81,7 +90,7 @@ def _checked(text: str, head: str, kind: str, weight: float, value: float) -> Ob
     return Objective(head, kind, weight, value)
 
 
-def as_objective(objective: str | Objective, kind: str = "max") -> Objective:
+def as_objective(objective: str | Objective, kind: str | None = None) -> Objective:
     return objective if isinstance(objective, Objective) else parse_objective(objective, kind)
 
 

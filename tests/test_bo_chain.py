@@ -110,8 +110,11 @@ def test_posterior_factors_equal_the_posterior():
 def test_objective_parsing_and_pool(files):
     cfg = parse_config(chain_doc(files), str(files / "c.toml"))
     specs = {s.name: s for s in cfg.scales}
+    with pytest.raises(Exception, match="weight has no effect"):
+        bochain.parse_head_objective("max:2*down.z", specs)
     t = bochain.parse_head_objective("target=1.5:down.z", specs)
-    assert t.objective == bo.Objective("down.z", "target", 1.0, 1.5) and (t.scale, t.column) == ("down", "z")
+    assert t.objective == bo.Objective("down.z", "target", 1.0, 1.5)
+    assert (t.scale, t.column) == ("down", "z")
     assert bochain.parse_head_objective("min:up.y1", specs).objective.kind == "min"
     for bad in ("max:down.k", "max:side.z", "max:down.w", "best:down.z"):
         with pytest.raises(Exception, match="objective|use 'max'"):
@@ -277,8 +280,9 @@ def test_suggest_without_pool_designs_compositions(chain_run, space):  # noqa: F
 
 def test_suggest_space_auto_takes_the_space_that_won_its_simulated_campaigns(trained_run, pool,
                                                                            files, capsys):
-    """--space auto: simulated campaigns of the latent and the raw GP on the run's own data;
-    the lower mean share is the space used, and the evidence is printed and kept."""
+    """--space auto: simulated campaigns of the latent GP (the retrained method) and the raw
+    GP on the run's own data; the lower mean share is the space used, and the evidence is
+    printed and kept."""
     import re
 
     from nested_ae_jax.bo.suggestions import choose_space
@@ -291,9 +295,10 @@ def test_suggest_space_auto_takes_the_space_that_won_its_simulated_campaigns(tra
                  "--auto-epochs", "5", "--out", str(out), "--quiet"]) == 0
     printed = capsys.readouterr().out
     shares = {m: float(v) for m, v in
-              re.findall(r"--space auto: (latent GP|raw GP): mean share ([\d.]+)", printed)}
-    assert set(shares) == {"latent GP", "raw GP"}
-    expected = "latent" if shares["latent GP"] < shares["raw GP"] else "raw"
+              re.findall(r"--space auto: (latent GP \(retrained\)|raw GP): mean share ([\d.]+)",
+                         printed)}
+    assert set(shares) == {"latent GP (retrained)", "raw GP"}
+    expected = "latent" if shares["latent GP (retrained)"] < shares["raw GP"] else "raw"
     assert f"({expected} space," in printed
     space, evidence = choose_space(trained_run, "max:down.z", trials=4, epochs=5)
     assert space == expected and list(evidence["trials"]) == [4, 4]

@@ -189,3 +189,24 @@ def test_hash_noise_is_uniform_and_streams_are_independent():
     batched = np.asarray(jax.vmap(lambda k: hash_uniform(k, (100,)))(keys))
     np.testing.assert_array_equal(batched[1], np.asarray(hash_uniform(keys[1], (100,))))
     assert not np.allclose(batched[0], batched[1])
+
+
+def test_group_features_is_the_one_hot_or_standardisation_every_caller_had():
+    """model.group_features replaced three featurisers (the encoder's jax.nn.one_hot and
+    standardisation, compare's numpy np.eye / standardisation, bo's raw one-hot): the same
+    values and dtypes, in jax (also under jit) and in numpy."""
+    from nested_ae_jax.model import group_features
+
+    codes = np.array([0, 2, 1, 2])
+    one_hot = group_features("categorical", jnp.asarray(codes), 3)
+    assert one_hot.dtype == jax.nn.one_hot(codes, 3).dtype
+    np.testing.assert_array_equal(one_hot, jax.nn.one_hot(codes, 3))
+    np.testing.assert_array_equal(group_features("categorical", codes, 3, xp=np), np.eye(3)[codes])
+    x = np.random.default_rng(0).normal(size=(20, 4)).astype(np.float32)
+    stats = {"mean": x.mean(0), "scale": x.std(0)}
+    expected = (x - stats["mean"]) / stats["scale"]
+    np.testing.assert_array_equal(group_features("numeric", x, 4, stats, xp=np), expected)
+    traced = jax.jit(lambda a: group_features("numeric", a, 4, stats))(x)
+    np.testing.assert_array_equal(traced,
+                                  jax.jit(lambda a: (a - stats["mean"]) / stats["scale"])(x))
+    np.testing.assert_array_equal(group_features("numeric", x, 4, xp=np), x)  # raw: as it is

@@ -13,9 +13,9 @@ GAP = Objective("atomic.gap", "target", 1.0, 1.34)
 
 
 @pytest.mark.parametrize("text, kind", [("atomic.gap=1.34", "target"),
-                                        ("target:atomic.gap=1.34", "max"),
-                                        ("target = 1.34 : atomic.gap", "max"),
-                                        ("target:atomic.gap = 1.34", "min")])
+                                        ("target:atomic.gap=1.34", None),
+                                        ("target = 1.34 : atomic.gap", None),
+                                        ("target:atomic.gap = 1.34", "target")])
 def test_every_form_of_a_target_is_the_same_objective(text, kind):
     assert parse_objective(text, kind) == GAP
 
@@ -66,3 +66,12 @@ def test_design_sums_several_terms_and_the_others_take_one():
     for cmd in (["suggest", "RUN", "--out", "x.csv"], ["campaign", "c.toml", "--out", "d"]):
         with pytest.raises(SystemExit):
             parser.parse_args(cmd + ["--maximize", "device.pce", "--minimize", "atomic.gap"])
+
+
+def test_a_prefix_that_contradicts_its_flag_is_refused():
+    parser = build_parser()
+    for flags in (["--minimize", "max:atomic.gap"], ["--maximize", "target=1.3:atomic.gap"]):
+        with pytest.raises(ConfigError, match="was given to the"):
+            objectives_of(parser.parse_args(["design", "RUN", *flags]))
+    agreeing = parser.parse_args(["design", "RUN", "--minimize", "min:atomic.gap"])
+    assert objectives_of(agreeing) == [Objective("atomic.gap", "min")]

@@ -140,8 +140,8 @@ def raw_features(inputs: dict, specs: dict[str, ScaleSpec], categories: dict[str
     a Designer's): every numeric group of ``scale`` and its upstream scales, and every
     categorical group one-hot (:func:`~nested_ae_jax.model.group_features`, unstandardised),
     concatenated in scale and group order. ``xp``: numpy, or jax.numpy for a traceable map."""
-    parts = [group_features(g.kind, inputs[name][g.name],
-                            len(categories[name].groups.get(g.name, ())), xp=xp)
+    parts = [group_features(g.kind, inputs[name][g.name], len(categories[name].groups[g.name])
+                            if g.kind == "categorical" else 0, xp=xp)
              for name in chain_scales(specs, scale) for g in specs[name].inputs
              if g.kind in ("numeric", "categorical")]
     return xp.concatenate([xp.asarray(p, xp.float32) for p in parts], axis=1)

@@ -147,7 +147,8 @@ def _context(target, pool, frame, names, features, feature_seconds, seconds, *, 
     }
 
 
-def simulate(cfg: Config, objective: str | Objective, *, trials: int = 200, init: int = 5, batch: int = 1,
+def simulate(cfg: Config, objective: str | Objective, *, trials: int = 200, init: int = 5,
+             batch: int = 1,
              methods: str | Sequence[str] = METHODS, acquisition: str = "ei",
              epochs: int | None = None, seed: int = 0, data_root: str | None = None,
              out: str | Path | None = None, ensemble: EnsembleConfig = EnsembleConfig(),

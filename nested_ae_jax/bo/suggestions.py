@@ -48,9 +48,11 @@ from . import gp as gplib
 from .campaign import utility, utility_normal
 
 
-#: the spaces ``--space auto`` chooses between: both GPs, whose suggest-time surrogate a
-#: simulated campaign reproduces (the run's own fold models, ``ensemble``, it cannot)
-AUTO_SPACES = ("latent", "raw")
+#: ``--space auto``: space -> the simulated method that stands for it. The latent space of a
+#: run is its chain trained with the target on the measured rows, which the ``retrained``
+#: method mimics (the objective scale refitted on the revealed rows); the run's own fold
+#: models (``ensemble``) have no simulated counterpart, so that space is not a choice.
+AUTO_SPACES = {"latent": "retrained", "raw": "raw"}
 
 
 def _check(space: str, acquisition: str, pool: bool) -> None:
@@ -83,18 +85,19 @@ def choose_space(run, objective: str | Objective, *, trials: int = 20,
                  progress: Callable[[str], None] | None = None) -> tuple[str, pd.DataFrame]:
     """``--space auto``: the GP space that found the best of the run's own data sooner in
     ``trials`` simulated campaigns per space (:func:`~nested_ae_jax.bo.simulation.simulate`
-    on the run's config and data; the latent GP on an honest chain trained ``epochs`` with the
-    objective's heads blinded, as a real campaign's latents are). The lower mean share wins,
-    a tie goes to ``raw`` (nothing to train). Returns (space, the evidence:
+    on the run's config and data, :data:`AUTO_SPACES`: the latent space by the ``retrained``
+    method, whose chain is trained ``epochs`` with the objective blinded and then refitted on
+    each trial's revealed rows). The lower mean share wins, a tie goes to ``raw`` (nothing to
+    train); 20 trials tell only clear differences apart. Returns (space, the evidence:
     ``bo.report.summary_table`` of the campaigns)."""
     from .report import results_frame, summary_table
     from .simulation import LABELS, simulate
 
-    sim = simulate(run.config, objective, trials=trials, methods=AUTO_SPACES, epochs=epochs,
-                   seed=seed, progress=progress)
+    sim = simulate(run.config, objective, trials=trials, methods=list(AUTO_SPACES.values()),
+                   epochs=epochs, seed=seed, progress=progress)
     table = summary_table(results_frame(sim.results))
     mean = dict(zip(table["method"], table["mean %"]))
-    latent, raw = (mean[LABELS[s]] for s in AUTO_SPACES)
+    latent, raw = (mean[LABELS[m]] for m in AUTO_SPACES.values())
     return ("latent" if latent < raw else "raw"), table
 
 
@@ -117,13 +120,14 @@ def suggest(run, objective: str | Objective, pool: pd.DataFrame | None = None, *
     'min:SCALE.HEAD', 'target:SCALE.HEAD=VALUE') of a trained ``run`` (a ``TrainedChain``).
 
     pool: candidate rows with the scale's raw columns; None: design variables, optimised by
-    gradients (``starts`` x ``steps``; ``exclude``, ``fix``, ``constraints`` as for
-    ``design``; ``designer``: a built ``design.Designer`` of the run to reuse). space:
-    latent, raw, ensemble, or auto (:func:`choose_space` with ``auto_trials`` campaigns per
-    GP space, the honest chain trained ``auto_epochs``, default the config's; its evidence in
-    ``attrs['suggest']['space_evidence']``). Returns the candidates with ``acquisition``, ``mean`` and ``std`` (the predicted
-    SCALE.HEAD), ``rank`` (by acquisition), ``chosen`` (the batch) and ``pick`` (its order);
-    chosen rows first. ``table.attrs['suggest']``: settings and timings.
+    gradients (``starts`` x ``steps``; ``exclude``, ``fix``, ``constraints`` as for ``design``;
+    ``designer``: a built ``design.Designer`` of the run to reuse). space: latent, raw,
+    ensemble, or auto (:func:`choose_space` with ``auto_trials`` campaigns per GP space, the
+    honest chain trained ``auto_epochs``, default the config's; its evidence in
+    ``attrs['suggest']['space_evidence']``). Returns the candidates with ``acquisition``,
+    ``mean`` and ``std`` (the predicted SCALE.HEAD), ``rank`` (by acquisition), ``chosen`` (the
+    batch) and ``pick`` (its order); chosen rows first. ``table.attrs['suggest']``: settings
+    and timings.
     """
     _check(space, acquisition, pool is not None)
     if batch < 1:
@@ -136,9 +140,7 @@ def suggest(run, objective: str | Objective, pool: pd.DataFrame | None = None, *
     if space == "auto":
         space, evidence = choose_space(run, target.objective, trials=auto_trials,
                                        epochs=auto_epochs, seed=seed, progress=progress)
-        say("--space auto: " + "; ".join(f"{r['method']} mean share {r['mean %']:.1f} %"
-                                         for r in evidence.to_dict("records"))
-            + f" -> {space}")
+        say(f"--space auto: {space}")
         _check(space, acquisition, pool is not None)
     measured = measured_set(run, target)
     y = measured[target.column].to_numpy(np.float32)

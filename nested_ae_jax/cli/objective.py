@@ -5,7 +5,7 @@ SCALE.HEAD=VALUE`` and ``--objective KIND:SCALE.HEAD[=VALUE]``, in the language 
 
 from __future__ import annotations
 
-FLAGS = {"maximize": "max", "minimize": "min", "target": "target", "objective": "max"}
+FLAGS = {"maximize": "max", "minimize": "min", "target": "target", "objective": None}
 
 
 def add_objective_options(p, *, several: bool) -> None:

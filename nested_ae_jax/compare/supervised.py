@@ -50,9 +50,10 @@ def design_matrices(result: ScaleResult) -> list[np.ndarray]:
     out = []
     for f in range(result.folds.n_cv):
         blocks = [group_features(g.kind, np.asarray(data.inputs[g.name]),
-                                 len(data.categories.groups.get(g.name, ())),
-                                 {k: np.asarray(v)[f] for k, v in stats[g.name].items()}
-                                 if g.name in stats else None, xp=np)
+                                 len(data.categories.groups[g.name]), xp=np)
+                  if g.kind == "categorical" else
+                  group_features(g.kind, np.asarray(data.inputs[g.name]), 0,
+                                 {k: np.asarray(v)[f] for k, v in stats[g.name].items()}, xp=np)
                   for g in spec.inputs]
         out.append(np.concatenate(blocks, axis=1).astype(np.float64))
     return out

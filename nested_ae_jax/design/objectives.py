@@ -14,9 +14,10 @@ from dataclasses import dataclass
 from typing import Any
 
 from ..errors import NestedAEError
+from ..objectives import KINDS as OBJECTIVE_KINDS
 from ..objectives import HEAD, NUMBER, Objective, parse_objective  # noqa: F401 (re-export)
 
-KINDS = {"max": 0, "min": 1, "target": 2}
+KINDS = {k: i for i, k in enumerate(OBJECTIVE_KINDS)}  # kind -> code of the compiled score
 
 
 class DesignError(NestedAEError):

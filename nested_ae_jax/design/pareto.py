@@ -4,7 +4,6 @@
 from __future__ import annotations
 
 import math
-import re
 from pathlib import Path
 from typing import Any, Iterable
 
@@ -13,14 +12,17 @@ import pandas as pd
 
 from ..composition import CompositionSpace
 from .adaptor import as_designer
-from .objectives import Objective
+from .objectives import DesignError, Objective, parse_objective
 from .optimiser import optimise, random_starts, softmax_np
 from .problem import candidate_table, make_problem
 
 def direction(text: str) -> tuple[str, str]:
-    """'min:atomic.gap' -> ('min', 'atomic.gap'); no prefix: 'max'."""
-    m = re.fullmatch(r"(max|min):(.*)", text.strip())
-    return (m.group(1), m.group(2).strip()) if m else ("max", text.strip())
+    """'min:atomic.gap' -> ('min', 'atomic.gap'); no prefix: 'max' (the objective language,
+    :func:`~nested_ae_jax.objectives.parse_objective`; a Pareto axis has no target)."""
+    o = parse_objective(text)
+    if o.kind == "target" or o.weight != 1.0 or not o.head:
+        raise DesignError(f"--pareto {text}: expected max:SCALE.HEAD or min:SCALE.HEAD")
+    return o.kind, o.head
 
 
 def pareto_front(run, x: str, y: str, constraints: Any = (), exclude: Iterable[str] = (), *,

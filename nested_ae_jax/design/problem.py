@@ -139,8 +139,8 @@ def candidate_table(d: Designer, p: Problem, v: Variables, fractions: np.ndarray
     cols: dict[str, Any] = {"rank": 0, "formula": [space.formula(x) for x in f]}
     for j, ion in enumerate(space.ions):
         cols[ion] = f[:, j]
-    for k, (col, labels) in enumerate((c.column, c.labels) for c in d.cats):
-        cols[col] = np.array(labels, dtype=object)[codes[:, k]]
+    for k, c in enumerate(d.cats):
+        cols[c.column] = np.array(c.labels, dtype=object)[codes[:, k]]
     for j, name in enumerate(d.heads):
         cols[name] = heads[:, j].astype(np.float64)
     cols["score"] = score

@@ -11,12 +11,13 @@ with a one-line caption):
 5. latent maps (the latent if 2-D, else UMAP if installed, else PCA).
 
 Modules: ``analysis`` (pure numpy pieces), ``attribution`` (Shapley players, chain gradients),
-``scan`` (masked-latent training); ``defaults`` (the command's defaults); ``views`` (a scale
-of a run on its own rows through its explained model), ``tables`` (a view's tables and named columns), ``figures`` (activity and
-bar figures), ``section`` (the ``Section`` record), ``sections`` (the five sections, computed,
-nothing written), ``writer`` (CSVs, PNGs, summary.json, index.md), ``run``
-(:func:`explain_run`: load, compute the sections, write; :func:`summary_lines`). This module
-imports nothing heavy, so registering the CLI subcommand stays cheap.
+``scan`` (masked-latent training); ``defaults`` (the command's defaults); ``views`` (a scale of
+a run on its own rows through its explained model), ``tables`` (a view's tables and named
+columns), ``figures`` (activity and bar figures), ``section`` (the ``Section`` record),
+``sections`` (the five sections, computed, nothing written), ``writer`` (CSVs, PNGs,
+summary.json, index.md), ``run`` (:func:`explain_run`: load, compute the sections, write;
+:func:`summary_lines`). This module imports nothing heavy, so registering the CLI subcommand
+stays cheap.
 """
 
 from __future__ import annotations
