@@ -44,6 +44,43 @@ if "xla_backend_optimization_level" not in os.environ.get("XLA_FLAGS", ""):
     os.environ["XLA_FLAGS"] = (os.environ.get("XLA_FLAGS", "") + " " + UNOPTIMISED).strip()
 
 
+# xdist's loadfile hands out files by their number of tests, fewest last: the few-test files
+# that train the most (the paper's protocols, the parallel subprocesses, the CLI demo) came
+# last, and one worker could run them while the other had nothing left. Instead the next
+# free worker gets the costliest file still waiting (longest processing time first), so the
+# end of the run is small files. Seconds per file measured in runs of the whole suite on the
+# development VM (2 workers, 2026-12-02); a file not listed (each takes seconds) counts
+# 0.1 s per test. Stale numbers cost balance only, never a test.
+FILE_SECONDS = {
+    "test_bo_chain.py": 200, "test_modules.py": 160, "test_compare.py": 120,
+    "test_sweep.py": 125, "test_paper.py": 120, "test_parallel.py": 70,
+    "test_bad_inputs.py": 95, "test_cli.py": 90, "test_nesting.py": 80,
+    "test_chain_api.py": 75, "test_explain.py": 75, "test_links.py": 70,
+    "test_training.py": 60, "test_bo_campaign.py": 55, "test_resume.py": 45,
+    "test_design.py": 40, "test_runner.py": 35, "test_determinism.py": 30,
+    "test_bo_ensemble.py": 30, "test_tune.py": 30, "test_model.py": 28,
+    "test_bo_gp.py": 25, "test_bo_relearn.py": 22, "test_datasets.py": 17,
+}
+
+
+@pytest.hookimpl(optionalhook=True)
+def pytest_xdist_make_scheduler(config, log):
+    """--dist loadfile with the costliest waiting file first (see FILE_SECONDS)."""
+    if config.getvalue("dist") != "loadfile":
+        return None
+    from xdist.scheduler import LoadFileScheduling
+
+    class CostliestFileFirst(LoadFileScheduling):
+        def _assign_work_unit(self, node):
+            queue = self.workqueue  # {file: {test id: done}}, in xdist's order
+            costliest = max(queue, key=lambda f: FILE_SECONDS.get(
+                Path(f).name, 0.1 * len(queue[f])))
+            queue.move_to_end(costliest, last=False)  # xdist assigns the first
+            super()._assign_work_unit(node)
+
+    return CostliestFileFirst(config, log)
+
+
 def optimised_env() -> dict[str, str]:
     """The environment with XLA's default (optimised) backend: for subprocesses that train
     paper-sized models."""

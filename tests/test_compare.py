@@ -35,8 +35,12 @@ def chain_frames(seed: int = 0) -> dict[str, pd.DataFrame]:
 
 
 def chain_config(epochs: int = 3):
-    # one mini-batch per epoch for every fold of every split: the splits share compiled programs
-    train = {"epochs": epochs, "batch_size": 128}
+    # the splits share compiled programs: every fold of every split has 26-27 (scale1) or
+    # 50-66 (scale2) training rows, so scale1 is one full batch of 27 rows per epoch (the cap
+    # at the most training rows, the same in every split) and scale2 two batches of 40 (a
+    # batch larger than every fold would be capped at each split's own largest fold: a
+    # program per split)
+    train = {"epochs": epochs, "batch_size": 40}
     cv = {"kind": "kfold", "n_splits": 3, "random_state": 0}
     return parse_config({"scales": {
         "scale1": {"data": "<mem>", "inputs": {"desc": {"kind": "numeric", "columns": S1}},
@@ -323,7 +327,8 @@ def test_raw_baseline_leaves_out_upstream_columns_constant_on_the_downstream_row
     the comparison runs."""
     f2 = frames["scale2"].copy()
     f2[S1[2]] = 0.25
-    result = cmp.compare(chain_config(epochs=1), frames={"scale1": frames["scale1"],
+    # the fixture's config: its compiled programs serve every model but the raw one
+    result = cmp.compare(chain_config(), frames={"scale1": frames["scale1"],
                                                          "scale2": f2},
                          splits=("random",), out=tmp_path)
     assert len(result.notes) == 1 and S1[2] in result.notes[0]

@@ -28,6 +28,7 @@ TRAIN = textwrap.dedent("""
     from nested_ae_jax.config import parse_config
     from nested_ae_jax.sweep import sweep
     table = tiny_scale(data={csv!r}, epochs=6, cv={{"kind": "kfold", "n_splits": 5}})
+    table["training"]["chunk_epochs"] = 3  # two chunks, one compiled program
     cfg = parse_config({{"scales": {{"s": table}}}})
     devices = None if {all_devices} else jax.devices()[:1]
     res = sweep(cfg, {{"encoder.l1": [0.0, 0.01]}}, seeds=2, devices=devices)
@@ -75,6 +76,7 @@ def test_two_processes_with_a_global_mesh_equal_one_process(csv, tmp_path):
     cfg = tmp_path / "c.toml"
     from nested_ae_jax import io
     table = tiny_scale(data=csv, epochs=6, cv={"kind": "kfold", "n_splits": 5})
+    table["training"]["chunk_epochs"] = 3  # two chunks, one compiled program
     cfg.write_text(io.dumps_toml({"scales": {"s": table}}))
     port = free_port()
     env = {**os.environ, "JAX_NUM_CPU_DEVICES": "2", "JAX_PLATFORMS": "cpu"}
