@@ -192,14 +192,20 @@ def read_both(*readers: Callable) -> Callable[[Path], list[Value]]:
     return lambda out: [v for r in readers for v in r(out)]
 
 
+def json_lines(out: Path, file: Path | None = None) -> list[dict]:
+    """The JSON lines of a benchmark's output: what its steps printed (OUT/stdout.txt, every
+    step's, in order), or a stored ``file``."""
+    text = (file or out / "stdout.txt").read_text()
+    return [json.loads(s) for s in text.splitlines() if s.startswith("{")]
+
+
 def read_jsonl(path: Callable[[Path], Path], picks: dict[str, tuple[dict, str, str]],
                noise: float = EXACT) -> Callable:
     """Values from a JSON-lines output (a benchmark's stdout, or a stored output measured
     where this machine cannot re-measure, a GPU): key -> (fields the line must match, field,
     unit)."""
     def read(out: Path) -> list[Value]:
-        lines = [json.loads(s) for s in path(out).read_text().splitlines()
-                 if s.startswith("{")]
+        lines = json_lines(out, path(out))
         def pick(match: dict, field: str):
             hits = [d for d in lines if all(d.get(k) == v for k, v in match.items())]
             if not hits:
@@ -236,12 +242,6 @@ def read_stored_pytest(path: str) -> Callable:
         count = {w: int(words[i - 1]) for i, w in enumerate(words) if w in ("passed", "failed")}
         return [Value(k, count.get(k, 0), "tests", EXACT) for k in ("passed", "failed")]
     return read
-
-
-def json_lines(out: Path) -> list[dict]:
-    """The JSON lines a benchmark printed (every step's stdout, in order)."""
-    return [json.loads(s) for s in (out / "stdout.txt").read_text().splitlines()
-            if s.startswith("{")]
 
 
 SCALE_FIELDS = {"epochs": ("epochs", EXACT), "link_s": ("s", TIMING), "fit_s": ("s", TIMING),
