@@ -20,6 +20,7 @@ One pipeline, bottom to top (each module imports only modules above it in this l
     evaluation  honest per-sample metrics, per fold and pooled out-of-fold
     training    THE compiled training loop: a Task (loss, evaluation) over a ModelBatch,
                 vmap over models, scan over epochs and mini-batches
+    history     what a run records: Losses of one evaluation, the History of a fit
     fitting     fit_models: every replica (seed x hyper-parameters x mask) of one scale on
                 every fold in one compiled call -- the only place scales are trained
     nesting     the nesting combinator: nest(models) -> one differentiable chain; raw columns

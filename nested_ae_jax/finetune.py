@@ -29,6 +29,7 @@ from .config import Config
 from .errors import ConfigError, NestedAEError
 from .evaluation import scale_metrics
 from .fitting import progress_printer
+from .history import History, Losses
 from .losses import head_row_losses, masked_mean
 from .chain import TrainedChain
 from .nesting import ChainParams, ScaleEntry, nest
@@ -39,12 +40,12 @@ from .training import (ModelBatch, NonFiniteLoss, Task, hyperparameters, penalty
 
 class Finetuned(NamedTuple):
     """Result of joint fine-tuning: params {SCALE: ScaleEntry} with a leading copy (fold)
-    axis, metrics {SCALE: scale_metrics document}, history {"train/SCALE.HEAD": (C, E)},
-    wall seconds."""
+    axis, metrics {SCALE: scale_metrics document}, history (terms "SCALE.HEAD", leading copy
+    axis C), wall seconds."""
 
     params: ChainParams
     metrics: dict
-    history: dict
+    history: History
     seconds: float
 
 
@@ -73,13 +74,14 @@ def _finetune_task(cfg: Config, chain, order: list[str], upto: dict[str, list[st
         return total, None
 
     def evaluate(params, mb, data):
-        record = {}
+        parts = []
         for n in order:
             per_row, _ = scale_loss(params, mb, n, data[n]["inputs"], data[n]["targets"],
                                     mb.train_mask[n])
-            record.update(split_losses(specs[n], hyperparameters(specs[n]), per_row,
-                                       mb.train_mask[n], mb.val_mask[n], prefix=f"{n}."))
-        return record, record[f"val/{order[-1]}.total"]
+            parts.append(split_losses(specs[n], hyperparameters(specs[n]), per_row,
+                                      mb.train_mask[n], mb.val_mask[n], prefix=f"{n}."))
+        record = Losses.merge(parts)
+        return record, record.val[f"{order[-1]}.total"]
 
     streams = ((order[-1], specs[order[-1]].training.batch_size),
                *((n, specs[n].training.batch_size) for n in order[:-1]))

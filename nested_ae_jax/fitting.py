@@ -18,6 +18,7 @@ import numpy as np
 from .config import ScaleSpec
 from .data import ScaleData, fit_stats
 from .evaluation import predict_models
+from .history import History
 from .model import ScaleModel, ScaleOutputs, scale_dims, scale_model
 from .splits import Folds
 from .training import (ModelBatch, TrainState, hyperparameters, scale_task, selected_params,
@@ -61,7 +62,7 @@ class ModelsFit(NamedTuple):
     model: ScaleModel
     batch: ModelBatch
     state: TrainState
-    history: dict
+    history: History
     params: dict
     outputs: ScaleOutputs
     seconds: float
@@ -134,9 +135,9 @@ def progress_printer(label: str, epochs: int, out: Progress | None) -> Callable 
         return None
 
     def on_chunk(state, history, done, seconds):
-        total = [k for k in history if k.startswith("train/") and k.endswith("total")]
-        train = np.nanmean(history[total[-1]][:, -1])
-        val = history[total[-1].replace("train/", "val/", 1)][:, -1]
+        now = history.last()
+        total = [k for k in now.train if k.endswith("total")][-1]
+        train, val = np.nanmean(now.train[total]), now.val[total]
         val_txt = f" val {np.mean(val):.4f}" if np.any(val > 0) else ""
         width, filled = 20, int(20 * done / epochs)
         out(f"  [{label}] [{'#' * filled}{'.' * (width - filled)}] epoch {done}/{epochs}  "
@@ -147,7 +148,7 @@ def progress_printer(label: str, epochs: int, out: Progress | None) -> Callable 
 
 def fit_models(spec: ScaleSpec, data: ScaleData, layout: Layout, *,
                stats: dict | None = None, epochs: int | None = None,
-               resume: tuple[TrainState, dict] | None = None,
+               resume: tuple[TrainState, History] | None = None,
                on_chunk: Callable | None = None, progress: Progress | None = None,
                label: str | None = None, devices: list | None = None) -> ModelsFit:
     """Train the models of ``layout`` on ``data`` in one compiled call per chunk and predict

@@ -75,7 +75,7 @@ def oof_table(result: ScaleResult) -> pd.DataFrame:
 def history_table(result: ScaleResult) -> pd.DataFrame:
     """Per model and evaluated epoch (training.eval_every): fold (or "all" for the all-rows
     model), ensemble member, losses."""
-    n_models, n_epochs = np.shape(result.history["epoch"])
+    n_models, n_epochs = result.history.n_models, result.history.n_epochs
     per = result.folds.n_models
     labels = [str(f) for f in range(result.folds.n_cv)] + (["all"] if result.folds.has_full
                                                              else [])
@@ -83,8 +83,8 @@ def history_table(result: ScaleResult) -> pd.DataFrame:
     frame = pd.DataFrame({"scale": result.spec.name,
                           "fold": np.array(labels)[model % per],
                           "member": model // per,
-                          "epoch": np.asarray(result.history["epoch"]).reshape(-1)})
-    for k, v in result.history.items():
+                          "epoch": np.asarray(result.history.epoch).reshape(-1)})
+    for k, v in result.history.flat().items():
         if k != "epoch":
             frame[k] = np.asarray(v).reshape(-1)
     return frame

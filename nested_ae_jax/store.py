@@ -39,6 +39,7 @@ from .config import (Config, config_to_dict, map_modules, parse_config, resolve_
                      split_module_reference)
 from .data import Categories
 from .errors import RunDirError
+from .history import History
 from .model import ScaleDims, ScaleModel, scale_model
 from .trained import TrainedScale
 from .training import (ModelBatch, TrainState, history_epochs, hyperparameters, init_state,
@@ -143,22 +144,25 @@ def scale_record(cfg: Config, trained: TrainedScale, epochs_done: int, run_dir: 
 
 
 def checkpoint_arrays(state: TrainState, stats: dict, history: dict) -> dict:
+    """The pytree a scale's checkpoint holds; ``history`` as :meth:`History.flat` lays it
+    out (the on-disk layout of every run so far)."""
     return {"state": state, "stats": stats, "history": history}
 
 
 def save_scale(run_dir: Path, cfg: Config, trained: TrainedScale, state: TrainState,
-               history: dict) -> None:
+               history: History) -> None:
     """Checkpoint a scale's whole model batch (training state, scalers, history) and its
     record, as step = epochs done."""
     epochs = int(np.asarray(state.epoch).max())
     checkpoint.save(run_dir / "checkpoints" / trained.spec.name, epochs,
-                    checkpoint_arrays(state, trained.stats, history),
+                    checkpoint_arrays(state, trained.stats, history.flat()),
                     scale_record(cfg, trained, epochs, run_dir))
 
 
 def periodic_saver(run_dir: Path, cfg: Config):
     """A fit_config on_chunk callback: checkpoint every training.checkpoint_every epochs."""
-    def on_chunk(trained: TrainedScale, state: TrainState, history: dict, done: int) -> None:
+    def on_chunk(trained: TrainedScale, state: TrainState, history: History, done: int
+                 ) -> None:
         training = trained.spec.training
         every = training.checkpoint_every
         if every and done % every < training.chunk_epochs and done < training.epochs:
@@ -208,7 +212,7 @@ class LoadedScale:
     config: Config
     trained: TrainedScale
     state: TrainState
-    history: dict
+    history: History
 
 
 def load_scale(run_dir: Path, name: str, step: int | None = None) -> LoadedScale:
@@ -228,7 +232,7 @@ def load_scale(run_dir: Path, name: str, step: int | None = None) -> LoadedScale
                            np.asarray(record["fold_of_row"]), record["n_cv"],
                            record["has_full"],
                            {k: np.asarray(v, np.int64) for k, v in record["feeders"].items()})
-    return LoadedScale(cfg, trained, arrays["state"], arrays["history"])
+    return LoadedScale(cfg, trained, arrays["state"], History.from_flat(arrays["history"]))
 
 
 def write_run(fit: "TrainedChain", run_dir: Path, data_root: str | None = None,

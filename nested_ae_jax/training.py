@@ -30,6 +30,7 @@ import optax
 
 from .config import ScaleSpec, TrainingSpec
 from .errors import NestedAEError
+from .history import History, Losses
 from .losses import head_row_losses, masked_mean, weight_penalty
 from .model import Params, ScaleModel, Stats
 from .modules import step_key
@@ -76,8 +77,8 @@ class Task(NamedTuple):
     optimizer(hparams) -> optax.GradientTransformation.
     loss(params, mb, data, rows, rng) -> (total, aux): rows = {STREAM: (idx (B,), w (B,))};
         rng: this step's key (dropout), distinct for every model, epoch and step.
-    evaluate(params, mb, data) -> ({"train/NAME": scalar, "val/NAME": scalar, ...},
-        criterion) at the end of an epoch (dropout off); the lowest criterion is "best".
+    evaluate(params, mb, data) -> (:class:`history.Losses` of scalars, criterion) at the
+        end of an epoch (dropout off); the lowest criterion is "best".
     streams: ((STREAM, batch size), ...); the first sets the mini-batches per epoch.
     """
 
@@ -164,15 +165,14 @@ def model_inputs(mb: ModelBatch, data: dict) -> dict:
 
 
 def split_losses(spec: ScaleSpec, hp: dict, per_row: dict, train: jax.Array, val: jax.Array,
-                 prefix: str = "") -> dict:
-    """{"train/{prefix}HEAD", "val/{prefix}HEAD", ".../{prefix}total"}: masked means of per-row
-    losses on the training and validation rows (no penalty)."""
-    record = {}
-    for split, mask in (("train", train), ("val", val)):
+                 prefix: str = "") -> Losses:
+    """Masked means of per-row losses on the training and validation rows (no penalty), per
+    term ``{prefix}HEAD`` and ``{prefix}total``."""
+    def terms(mask):
         heads = {n: masked_mean(v, mask) for n, v in per_row.items()}
-        record.update({f"{split}/{prefix}{n}": v for n, v in heads.items()})
-        record[f"{split}/{prefix}total"] = weighted_total(spec, hp, heads)
-    return record
+        return {**{prefix + n: v for n, v in heads.items()},
+                prefix + "total": weighted_total(spec, hp, heads)}
+    return Losses(terms(train), terms(val))
 
 
 def _random_key(seed: jax.Array) -> jax.Array:
@@ -201,7 +201,7 @@ def scale_task(model: ScaleModel) -> Task:
         per_row = head_row_losses(spec, outputs, data["targets"])
         record = split_losses(spec, mb.hparams, per_row, mb.train_mask, mb.val_mask)
         has_val = mb.val_mask.sum() > 0
-        return record, jnp.where(has_val, record["val/total"], record["train/total"])
+        return record, jnp.where(has_val, record.val["total"], record.train["total"])
 
     return Task(init, lambda hp: optimizer(spec.training, hp["learning_rate"]), loss,
                 evaluate, ((PRIMARY, spec.training.batch_size),))
@@ -394,30 +394,28 @@ def _compiled_chunk(task: Task, n_steps: int, may_be_empty: bool, every: int) ->
     return jax.jit(chunk, static_argnums=3, compiler_options=_compiler_options())
 
 
-def check_finite(history: dict[str, np.ndarray]) -> None:
+def check_finite(history: History) -> None:
     """Raise :class:`NonFiniteLoss` naming the first model, epoch (counted from 1, as in
-    history.csv) and head that went bad. ``history``: {"train/HEAD": (M, E), "epoch": (M, E)}
-    for the evaluated epochs of one chunk."""
-    for name, values in history.items():
-        if not name.startswith("train/") or name.endswith("total"):
+    history.csv) and head whose training loss went bad (the evaluated epochs of one chunk)."""
+    for name, values in history.train.items():
+        if name.endswith("total"):
             continue
         bad = ~np.isfinite(values)
         if bad.any():
             model, column = np.argwhere(bad)[0]
-            raise NonFiniteLoss(int(model), int(history["epoch"][model, column]),
-                                name.split("/", 1)[1])
+            raise NonFiniteLoss(int(model), int(history.epoch[model, column]), name)
 
 
-ChunkCallback = Callable[[TrainState, dict[str, np.ndarray], int, float], None]
+ChunkCallback = Callable[[TrainState, History, int, float], None]
 
 
 def train_models(task: Task, data: dict, batch: ModelBatch, *, epochs: int,
                  chunk_epochs: int = 100, eval_every: int = 1,
                  state: TrainState | None = None,
                  init_params: Params | None = None,
-                 history: dict[str, np.ndarray] | None = None,
+                 history: History | None = None,
                  on_chunk: ChunkCallback | None = None,
-                 devices: list | None = None) -> tuple[TrainState, dict[str, np.ndarray]]:
+                 devices: list | None = None) -> tuple[TrainState, History]:
     """Train every model of ``batch`` on ``task`` for ``epochs``, in compiled chunks.
 
     data: arrays shared by all models (a scale task: {"inputs": {GROUP: (N, ...)}, "targets":
@@ -425,8 +423,8 @@ def train_models(task: Task, data: dict, batch: ModelBatch, *, epochs: int,
     history; init_params: start from these parameters (leading model axis) instead of the
     seeds. on_chunk(state, history, epochs_done, seconds): called after each chunk (progress,
     checkpoints). devices: spread the models over these devices (default: all devices, when
-    there are several; see :mod:`parallel`). Returns the final state and the history of the
-    evaluated epochs {"train/NAME": (M, E), ..., "epoch": (M, E) their 1-based numbers}.
+    there are several; see :mod:`parallel`). Returns the final state and the
+    :class:`history.History` of the evaluated epochs.
     Raises :class:`NonFiniteLoss` at the end of the chunk in which a training loss became
     non-finite.
     """
@@ -444,20 +442,16 @@ def train_models(task: Task, data: dict, batch: ModelBatch, *, epochs: int,
                         for t in (batch, state))
         data = parallel.replicate(data, mesh)
     done = int(np.asarray(parallel.to_host(state.epoch)).max())
-    if history is None:
-        history = {}
-    else:  # the columns of the epochs done (a checkpoint may hold more)
-        keep = np.asarray(history["epoch"])[0] <= done
-        history = {k: np.asarray(v)[:, keep] for k, v in history.items()}
+    if history is not None:  # the columns of the epochs done (a checkpoint may hold more)
+        history = history.upto(done)
     start = time.perf_counter()
     while done < epochs:
         n = min(chunk_epochs, epochs - done)
         state, record = chunk(state, batch, data, n)
-        record = {k: v[:n_models] for k, v in parallel.to_host(record).items()}  # (M, n_eval)
-        record["epoch"] = np.tile(evaluated_epochs(done, n, eval_every), (n_models, 1))
+        record = jax.tree.map(lambda v: v[:n_models], parallel.to_host(record))  # (M, n_eval)
+        record = History.of_chunk(record, evaluated_epochs(done, n, eval_every))
         check_finite(record)
-        history = {k: np.concatenate([history[k], v], axis=1) if k in history else v
-                   for k, v in record.items()}
+        history = record if history is None else history.extend(record)
         done += n
         if on_chunk is not None:
             on_chunk(_first(state, n_models, len(devices) > 1), history, done,

@@ -223,7 +223,7 @@ def test_an_nnx_module_trains_and_its_run_loads_back(tmp_path):
     fit = fit_config(cfg)
     params = fit.results["s"].params
     assert set(params["heads"]["y"]["params"]["blocks"]) == {0, 1}  # nnx.List: integer keys
-    hist = fit.results["s"].history["train/y"]
+    hist = fit.results["s"].history.train["y"]
     assert hist[:, -1].mean() < hist[:, 0].mean()  # it learns (epoch 30 vs epoch 10)
     out = prepare_out_dir(tmp_path / "run")
     write_run(fit, out)

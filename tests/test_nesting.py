@@ -136,7 +136,9 @@ def test_joint_finetuning_moves_the_upstream_encoder_through_the_downstream_loss
     assert np.abs(after - before).max() > 1e-4
     assert np.abs(after[0] - after[1]).max() > 0  # copies train on different folds
     hist = tuned.history
-    assert hist["train/down.total"].shape == (3, 5) and np.isfinite(hist["val/down.total"]).all()
+    assert hist.train["down.total"].shape == (3, 5) and np.isfinite(hist.val["down.total"]).all()
+    assert {"up.total", "down.total", "down.y"} <= set(hist.train)  # terms of every scale
+    assert all(t.split(".")[0] in ("up", "down") for t in hist.train)
     assert "pooled_val" in tuned.metrics["down"]["heads"]["y"]
 
 

@@ -74,15 +74,18 @@ def test_steps_per_epoch_keeps_the_last_partial_batch():
 def test_training_lowers_the_loss_and_records_every_epoch():
     spec, model, data, batch = setup()
     state, history = train(model, data, batch)
-    assert history["train/total"].shape == (3, 10)
-    assert set(history) == {"train/y", "train/x", "train/total", "val/y", "val/x", "val/total",
-                            "epoch"}
-    assert history["epoch"][0].tolist() == list(range(1, 11))
-    assert (history["train/y"][:, -1] < 0.5 * history["train/y"][:, 0]).all()
+    assert history.train["total"].shape == (3, 10) and history.n_epochs == 10
+    assert set(history.train) == set(history.val) == {"y", "x", "total"}
+    assert set(history.flat()) == {"train/y", "train/x", "train/total", "val/y", "val/x",
+                                   "val/total", "epoch"}  # history.csv's and checkpoints' layout
+    assert history.epoch[0].tolist() == list(range(1, 11))
+    assert (history.train["y"][:, -1] < 0.5 * history.train["y"][:, 0]).all()
     assert np.asarray(state.epoch).tolist() == [10, 10, 10]
     best = np.asarray(state.best_epoch)
     np.testing.assert_allclose(np.asarray(state.best_loss),
-                               history["val/total"][np.arange(3), best], rtol=1e-6)
+                               history.val["total"][np.arange(3), best], rtol=1e-6)
+    np.testing.assert_array_equal(history.at(best + 1).val["total"],
+                                  history.val["total"][np.arange(3), best])
 
 
 def test_same_seed_same_numbers_and_folds_share_initial_weights():
@@ -91,7 +94,7 @@ def test_same_seed_same_numbers_and_folds_share_initial_weights():
     s2, h2 = train(model, data, batch)
     for a, b in zip(jax.tree.leaves(s1.params), jax.tree.leaves(s2.params)):
         np.testing.assert_array_equal(a, b)
-    np.testing.assert_array_equal(h1["val/total"], h2["val/total"])
+    np.testing.assert_array_equal(h1.val["total"], h2.val["total"])
     from nested_ae_jax.training import init_state
     init = init_state(scale_task(model), batch).params
     w = np.asarray(init["encoder"]["params"]["Dense_0"]["kernel"])
@@ -104,14 +107,15 @@ def test_resuming_from_a_chunk_equals_an_uninterrupted_run():
 
     def keep_first_chunk(state, history, done, seconds):
         if done == 5:  # what a checkpoint after the first chunk of 5 epochs would hold
-            saved["state"], saved["history"] = state, dict(history)
+            saved["state"], saved["history"] = state, history
 
     full_state, full_hist = train(model, data, batch, on_chunk=keep_first_chunk)
     resumed, hist = train(model, data, batch, state=saved["state"],
                                  history=saved["history"])
     for a, b in zip(jax.tree.leaves(full_state.params), jax.tree.leaves(resumed.params)):
         np.testing.assert_allclose(a, b, rtol=1e-6)
-    np.testing.assert_allclose(full_hist["val/total"], hist["val/total"], rtol=1e-6)
+    np.testing.assert_allclose(full_hist.val["total"], hist.val["total"], rtol=1e-6)
+    np.testing.assert_array_equal(full_hist.epoch, hist.epoch)
 
 
 def test_non_finite_loss_stops_training_and_names_model_epoch_head():
@@ -126,9 +130,9 @@ def test_losses_recorded_every_k_epochs_and_at_chunk_ends_without_changing_train
     spec, model, data, batch = setup(epochs=10)  # chunks of 5 epochs
     s1, h1 = train(model, data, batch)
     sk, hk = train(model, data, batch, eval_every=3)
-    assert hk["epoch"][0].tolist() == [3, 5, 8, 10]
-    cols = [e - 1 for e in hk["epoch"][0]]
-    np.testing.assert_allclose(hk["val/total"], h1["val/total"][:, cols], rtol=1e-5)
+    assert hk.epoch[0].tolist() == [3, 5, 8, 10]
+    cols = [e - 1 for e in hk.epoch[0]]
+    np.testing.assert_allclose(hk.val["total"], h1.val["total"][:, cols], rtol=1e-5)
     for a, b in zip(jax.tree.leaves(s1.params), jax.tree.leaves(sk.params)):
         np.testing.assert_allclose(a, b, rtol=1e-5, atol=1e-7)
     assert set(np.asarray(sk.best_epoch) + 1) <= {3, 5, 8, 10}  # best among evaluated epochs
@@ -152,7 +156,7 @@ def test_cpu_compile_options_apply_to_training_and_to_loading_a_run(monkeypatch)
     monkeypatch.setattr(training, "_compiled_chunk", functools.cache(
         training._compiled_chunk.__wrapped__))
     _, optimised = train(model, data, batch)
-    np.testing.assert_allclose(optimised["train/total"], plain["train/total"], rtol=1e-3)
+    np.testing.assert_allclose(optimised.train["total"], plain.train["total"], rtol=1e-3)
     template = state_template(model, 3, spec.training.epochs)
     assert jax.tree.leaves(template)
 

@@ -69,13 +69,11 @@ def latent_size_scan(spec: ScaleSpec, data: ScaleData, sizes, *, folds: Folds | 
     has_val = folds.val[:n_cv].sum() > 0
     rows = {"latent_size": np.repeat(sizes, n_cv), "fold": np.tile(np.arange(n_cv), reps),
             "epoch": epoch + 1}
-    column = np.array([int(np.flatnonzero(history["epoch"][m] == epoch[m] + 1)[0])
-                       for m in range(n_models)])  # the history column of that epoch
-    for key in sorted(k for k in history if k != "epoch"):
-        values = np.asarray(history[key])[np.arange(n_models), column]
-        if key.startswith("val/") and not has_val:
-            values = np.full(n_models, np.nan)
-        rows[key] = values
+    at = history.at(epoch + 1)  # every model's losses at its selected epoch
+    for split, terms in zip(("train", "val"), at):
+        for term in sorted(terms):
+            ok = split == "train" or has_val
+            rows[f"{split}/{term}"] = terms[term] if ok else np.full(n_models, np.nan)
     table = pd.DataFrame(rows)
     table["seconds"] = seconds
     return table
