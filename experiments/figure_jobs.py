@@ -403,6 +403,7 @@ JOBS: dict[str, Job] = {j.name: j for j in [
     Job("compare_pce", compare(PAPER_CHAIN), read_compare),
     Job("compare_pce_grouped", compare(PAPER_CHAIN, "group_rows,group_composition"),
         read_both(read_compare, read_group_folds)),
+    Job("compare_pce_tuned", compare(PAPER_CHAIN, "random,matched", ["--tune"]), read_compare),
     Job("compare_synthetic_smooth", compare(SMOOTH),
         read_compare_reconstruction),
     Job("compare_synthetic_noisy", compare(NOISY),

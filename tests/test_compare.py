@@ -339,3 +339,29 @@ def test_raw_baseline_leaves_out_upstream_columns_constant_on_the_downstream_row
                                                frame=f2)
     assert dropped == [S1[2]]
     assert cfg.scales[0].group("desc").columns == tuple(c for c in S1 if c != S1[2])
+
+
+def test_tuned_baselines_join_the_table_on_the_same_folds(frames, tmp_path):
+    """compare --tune: each tuned baseline is one more row per target and split, scored on the
+    chain's folds; what every outer split chose is written beside the table."""
+    result = sup.compare_supervised(chain_config(), frames=frames, splits=("random",),
+                                    tuned=("ridge (tuned)",), tune_trials=2)
+    t = result.table
+    assert list(t[t.target == "scale2.y2"].model)[-1] == "ridge (tuned)"
+    assert (t[t.model == "ridge (tuned)"].n_folds == 3).all()
+    np.testing.assert_array_equal(result.folds[("random", "scale2")]["ridge (tuned)"],
+                                  result.folds[("random", "scale2")]["NestedAE"])
+    paths = report.write_comparison(result, tmp_path)
+    chosen = pd.read_csv(paths[-1])
+    assert paths[-1].name == "tuned_baselines.csv" and len(chosen) == 2 * 3  # targets x folds
+    assert {"target", "split", "model", "fold", "alpha", "inner_mae"} <= set(chosen.columns)
+
+
+def test_tune_needs_regression_heads():
+    cfg = parse_config({"scales": {"s": {
+        "data": "<mem>", "inputs": {"x": {"kind": "numeric", "columns": ["a", "b"]}},
+        "heads": {"x": {"kind": "reconstruction", "input": "x"}}}}}, "recon.toml")
+    with pytest.raises(ConfigError, match="--tune tunes regression baselines"):
+        cmp.compare(cfg, tune=True)
+    with pytest.raises(ConfigError, match="--tune-trials 0"):
+        cmp.compare(cfg, tune=True, tune_trials=0)

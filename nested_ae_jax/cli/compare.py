@@ -25,6 +25,12 @@ def add_parser(sub):
                    " (default: random,matched; supervised configs only)")
     p.add_argument("--epochs", type=int, help="override every scale's training epochs "
                    "(quick runs)")
+    p.add_argument("--tune", action="store_true",
+                   help="add random forest, gradient boosting, SVR, ridge and lasso, each tuned "
+                   "by nested CV on the same folds (scikit-learn's randomized search inside "
+                   "every outer training split; supervised configs only)")
+    p.add_argument("--tune-trials", type=int, default=20, metavar="N",
+                   help="settings each tuned baseline tries per outer split (default 20)")
     p.add_argument("--seeds", type=int, default=10,
                    help="seeds of a reconstruction comparison (default 10)")
     p.add_argument("--set", action="append", metavar="KEY=VALUE",
@@ -53,7 +59,8 @@ def run(args) -> int:
         out = Path(args.out) if len(args.config) == 1 else Path(args.out) / Path(path).stem
         cfg = settings(load_config(path), args)
         result = compare(cfg, data_root=args.data_root, splits=splits, epochs=args.epochs,
-                         seeds=args.seeds, out=out, progress=printer(args.quiet))
+                         seeds=args.seeds, out=out, progress=printer(args.quiet),
+                         tune=args.tune, tune_trials=args.tune_trials)
         print(markdown_document(result))
         trained_stage_note("compare", cfg)
         tables.append(out)

@@ -51,10 +51,18 @@ def is_supervised(cfg: Config) -> bool:
 def compare(config: Config | str | Path, *, data_root: str | None = None,
             splits: Sequence[str] | None = None, epochs: int | None = None, seeds: int = 10,
             out: str | Path | None = None, progress: Progress | None = None,
-            frames: dict[str, pd.DataFrame] | None = None) -> Comparison:
+            frames: dict[str, pd.DataFrame] | None = None, tune: bool = False,
+            tune_trials: int = 20) -> Comparison:
     """Run the comparison a config calls for (see the module docstring) and, with ``out``,
     write compare.md, compare.csv and folds.csv there. ``splits`` (supervised only; default
-    random and matched; any of SPLITS); ``seeds`` (reconstruction only)."""
+    random and matched; any of SPLITS); ``seeds`` (reconstruction only); ``tune``
+    (supervised only): add the baselines of :mod:`.tuned`, each tuned by nested CV over
+    ``tune_trials`` settings (tuned_baselines.csv: what each outer split chose)."""
+    from ..errors import ConfigError
+    from .tuned import TUNED_MODELS
+
+    if tune_trials < 1:
+        raise ConfigError(f"--tune-trials {tune_trials}: use at least 1")
     cfg = load_config(config) if isinstance(config, (str, Path)) else config
     from .reconstruction import compare_reconstruction
     from .report import write_comparison
@@ -62,11 +70,15 @@ def compare(config: Config | str | Path, *, data_root: str | None = None,
 
     if is_supervised(cfg):
         result = compare_supervised(cfg, data_root=data_root, splits=splits or DEFAULT_SPLITS,
-                                    epochs=epochs, progress=progress, frames=frames)
+                                    epochs=epochs, progress=progress, frames=frames,
+                                    tuned=TUNED_MODELS if tune else (), tune_trials=tune_trials)
     else:
         if splits and tuple(splits) != ("random",):
             say(progress, "note: a reconstruction comparison uses the config's own cv; "
                            "--cv is ignored")
+        if tune:
+            raise ConfigError(f"{cfg.source}: --tune tunes regression baselines; this config "
+                              "has no regression head (a reconstruction comparison)")
         result = compare_reconstruction(cfg, data_root=data_root, seeds=seeds, epochs=epochs,
                                         progress=progress, frames=frames)
     if out is not None:

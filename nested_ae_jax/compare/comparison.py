@@ -24,6 +24,8 @@ class Comparison:
     folds: {(split, scale): {model: (N,) validation fold of each row}}: the folds each model
     was scored on (all equal within a key; checked). fits: {split: FitResult} of the chain.
     kind: "supervised" or "reconstruction". notes: lines for the report (columns left out).
+    settings: per tuned baseline, target, split, outer fold and target column, the setting
+    its nested search chose (``compare --tune``; tuned_baselines.csv).
     """
 
     table: pd.DataFrame
@@ -32,6 +34,7 @@ class Comparison:
     kind: str = "supervised"
     source: str = ""
     notes: list = field(default_factory=list)
+    settings: list = field(default_factory=list)
 
 
 def say(progress: Progress | None, line: str) -> None:

@@ -73,6 +73,16 @@ def write_comparison(result: Comparison, out: str | Path) -> list[Path]:
     io.atomic_write_text(paths[0], markdown_document(result))
     io.atomic_write_csv(paths[1], result.table)
     io.atomic_write_csv(paths[2], folds_table(result))
+    if result.settings:
+        paths.append(out / "tuned_baselines.csv")
+        io.atomic_write_csv(paths[-1], tuned_table(result))
     return paths
+
+
+def tuned_table(result: Comparison) -> pd.DataFrame:
+    """One row per tuned baseline, target, split, outer fold and target column: the chosen
+    setting (one column per parameter) and its inner-CV MAE."""
+    return pd.DataFrame([{k: v for k, v in s.items() if k != "params"} | s["params"]
+                         for s in result.settings])
 
 

@@ -102,11 +102,16 @@ def compare_supervised(cfg: Config, *, data_root: str | None = None,
                        splits: Sequence[str] = SPLITS, epochs: int | None = None,
                        progress: Progress | None = None,
                        frames: dict[str, pd.DataFrame] | None = None,
-                       sklearn: Sequence[str] = SKLEARN_MODELS) -> Comparison:
+                       sklearn: Sequence[str] = SKLEARN_MODELS, tuned: Sequence[str] = (),
+                       tune_trials: int = 20) -> Comparison:
     """NestedAE vs single autoencoders vs scikit-learn baselines on the chain's folds, for
-    every regression head of every scale and every split kind."""
+    every regression head of every scale and every split kind; ``tuned``: baselines of
+    :data:`~nested_ae_jax.compare.tuned.TUNED_MODELS` tuned by nested CV on the same folds
+    (``tune_trials`` settings each per outer split, :mod:`~nested_ae_jax.compare.tuned`)."""
+    from .tuned import tuned_oof
+
     cfg = with_epochs(cfg, epochs)
-    rows, folds, fits, notes = [], {}, {}, []
+    rows, folds, fits, notes, settings = [], {}, {}, [], []
     for split in splits:
         scfg = split_config(cfg, split)
         say(progress, f"== split {split}: NestedAE chain ==")
@@ -159,9 +164,21 @@ def compare_supervised(cfg: Config, *, data_root: str | None = None,
                     pred = sklearn_oof(name, features, y, fold_of_row)
                     rows.append(_score_row(f"{spec.name}.{h.name}", split, name, y, pred,
                                            fold_of_row, time.perf_counter() - start))
+            for name in tuned:
+                folds[key][name] = fold_of_row
+                for h in heads:
+                    say(progress, f"== split {split}: {name} on {spec.name}.{h.name}: "
+                                  f"{tune_trials} settings x {res.folds.n_cv} outer splits ==")
+                    start, y = time.perf_counter(), res.data.targets[h.name]
+                    pred, chosen = tuned_oof(name, features, y, fold_of_row,
+                                             trials=tune_trials, seed=spec.training.seed)
+                    rows.append(_score_row(f"{spec.name}.{h.name}", split, name, y, pred,
+                                           fold_of_row, time.perf_counter() - start))
+                    settings += [{"target": f"{spec.name}.{h.name}", "split": split,
+                                  **c._asdict()} for c in chosen]
         say(progress, summary_markdown(pd.DataFrame(rows, columns=TABLE_COLUMNS)
                                         .query("split == @split")))
     table = pd.DataFrame(rows, columns=TABLE_COLUMNS)
-    return Comparison(table, folds, fits, "supervised", cfg.source, notes)
+    return Comparison(table, folds, fits, "supervised", cfg.source, notes, settings)
 
 
