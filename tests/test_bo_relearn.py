@@ -48,6 +48,12 @@ def test_no_unrevealed_target_reaches_a_refit(setup):
     np.testing.assert_array_equal(out[0][:, :, :2], np.broadcast_to(blind[:, :2], (2, len(pool), 2)))
     assert np.abs(out[0][:, :, 2:] - blind[None, :, 2:]).max() > 1e-4  # the down scale moved
     assert np.abs(out[0][0, :, 2:] - out[0][1, :, 2:]).max() > 1e-4  # per trial
+    # hybrid: fixed features (the raw descriptors) come first and stay as given
+    raw = np.arange(len(pool) * 3, dtype=np.float32).reshape(len(pool), 3)
+    fn = relearner(cfg, target, latent_map, pool, every=2, epochs=4, fixed=raw).fn
+    both = fn(revealed, np.where(revealed, y[None], 0.0), np.array([0, 1]))
+    np.testing.assert_array_equal(both[:, :, :3], np.broadcast_to(raw, (2, len(pool), 3)))
+    np.testing.assert_array_equal(both[:, :, 3:], out[0])
 
 
 def test_campaign_with_refits_sees_no_unrevealed_target(setup):

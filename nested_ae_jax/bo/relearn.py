@@ -81,10 +81,11 @@ def pool_arrays(latent_map: LatentMap, target: HeadObjective, pool: pd.DataFrame
 
 
 def relearner(cfg, target: HeadObjective, latent_map: LatentMap, pool: pd.DataFrame, *,
-              every: int = 10, epochs: int = 50) -> Relearn:
+              every: int = 10, epochs: int = 50, fixed: np.ndarray | None = None) -> Relearn:
     """The campaign's relearned latent map (see the module docstring): every ``every``
     rounds, ``epochs`` epochs of the objective scale per trial on its revealed rows. The
-    head weight is the original config's (``cfg``; 1 if it is 0 there)."""
+    head weight is the original config's (``cfg``; 1 if it is 0 there). fixed: (P, F)
+    features put before the latents of every candidate (``hybrid``: the raw descriptors)."""
     ts = latent_map.trained[target.scale]
     model, spec = ts.model, ts.spec
     data, real = pool_arrays(latent_map, target, pool)
@@ -92,6 +93,8 @@ def relearner(cfg, target: HeadObjective, latent_map: LatentMap, pool: pd.DataFr
     upstream = np.concatenate(
         [np.asarray(latent_map.predictions[n][0].latent, np.float32)
          for n in chain_scales(specs, target.scale)[:-1]] or [np.zeros((len(pool), 0))], 1)
+    if fixed is not None:
+        upstream = np.concatenate([np.asarray(fixed, np.float32), upstream], 1)
     weight = {h.name: h.weight for h in cfg.scale(target.scale).heads}[target.head] or 1.0
     hp = hyperparameters(spec)
     hp["weight"] = {h: (weight if h == target.head else w) if real.get(h, True) else 0.0

@@ -43,9 +43,10 @@ from .ensemble import EnsembleConfig, mlp_ensemble
 from .relearn import relearner
 
 METHODS = ("retrained", "latent", "raw", "ensemble", "random")
-EXTRA_METHODS = ("leaky",)
-LABELS = {"retrained": "latent GP (retrained)", "latent": "latent GP", "raw": "raw GP", "ensemble": "ensemble", "random": "random",
-          "leaky": "latent GP (leaky)"}
+EXTRA_METHODS = ("hybrid", "leaky")
+LABELS = {"retrained": "latent GP (retrained)", "latent": "latent GP", "raw": "raw GP",
+          "ensemble": "ensemble", "random": "random", "leaky": "latent GP (leaky)",
+          "hybrid": "raw + latent GP (retrained)"}
 
 
 @dataclass
@@ -84,7 +85,7 @@ def _features(cfg: Config, target, pool: pd.DataFrame, names: list[str], *, epoc
     latent_map = None
     features: dict[str, np.ndarray] = {}
     feature_seconds = 0.0
-    if {"latent", "ensemble", "retrained"} & set(names):
+    if {"latent", "ensemble", "retrained", "hybrid"} & set(names):
         say("training the honest chain (target heads at weight 0, one model per scale)")
         start = time.perf_counter()
         latent_map = bochain.honest_map(cfg, target, pool, epochs=epochs, data_root=data_root,
@@ -98,7 +99,7 @@ def _features(cfg: Config, target, pool: pd.DataFrame, names: list[str], *, epoc
         features["leaky"] = bochain.honest_latents(cfg, target, pool, epochs=epochs,
                                                    data_root=data_root, frames=frames,
                                                    progress=progress, blind=False)
-    if "raw" in names:
+    if {"raw", "hybrid"} & set(names):
         cats = bochain.pool_categories(pool, specs, target.scale)
         features["raw"] = bochain.frame_raw_features(pool, specs, cats, target.scale, "<pool>")
 
@@ -115,6 +116,10 @@ def _method(name: str, acquisition: str, features: dict[str, np.ndarray], ensemb
         kw["features"] = features["latent" if name == "retrained" else name]
         if name == "retrained":
             kw["relearn"] = relearn()
+    elif name == "hybrid":  # the raw descriptors beside the retrained latents (ARD GP)
+        method = gp_method(acquisition)
+        kw["features"] = np.concatenate([features["raw"], features["latent"]], axis=1)
+        kw["relearn"] = relearn(features["raw"])
     elif name == "ensemble":
         method = ensemble_method("ucb" if acquisition == "ts" else acquisition)
         kw["surrogate"] = mlp_ensemble(features["latent"], ensemble)
@@ -134,7 +139,7 @@ def _context(target, pool, frame, names, features, feature_seconds, seconds, *, 
         "acquisition": acquisition,
         **({"retrained latents": f"objective scale retrained per trial on its revealed rows "
                                  f"every {relearn_every} rounds, {relearn_epochs} epochs"}
-           if "retrained" in names else {}),
+           if {"retrained", "hybrid"} & set(names) else {}),
         "latent features": (f"{features['latent'].shape[1]} (honest chain: target heads at "
                             f"weight 0, one model per scale, {feature_seconds:.1f} s)"
                             if "latent" in features else "not used"),
@@ -188,8 +193,9 @@ def simulate(cfg: Config, objective: str | Objective, *, trials: int = 200, init
     results, seconds = {}, {}
     for name in names:
         label = LABELS[name]
-        method, kw = _method(name, acquisition, features, ensemble, lambda: relearner(
-            cfg, target, latent_map, pool, every=relearn_every, epochs=relearn_epochs))
+        method, kw = _method(name, acquisition, features, ensemble, lambda fixed=None: relearner(
+            cfg, target, latent_map, pool, every=relearn_every, epochs=relearn_epochs,
+            fixed=fixed))
         start = time.perf_counter()
 
         def phase(size, running, rnd, label=label, start=start):

@@ -25,7 +25,8 @@ def add_parser(sub):
     p.add_argument("--methods", default="retrained,latent,raw,ensemble,random",
                    help="comma list of retrained (latent GP whose objective scale is "
                    "retrained on the revealed rows), latent, raw, ensemble, random (default: "
-                   "these five) and leaky (a GP on the latents of a chain trained on every "
+                   "these five), hybrid (the raw descriptors beside the retrained latents, "
+                   "one ARD GP) and leaky (a GP on the latents of a chain trained on every "
                    "candidate's target: what that leak is worth, not a method)")
     p.add_argument("--acquisition", default="ei", choices=("ei", "ucb", "ts"),
                    help="of the GP methods (default ei; the ensemble uses ucb with ts)")
