@@ -48,9 +48,8 @@ def compare(config: str, cv: str | None = None, extra: list[str] = ()) -> Callab
 
 def campaign(config: str, objective: str, trials: int = 20, methods: str | None = None
              ) -> Callable:
-    """Simulated campaigns (20 per default method; 200 for the methods without `retrained`,
-    whose refits do not fit this machine's budget at 200 trials), the honest chain at 300
-    epochs."""
+    """Simulated campaigns (20 per default method, or ``trials`` of ``methods``), the honest
+    chain at 300 epochs."""
     return lambda quick: [["campaign", config, "--objective", objective, "--trials",
                            "4" if quick else str(trials), "--init", "5", "--epochs",
                            str(QUICK_EPOCHS) if quick else "300",
@@ -59,6 +58,7 @@ def campaign(config: str, objective: str, trials: int = 20, methods: str | None 
 
 
 WITHOUT_RETRAINED = "latent,raw,ensemble,random,leaky"
+WITH_REFITS = "retrained,hybrid"  # the methods that retrain the objective scale per trial
 
 
 def demo_splits(quick: bool) -> list[list[str]]:
@@ -424,6 +424,12 @@ JOBS: dict[str, Job] = {j.name: j for j in [
     Job("campaign200_gap_target", campaign(PAPER_AE1, "target:atomic.gap=1.34", 200,
                                            WITHOUT_RETRAINED), read_campaign),
     Job("campaign200_gap_max", campaign(PAPER_AE1, "max:atomic.gap", 200, WITHOUT_RETRAINED),
+        read_campaign),
+    Job("campaign200r_pce_max", campaign(PAPER_CHAIN, "max:device.pce", 200, WITH_REFITS),
+        read_campaign),
+    Job("campaign200r_gap_target", campaign(PAPER_AE1, "target:atomic.gap=1.34", 200,
+                                            WITH_REFITS), read_campaign),
+    Job("campaign200r_gap_max", campaign(PAPER_AE1, "max:atomic.gap", 200, WITH_REFITS),
         read_campaign),
     Job("design_compare", design_compare, read_design),
     Job("tune_ae1", tune_ae1(4, with_plain=True), read_tune),
