@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+
 import numpy as np
 import pandas as pd
 import pytest
@@ -125,6 +127,33 @@ def test_tuned_toml_holds_the_final_setting_and_train_reproduces_it(tuned, tmp_p
     assert trained == pytest.approx(r.final_cv, rel=1e-5)
     doc = pd.read_csv(paths[2])
     assert len(doc) == 4 + len(r.last.runs) and set(doc.rung) == {0, 1}
+
+
+def test_tune_json_reports_every_head_from_the_outer_models_that_give_the_figure(tuned,
+                                                                                  tmp_path):
+    """Every head and every metric the sweep records, pooled and per outer fold; the target
+    head's MAE and RMSE recomputed with numpy from the chosen settings' outer models."""
+    tmp, r = tuned
+    doc = json.loads(write_outputs(r, tmp_path / "out")[0].read_text())
+    assert set(doc["heads"]) == {"y", "x"} and doc["metric"] == "y.mae"
+    for head, stats in doc["heads"].items():
+        assert set(stats) == {c.split(".", 1)[1] for c in r.last.runs if c.startswith(head + ".")}
+    nf, per = r.last.nested_folds, r.last.nested_folds.n_inner + 1
+    target = pd.read_csv(tmp / "clean.csv").y.to_numpy()
+    err = np.zeros_like(target)
+    for o, j in enumerate(r.outer["setting"]):
+        p = np.asarray(r.last.nested_outputs[j].heads["y"])[o * per + per - 1, :, 0]
+        err[nf.outer == o] = (p - target)[nf.outer == o]
+    y = doc["heads"]["y"]
+    assert y["mae"]["outer"] == pytest.approx(np.abs(err).mean(), rel=1e-5)
+    assert y["mae"]["outer"] == pytest.approx(r.nested["outer"])
+    assert y["rmse"]["outer"] == pytest.approx(np.sqrt((err ** 2).mean()), rel=1e-5)
+    assert y["mae"]["per_outer_fold"] == pytest.approx(
+        [np.abs(err[nf.outer == o]).mean() for o in range(3)], rel=1e-5)
+    # equal outer folds (16 rows each): a pooled MAE is the mean of the folds'
+    x = doc["heads"]["x"]["mae"]
+    assert x["outer"] == pytest.approx(x["outer_fold_mean"], rel=1e-5) and x["outer"] > 0
+    assert doc["inner"] == pytest.approx(r.nested["inner"])
 
 
 def test_canary_outer_validation_targets_reach_no_inner_fit_or_choice(tuned):

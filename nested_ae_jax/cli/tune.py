@@ -36,7 +36,7 @@ def add_parser(sub):
 
 def run(args) -> int:
     from ..config import load_config
-    from ..tune import load_space, tune, write_outputs
+    from ..tune import load_space, summary, tune, write_outputs
     from .train import leak_warnings
 
     cfg = settings(load_config(args.config), args)
@@ -51,6 +51,9 @@ def run(args) -> int:
     print(f"nested CV ({n['outer_folds']} outer x {n['inner_folds']} inner folds): "
           f"{result.metric} {n['outer']:.4g} on the outer validation rows (inner estimate "
           f"{n['inner']:.4g})")
+    print("every head, same outer models: " + "; ".join(
+        f"{head} " + ", ".join(f"{stat} {f['outer']:.4g}" for stat, f in stats.items())
+        for head, stats in summary(result)["heads"].items()))
     print(f"final setting (chosen on all rows, plain-fold CV {result.final_cv:.4g}): "
           + ", ".join(f"{k} = {v:.4g}" if isinstance(v, float) else f"{k} = {v}"
                       for k, v in result.settings[result.final].items()))

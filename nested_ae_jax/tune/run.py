@@ -135,24 +135,34 @@ def tuned_document(result: TuneResult, data_root: str | None = None) -> dict:
 
 
 def summary(result: TuneResult) -> dict:
-    """tune.json: the nested-CV figure (pooled outer, outer-fold mean and spread), the inner
-    estimate, the setting chosen per outer split, the final setting and its plain-fold CV;
-    for a chained scale the last rung's leaky-row counts (``nested_leaky_val_rows``: 0)."""
-    per_fold = result.outer[f"outer {result.metric}"].to_numpy()
-    head = result.metric.rsplit(".", 1)[0]
-    return {"scale": result.scale, "metric": result.metric, "heads": {head: {
-        "nested_cv": {"outer": result.nested["outer"], "outer_fold_mean": float(per_fold.mean()),
-                      "outer_fold_std": float(per_fold.std(ddof=1)) if len(per_fold) > 1 else 0.0,
-                      "per_outer_fold": per_fold.tolist(), "inner": result.nested["inner"],
-                      "outer_folds": result.nested["outer_folds"],
-                      "inner_folds": result.nested["inner_folds"]},
-        "chosen_per_outer_split": [{"setting": int(c), **result.settings[c]}
-                                   for c in result.chosen],
-        "final": {"setting": result.final, **result.settings[result.final],
-                  "cv": result.final_cv}}},
-        **({"chain": result.last.chain} if result.last.chain else {}),
-        "trials": len(result.settings), "rungs": [r._asdict() for r in result.rungs],
-        "models": result.n_models, "seconds": result.seconds}
+    """tune.json: per head of the tuned scale and per metric the sweep records (``heads``:
+    {HEAD: {STAT: figure}}), the nested-CV figure of the settings chosen on ``metric``
+    (:func:`_figure`: pooled outer, outer-fold mean, spread and values), all from the same
+    outer models; the inner estimate of ``metric``, the setting chosen per outer split, the
+    final setting and its plain-fold CV; for a chained scale the last rung's leaky-row counts
+    (``nested_leaky_val_rows``: 0)."""
+    n, heads = result.nested, {}
+    for key, pooled in n["heads"].items():
+        head, stat = key.rsplit(".", 1)
+        heads.setdefault(head, {})[stat] = _figure(pooled,
+                                                   result.outer[f"outer {key}"].to_numpy())
+    return {"scale": result.scale, "metric": result.metric, "heads": heads,
+            "inner": n["inner"], "outer_folds": n["outer_folds"],
+            "inner_folds": n["inner_folds"],
+            "chosen_per_outer_split": [{"setting": int(c), **result.settings[c]}
+                                       for c in result.chosen],
+            "final": {"setting": result.final, **result.settings[result.final],
+                      "cv": result.final_cv},
+            **({"chain": result.last.chain} if result.last.chain else {}),
+            "trials": len(result.settings), "rungs": [r._asdict() for r in result.rungs],
+            "models": result.n_models, "seconds": result.seconds}
+
+
+def _figure(pooled: float, per_fold: np.ndarray) -> dict:
+    """A nested-CV figure: the pooled outer value, the outer folds' mean, std and values."""
+    return {"outer": float(pooled), "outer_fold_mean": float(per_fold.mean()),
+            "outer_fold_std": float(per_fold.std(ddof=1)) if len(per_fold) > 1 else 0.0,
+            "per_outer_fold": per_fold.tolist()}
 
 
 def write_outputs(result: TuneResult, out: str | Path, data_root: str | None = None
