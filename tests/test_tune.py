@@ -186,7 +186,7 @@ def test_a_budget_spent_by_the_first_rung_still_ends_with_a_nested_cv_figure(tun
     assert sorted(races) == ["0", "1", "2", "final"]  # one setting per race
     assert np.isfinite(r.nested["outer"]) and len(r.outer) == 3
     budget = json.loads(write_outputs(r, tmp_path / "out")[0].read_text())["budget"]
-    assert budget["minutes"] == 1.5 and budget["spent_s"] == 400
+    assert budget["minutes"] == 1.5 and budget["spent_s"] == 400 and not budget["within"]
     assert budget["projected_s"] == pytest.approx(200 + len(last) * 8 * 200 / 16)
     (check,) = budget["checks"]
     assert check["rungs_before"] == [{"keep": 2, "epochs": 8}]

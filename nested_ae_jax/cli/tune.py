@@ -64,7 +64,8 @@ def run(args) -> int:
     if result.budget:
         b = result.budget
         print(f"budget {b['minutes']:g} min: spent {b['spent_s']:.1f} s"
-              + (f" (projected after rung 1: {b['projected_s']:.1f} s)"
+              + ("" if b["within"] else ", over the budget")
+              + (f"; projected after rung 1: {b['projected_s']:.1f} s"
                  if b["projected_s"] is not None else "")
               + (f"; cut {len(b['reduced'])} time(s), see tune.json" if b["reduced"] else ""))
     for line in leak_warnings(result.last.chain):

@@ -121,7 +121,7 @@ def tune(cfg: Config, *, scale: str | None = None, trials: int = 16, eta: int = 
         final = int(np.argmax(alive[:, -1]))
     seconds = clock() - start
     budget = None if budget_minutes is None else {
-        "minutes": budget_minutes, "spent_s": seconds,
+        "minutes": budget_minutes, "spent_s": seconds, "within": seconds <= 60 * budget_minutes,
         "projected_s": checks[0]["seconds"] + checks[0]["projected_after_s"] if checks
         else None,
         "reduced": [c["note"] for c in checks if c["rungs_after"] != c["rungs_before"]],
