@@ -11,7 +11,8 @@ and the final race by the plain folds on all rows. At the last rung (the configu
 on its validation rows (the nested-CV figure); the final race's winner is the setting written
 to ``tuned.toml``. The tuned scale's scalers are fitted on training rows (scaler = train) and
 its parameters are the last epoch's (select = last), so no outer validation row reaches an
-inner fit or choice.
+inner fit or choice. With a time budget, the rungs after each one are shrunk (fewer survivors
+per race, fewer rungs) when projected not to fit; the last rung always runs.
 """
 
 from __future__ import annotations
