@@ -377,8 +377,8 @@ def read_tune(out: Path) -> list[Value]:
     """tune.json's nested-CV figure of the gap head (pooled outer MAE, per outer fold, the
     inner estimate), models and seconds; with a plain run, its pooled and per-fold MAE."""
     t = json.loads((out / "tune" / "tune.json").read_text())
-    cv = t["heads"]["gap"]["nested_cv"]
-    values = [Value("outer", cv["outer"], "eV", ACCURACY), Value("inner", cv["inner"], "eV",
+    cv = t["heads"]["gap"]["mae"]
+    values = [Value("outer", cv["outer"], "eV", ACCURACY), Value("inner", t["inner"], "eV",
                                                                     ACCURACY),
               Value("models", t["models"], "models", EXACT),
               Value("seconds", t["seconds"], "s", TIMING)]

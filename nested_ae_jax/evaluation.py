@@ -171,6 +171,13 @@ def scale_metrics(spec: ScaleSpec, outputs: dict, targets: dict, train_mask: np.
     return out
 
 
+def metric_columns(metrics: dict, prefix: str = "") -> dict[str, float]:
+    """{HEAD: {STAT: value}} (a pooled or a fold's validation table) as flat
+    {PREFIX HEAD.STAT: value} columns, without the row counts ``n``."""
+    return {f"{prefix}{head}.{k}": v for head, m in metrics.items() for k, v in m.items()
+            if k != "n"}
+
+
 def _mean_over_models(entries: list[dict | None]) -> dict:
     entries = [e for e in entries if e]
     if not entries:

@@ -21,7 +21,7 @@ import pandas as pd
 
 from .config import ScaleSpec
 from .errors import ConfigError
-from .evaluation import scale_metrics
+from .evaluation import metric_columns, scale_metrics
 from .splits import Folds, assign_folds
 
 
@@ -136,7 +136,9 @@ def select(spec: ScaleSpec, settings: list[dict], outputs: list, targets: dict,
     (K*(I+1), N, ...)); allowed: (S, K) bool, the settings outer fold o may choose from
     (default all; successive halving narrows it per outer fold). Returns (summary: the pooled
     outer and mean inner metric of the chosen settings, the per-fold table: outer fold,
-    chosen setting, its inner and outer metric, the (S, K) inner errors)."""
+    chosen setting, its inner ``metric`` and its outer metrics of every head (``outer
+    HEAD.STAT`` columns), the (S, K) inner errors). summary["heads"]: {HEAD.STAT: pooled
+    outer value} of every head, from the same outer models as ``metric``'s figure."""
     per, k = nested.n_inner + 1, nested.n_outer
     outputs = [jax.tree.map(np.asarray, out) for out in outputs]  # to the host once
     inner = inner_errors(spec, outputs, targets, nested, metric)
@@ -155,7 +157,9 @@ def select(spec: ScaleSpec, settings: list[dict], outputs: list, targets: dict,
                        nested.outer, metric)
     rows = [{"outer_fold": o, "setting": int(chosen[o]), **settings[chosen[o]],
              f"inner {metric}": inner[chosen[o], o],
-             f"outer {metric}": _stat(m["folds"][o]["val"], metric)} for o in range(k)]
+             **metric_columns(m["folds"][o]["val"], "outer ")} for o in range(k)]
     summary = {"outer_folds": k, "inner_folds": nested.n_inner, "metric": metric,
-               "outer": outer, "inner": float(inner[chosen, np.arange(k)].mean())}
+               "outer": outer, "inner": float(inner[chosen, np.arange(k)].mean()),
+               "heads": metric_columns({h: v.get("pooled_val", {})
+                                        for h, v in m["heads"].items()})}
     return summary, pd.DataFrame(rows), inner

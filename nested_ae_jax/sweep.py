@@ -23,7 +23,7 @@ import pandas as pd
 from . import links
 from .config import Config, ScaleSpec, override, parse_value
 from .errors import ConfigError
-from .evaluation import scale_metrics
+from .evaluation import metric_columns, scale_metrics
 from .fitting import Replica, fit_models, replica_layout
 from .nested_chain import n_entities, nested_latents, nested_leaky_rows, upstream_nested
 from .nesting import row_columns, upstream_of
@@ -129,15 +129,6 @@ class SweepResult:
     nested_folds: NestedFolds | None = None  # the nested models' masks
     nested_outputs: list | None = None  # per combination: the nested models' outputs
     inner_errors: np.ndarray | None = None  # (combinations, outer folds): pooled inner metric
-
-
-def _metric_rows(metrics: dict, prefix: str = "") -> dict[str, float]:
-    out = {}
-    for head, m in metrics.items():
-        for k, v in m.items():
-            if k != "n":
-                out[f"{prefix}{head}.{k}"] = v
-    return out
 
 
 def default_metric(spec: ScaleSpec) -> str:
@@ -283,9 +274,9 @@ def _fit_group(cfg: Config, target: ScaleSpec, canon: ScaleSpec, specs: list[Sca
         m = scale_metrics(spec, own, data.targets, group_folds.train, group_folds.val,
                           group_folds.fold_of_row, group_folds.n_cv)
         pooled = {h: v.get("pooled_val", {}) for h, v in m["heads"].items()}
-        folds_rows = [{**combo, "fold": f, **_metric_rows(fm["val"])}
+        folds_rows = [{**combo, "fold": f, **metric_columns(fm["val"])}
                       for f, fm in enumerate(m["folds"])]
-        out.append(({**combo, **_metric_rows(pooled)}, folds_rows, inner))
+        out.append(({**combo, **metric_columns(pooled)}, folds_rows, inner))
     return out, total * len(specs)
 
 

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import itertools
+import json
+
 import numpy as np
 import pandas as pd
 import pytest
@@ -10,8 +13,8 @@ from conftest import tiny_scale
 from nested_ae_jax.config import load_config, parse_config
 from nested_ae_jax.errors import ConfigError
 from nested_ae_jax.runner import fit_config
-from nested_ae_jax.tune import (Dim, Space, default_space, load_space, sample, schedule,
-                                survivors, tune, write_outputs)
+from nested_ae_jax.tune import (Dim, Rung, Space, default_space, load_space, sample, schedule,
+                                survivors, tune, within_budget, write_outputs)
 
 
 def test_schedule_divides_settings_and_multiplies_epochs_by_eta():
@@ -37,6 +40,19 @@ def test_halving_keeps_the_planted_best_setting_and_each_race_reads_only_its_sco
         again = survivors(poisoned, before, rung.keep)
         assert (again[:, 1:] == alive[:, 1:]).all()  # ... the other races do not
     assert (np.flatnonzero(alive.any(axis=1)) == [13]).all()
+
+
+def test_budget_shrinks_the_rest_of_the_plan_until_its_projection_fits():
+    """1 s per setting-epoch; 4 races; 27 settings now, count(keep): alive in any race after
+    each keeps ``keep``. Survivors are halved and rungs that would not narrow any race dropped,
+    down to the last rung alone with one setting per race (run even when over the budget)."""
+    rest = [Rung(9, 9), Rung(3, 27), Rung(1, 81)]
+    count = lambda keep: min(27, 4 * keep)  # noqa: E731
+    assert within_budget(rest, count, 4, 1.0, 1000) == (rest, 27 * 9 + 12 * 27 + 4 * 81)
+    assert within_budget(rest, count, 4, 1.0, 500) == ([Rung(3, 9), Rung(1, 81)],
+                                                       12 * 9 + 4 * 81)
+    assert within_budget(rest, count, 4, 1.0, 100) == ([Rung(1, 81)], 4 * 81)
+    assert within_budget(rest, count, 4, 2.0, 0) == ([Rung(1, 81)], 2 * 4 * 81)
 
 
 def test_sobol_samples_are_seeded_and_inside_the_space(tmp_path):
@@ -77,8 +93,8 @@ _SPACE = Space((Dim("training.learning_rate", 1e-3, 3e-2, log=True),
 _OUTER0: list = []
 
 
-def _tune(cfg):
-    return tune(cfg, trials=4, eta=2, rungs=2, outer_folds=3, space=_SPACE, seed=0)
+def _tune(cfg, **options):
+    return tune(cfg, trials=4, eta=2, rungs=2, outer_folds=3, space=_SPACE, seed=0, **options)
 
 
 @pytest.fixture(scope="module")
@@ -127,6 +143,58 @@ def test_tuned_toml_holds_the_final_setting_and_train_reproduces_it(tuned, tmp_p
     assert len(doc) == 4 + len(r.last.runs) and set(doc.rung) == {0, 1}
 
 
+def test_tune_json_reports_every_head_from_the_outer_models_that_give_the_figure(tuned,
+                                                                                  tmp_path):
+    """Every head and every metric the sweep records, pooled and per outer fold; the target
+    head's MAE and RMSE recomputed with numpy from the chosen settings' outer models."""
+    tmp, r = tuned
+    doc = json.loads(write_outputs(r, tmp_path / "out")[0].read_text())
+    assert set(doc["heads"]) == {"y", "x"} and doc["metric"] == "y.mae"
+    for head, stats in doc["heads"].items():
+        assert set(stats) == {c.split(".", 1)[1] for c in r.last.runs if c.startswith(head + ".")}
+    nf, per = r.last.nested_folds, r.last.nested_folds.n_inner + 1
+    target = pd.read_csv(tmp / "clean.csv").y.to_numpy()
+    err = np.zeros_like(target)
+    for o, j in enumerate(r.outer["setting"]):
+        p = np.asarray(r.last.nested_outputs[j].heads["y"])[o * per + per - 1, :, 0]
+        err[nf.outer == o] = (p - target)[nf.outer == o]
+    y = doc["heads"]["y"]
+    assert y["mae"]["outer"] == pytest.approx(np.abs(err).mean(), rel=1e-5)
+    assert y["mae"]["outer"] == pytest.approx(r.nested["outer"])
+    assert y["rmse"]["outer"] == pytest.approx(np.sqrt((err ** 2).mean()), rel=1e-5)
+    assert y["mae"]["per_outer_fold"] == pytest.approx(
+        [np.abs(err[nf.outer == o]).mean() for o in range(3)], rel=1e-5)
+    # equal outer folds (16 rows each): a pooled MAE is the mean of the folds'
+    x = doc["heads"]["x"]["mae"]
+    assert x["outer"] == pytest.approx(x["outer_fold_mean"], rel=1e-5) and x["outer"] > 0
+    assert doc["inner"] == pytest.approx(r.nested["inner"])
+
+
+def test_a_budget_spent_by_the_first_rung_still_ends_with_a_nested_cv_figure(tuned,
+                                                                             tmp_path):
+    """Fake clock: the first rung 'takes' 200 s of a 90 s budget; the rest is cut to the
+    minimum plan (the last rung, one setting per race), said in the progress output and
+    recorded in tune.json; the figure comes from that last rung at the configured epochs."""
+    tmp, _ = tuned
+    ticks, notes = itertools.count(0, 200), []
+    r = _tune(_config(tmp, "clean"), budget_minutes=1.5, clock=lambda: next(ticks),
+              progress=notes.append)
+    assert schedule(4, 8, eta=2, rungs=2) == [(4, 4), (2, 8)]
+    assert r.rungs == [(4, 4), (1, 8)]
+    last = r.trials[r.trials.rung == 1]
+    races = [race for row in last.alive_in for race in row.split()]
+    assert sorted(races) == ["0", "1", "2", "final"]  # one setting per race
+    assert np.isfinite(r.nested["outer"]) and len(r.outer) == 3
+    budget = json.loads(write_outputs(r, tmp_path / "out")[0].read_text())["budget"]
+    assert budget["minutes"] == 1.5 and budget["spent_s"] == 400 and not budget["within"]
+    assert budget["projected_s"] == pytest.approx(200 + len(last) * 8 * 200 / 16)
+    (check,) = budget["checks"]
+    assert check["rungs_before"] == [{"keep": 2, "epochs": 8}]
+    assert check["rungs_after"] == [{"keep": 1, "epochs": 8}] and not check["fits"]
+    assert budget["reduced"] == [check["note"]] and check["note"] in notes
+    assert "(the budget is spent)" in check["note"] and "minimum plan" in check["note"]
+
+
 def test_canary_outer_validation_targets_reach_no_inner_fit_or_choice(tuned):
     """Targets of outer fold 0's validation rows poisoned by +1e6: outer split 0's inner
     errors, survivors and choice are unchanged; the poison does reach the plain folds."""
@@ -147,6 +215,8 @@ def test_tune_refuses_settings_that_cannot_run_with_one_line_errors(tmp_path, ti
     cfg = parse_config({"scales": {"s": tiny_scale()}}, str(tmp_path / "c.toml"))
     with pytest.raises(ConfigError, match="--outer-folds 0: use at least 2"):
         tune(cfg, outer_folds=0)
+    with pytest.raises(ConfigError, match="--budget-minutes 0: use a positive number"):
+        tune(cfg, budget_minutes=0)
     with pytest.raises(ConfigError, match="--eta 1: use at least 2"):
         schedule(4, 10, eta=1)
     with pytest.raises(ConfigError, match="--rungs -1: use at least 1"):

@@ -20,6 +20,9 @@ def add_parser(sub):
                    "settings per race and trains eta times longer (default 3)")
     p.add_argument("--rungs", type=int, help="rungs of successive halving (default "
                    "1 + floor(log_eta(trials)))")
+    p.add_argument("--budget-minutes", type=float, metavar="M", help="end within about M "
+                   "minutes: after each rung the rest is projected from the time so far and "
+                   "fewer settings continue if it would not fit (the last rung always runs)")
     p.add_argument("--outer-folds", type=int, default=5, metavar="K",
                    help="outer splits of nested cross-validation (default 5)")
     p.add_argument("--space", help="TOML search space ([dims.\"KEY\"] tables; default: "
@@ -36,14 +39,15 @@ def add_parser(sub):
 
 def run(args) -> int:
     from ..config import load_config
-    from ..tune import load_space, tune, write_outputs
+    from ..tune import load_space, summary, tune, write_outputs
     from .train import leak_warnings
 
     cfg = settings(load_config(args.config), args)
     space = load_space(args.space) if args.space else None
     result = tune(cfg, scale=args.scale, trials=args.trials, eta=args.eta, rungs=args.rungs,
                   outer_folds=args.outer_folds, space=space, seed=args.seed,
-                  metric=args.metric, data_root=args.data_root, progress=printer(args.quiet))
+                  metric=args.metric, data_root=args.data_root, progress=printer(args.quiet),
+                  budget_minutes=args.budget_minutes)
     paths = write_outputs(result, args.out, args.data_root)
     n = result.nested
     print(f"tuned scale '{result.scale}': {len(result.settings)} settings, "
@@ -51,9 +55,19 @@ def run(args) -> int:
     print(f"nested CV ({n['outer_folds']} outer x {n['inner_folds']} inner folds): "
           f"{result.metric} {n['outer']:.4g} on the outer validation rows (inner estimate "
           f"{n['inner']:.4g})")
+    print("every head, same outer models: " + "; ".join(
+        f"{head} " + ", ".join(f"{stat} {f['outer']:.4g}" for stat, f in stats.items())
+        for head, stats in summary(result)["heads"].items()))
     print(f"final setting (chosen on all rows, plain-fold CV {result.final_cv:.4g}): "
           + ", ".join(f"{k} = {v:.4g}" if isinstance(v, float) else f"{k} = {v}"
                       for k, v in result.settings[result.final].items()))
+    if result.budget:
+        b = result.budget
+        print(f"budget {b['minutes']:g} min: spent {b['spent_s']:.1f} s"
+              + ("" if b["within"] else ", over the budget")
+              + (f"; projected after rung 1: {b['projected_s']:.1f} s"
+                 if b["projected_s"] is not None else "")
+              + (f"; cut {len(b['reduced'])} time(s), see tune.json" if b["reduced"] else ""))
     for line in leak_warnings(result.last.chain):
         print(line, file=sys.stderr)
     print("wrote " + ", ".join(map(str, paths)))

@@ -9,7 +9,7 @@ reads its own scores, so an outer split's survivors depend on its training rows 
 from __future__ import annotations
 
 import math
-from typing import NamedTuple
+from typing import Callable, NamedTuple
 
 import numpy as np
 
@@ -49,3 +49,32 @@ def survivors(scores: np.ndarray, alive: np.ndarray, keep: int, maximise: bool =
     out = np.zeros_like(alive, dtype=bool)
     np.put_along_axis(out, order, True, axis=0)
     return out & alive
+
+
+def within_budget(rest: list[Rung], count: Callable[[int], int], races: int,
+                  seconds_per: float, left: float) -> tuple[list[Rung], float]:
+    """The remaining rungs ``rest`` shrunk until projected to take at most ``left`` seconds,
+    and their projection: ``seconds_per`` seconds per setting-epoch (measured so far) x the
+    settings of each rung (the next: ``count(keep)``, the settings alive in any race if each
+    keeps ``keep``; a later one at most ``races`` x its keep) x its epochs. Shrinking halves
+    every rung's keep (rounded up), and drops a rung that would train no more settings per
+    race than the next; the minimum plan is the last rung alone, one setting per race. When
+    not even that fits, the minimum plan (a nested-CV figure needs the last rung)."""
+    plan = list(rest)
+    while True:
+        projected = projected_seconds(plan, count, races, seconds_per)
+        if projected <= left or plan == [Rung(1, rest[-1].epochs)]:
+            return plan, projected
+        halved = [Rung(math.ceil(r.keep / 2), r.epochs) for r in plan]
+        plan = [r for i, r in enumerate(halved)
+                if i == len(halved) - 1 or r.keep > halved[i + 1].keep]
+
+
+def projected_seconds(plan: list[Rung], count: Callable[[int], int], races: int,
+                      seconds_per: float) -> float:
+    """Seconds that ``plan`` is projected to take (see :func:`within_budget`)."""
+    n, total = count(plan[0].keep), 0.0
+    for r in plan:
+        n = min(n, races * r.keep)
+        total += n * r.epochs
+    return total * seconds_per

@@ -11,7 +11,8 @@ and the final race by the plain folds on all rows. At the last rung (the configu
 on its validation rows (the nested-CV figure); the final race's winner is the setting written
 to ``tuned.toml``. The tuned scale's scalers are fitted on training rows (scaler = train) and
 its parameters are the last epoch's (select = last), so no outer validation row reaches an
-inner fit or choice.
+inner fit or choice. With a time budget, the rungs after each one are shrunk (fewer survivors
+per race, fewer rungs) when projected not to fit; the last rung always runs.
 """
 
 from __future__ import annotations
@@ -28,7 +29,7 @@ from .. import datasets, io
 from ..errors import ConfigError
 from ..config import Config, config_to_dict, override, resolve_data_path
 from ..sweep import SweepResult, default_metric, sweep
-from .halving import Rung, schedule, survivors
+from .halving import Rung, projected_seconds, schedule, survivors, within_budget
 from .space import Space, default_space, sample
 
 
@@ -53,17 +54,25 @@ class TuneResult:
     last: SweepResult
     n_models: int
     seconds: float
+    budget: dict | None = None  # --budget-minutes: minutes, projected_s, spent_s, checks
 
 
 def tune(cfg: Config, *, scale: str | None = None, trials: int = 16, eta: int = 3,
          rungs: int | None = None, outer_folds: int = 5, space: Space | None = None,
          seed: int = 0, metric: str | None = None, data_root: str | None = None,
-         progress: Callable[[str], None] | None = None, devices: list | None = None
+         progress: Callable[[str], None] | None = None, devices: list | None = None,
+         budget_minutes: float | None = None, clock: Callable[[], float] = time.perf_counter
          ) -> TuneResult:
     """Tune scale ``scale`` (default the last; upstream scales as configured) of ``cfg``:
     ``trials`` Sobol settings of ``space`` (default :func:`space.default_space`, seeded with
-    ``seed``), successive halving by ``eta`` over ``rungs`` rungs, ``outer_folds`` outer splits."""
-    start = time.perf_counter()
+    ``seed``), successive halving by ``eta`` over ``rungs`` rungs, ``outer_folds`` outer splits.
+    budget_minutes: after every rung but the last, the rest of the plan is projected from the
+    seconds per setting-epoch so far (``clock``) and shrunk to fit (:func:`within_budget`);
+    the last rung always runs, so the nested-CV figure is always produced."""
+    start = clock()
+    if budget_minutes is not None and not budget_minutes > 0:
+        raise ConfigError(f"tune --budget-minutes {budget_minutes}: use a positive number "
+                          "of minutes")
     if outer_folds < 2:
         raise ConfigError(f"tune --outer-folds {outer_folds}: use at least 2 (the nested-CV "
                           "figure needs outer splits)")
@@ -75,10 +84,10 @@ def tune(cfg: Config, *, scale: str | None = None, trials: int = 16, eta: int = 
     settings = sample(space or default_space(target), trials, seed)
     plan = schedule(trials, target.training.epochs, eta, rungs)
     alive = np.ones((len(settings), outer_folds + 1), bool)  # races: outer splits, final
-    rows, n_models = [], 0
-    for r, rung in enumerate(plan):
+    rows, n_models, work, checks, r = [], 0, 0, [], 0
+    while True:  # the plan's tail may shrink after each rung (budget_minutes)
+        rung, last = plan[r], r == len(plan) - 1
         idx = np.flatnonzero(alive.any(axis=1))
-        last = r == len(plan) - 1
         if progress:
             progress(f"tune rung {r + 1}/{len(plan)}: {len(idx)} setting(s) x "
                      f"{rung.epochs} epochs")
@@ -90,17 +99,66 @@ def tune(cfg: Config, *, scale: str | None = None, trials: int = 16, eta: int = 
         scores = np.full(alive.shape, np.nan)
         scores[idx] = np.column_stack([res.inner_errors, res.runs[metric].to_numpy()])
         rows += _trial_rows(r, rung, idx, settings, scores, alive, metric)
-        if not last:
-            alive = survivors(scores, alive, plan[r + 1].keep, maximise)
+        work += len(idx) * rung.epochs
+        if last:
+            break
+        if budget_minutes is not None:
+            def settings_after(keep: int) -> int:  # the next rung's, if each race keeps keep
+                return int(survivors(scores, alive, keep, maximise).any(axis=1).sum())
+
+            check = _budget_check(plan, r, clock() - start, work, 60 * budget_minutes,
+                                  outer_folds + 1, settings_after)
+            plan = plan[:r + 1] + check.pop("plan")
+            checks.append(check)
+            if progress:
+                progress(check["note"])
+        alive = survivors(scores, alive, plan[r + 1].keep, maximise)
+        r += 1
     chosen = idx[res.outer["setting"].to_numpy()]
     final_scores = np.where(alive[:, -1] & ~np.isnan(scores[:, -1]), scores[:, -1],
                             -np.inf if maximise else np.inf)
     final = int(np.argmax(final_scores) if maximise else np.argmin(final_scores))
     if not np.isfinite(final_scores[final]):  # every survivor diverged: the first survivor
         final = int(np.argmax(alive[:, -1]))
+    seconds = clock() - start
+    budget = None if budget_minutes is None else {
+        "minutes": budget_minutes, "spent_s": seconds, "within": seconds <= 60 * budget_minutes,
+        "projected_s": checks[0]["seconds"] + checks[0]["projected_after_s"] if checks
+        else None,
+        "reduced": [c["note"] for c in checks if c["rungs_after"] != c["rungs_before"]],
+        "checks": checks}
     return TuneResult(name, metric, cfg, settings, plan, pd.DataFrame(rows), chosen, final,
                       float(scores[final, -1]), res.nested, res.outer, res, n_models,
-                      time.perf_counter() - start)
+                      seconds, budget)
+
+
+def _budget_check(plan: list[Rung], r: int, seconds: float, work: int, budget: float,
+                  races: int, count: Callable[[int], int]) -> dict:
+    """After rung r (0-based; ``seconds`` so far for ``work`` setting-epochs): the rest of ``plan``
+    within the ``budget`` seconds left (:func:`within_budget`; ``races``, ``count``: its
+    arguments) and a record of the check: the projections before and after, the rungs
+    before and after, whether it fits, and a note saying what was cut."""
+    rest, rate, left = plan[r + 1:], seconds / work, budget - seconds
+    before = projected_seconds(rest, count, races, rate)
+    kept, after = within_budget(rest, count, races, rate, left)
+    note = (f"tune budget: rung {r + 1} done at {seconds:.1f} s of {budget:.0f} s"
+            f"{' (the budget is spent)' if left <= 0 else ''}; the rest ({_plan_text(rest)}) "
+            f"projected at {before:.1f} s")
+    if kept != rest:
+        note += f": cut to {_plan_text(kept)} ({after:.1f} s)"
+    if after > left:  # within_budget's minimum plan
+        note += (", over the budget: running the minimum plan all the same (the nested-CV "
+                 "figure needs the last rung)")
+    return {"after_rung": r, "seconds": seconds, "left_s": left, "projected_s": before,
+            "projected_after_s": after, "fits": bool(after <= left), "note": note,
+            "plan": kept, "rungs_before": [x._asdict() for x in rest],
+            "rungs_after": [x._asdict() for x in kept]}
+
+
+def _plan_text(plan: list[Rung]) -> str:
+    """"3 per race x 27 epochs, 1 x 81" """
+    return ", ".join(f"{x.keep}{' per race' if i == 0 else ''} x {x.epochs}"
+                     f"{' epochs' if i == 0 else ''}" for i, x in enumerate(plan))
 
 
 def _trial_rows(r: int, rung: Rung, idx: np.ndarray, settings: list[dict],
@@ -135,24 +193,35 @@ def tuned_document(result: TuneResult, data_root: str | None = None) -> dict:
 
 
 def summary(result: TuneResult) -> dict:
-    """tune.json: the nested-CV figure (pooled outer, outer-fold mean and spread), the inner
-    estimate, the setting chosen per outer split, the final setting and its plain-fold CV;
-    for a chained scale the last rung's leaky-row counts (``nested_leaky_val_rows``: 0)."""
-    per_fold = result.outer[f"outer {result.metric}"].to_numpy()
-    head = result.metric.rsplit(".", 1)[0]
-    return {"scale": result.scale, "metric": result.metric, "heads": {head: {
-        "nested_cv": {"outer": result.nested["outer"], "outer_fold_mean": float(per_fold.mean()),
-                      "outer_fold_std": float(per_fold.std(ddof=1)) if len(per_fold) > 1 else 0.0,
-                      "per_outer_fold": per_fold.tolist(), "inner": result.nested["inner"],
-                      "outer_folds": result.nested["outer_folds"],
-                      "inner_folds": result.nested["inner_folds"]},
-        "chosen_per_outer_split": [{"setting": int(c), **result.settings[c]}
-                                   for c in result.chosen],
-        "final": {"setting": result.final, **result.settings[result.final],
-                  "cv": result.final_cv}}},
-        **({"chain": result.last.chain} if result.last.chain else {}),
-        "trials": len(result.settings), "rungs": [r._asdict() for r in result.rungs],
-        "models": result.n_models, "seconds": result.seconds}
+    """tune.json: per head of the tuned scale and per metric the sweep records (``heads``:
+    {HEAD: {STAT: figure}}), the nested-CV figure of the settings chosen on ``metric``
+    (:func:`_figure`: pooled outer, outer-fold mean, spread and values), all from the same
+    outer models; the inner estimate of ``metric``, the setting chosen per outer split, the
+    final setting and its plain-fold CV; for a chained scale the last rung's leaky-row counts
+    (``nested_leaky_val_rows``: 0)."""
+    n, heads = result.nested, {}
+    for key, pooled in n["heads"].items():
+        head, stat = key.rsplit(".", 1)
+        heads.setdefault(head, {})[stat] = _figure(pooled,
+                                                   result.outer[f"outer {key}"].to_numpy())
+    return {"scale": result.scale, "metric": result.metric, "heads": heads,
+            "inner": n["inner"], "outer_folds": n["outer_folds"],
+            "inner_folds": n["inner_folds"],
+            "chosen_per_outer_split": [{"setting": int(c), **result.settings[c]}
+                                       for c in result.chosen],
+            "final": {"setting": result.final, **result.settings[result.final],
+                      "cv": result.final_cv},
+            **({"chain": result.last.chain} if result.last.chain else {}),
+            "trials": len(result.settings), "rungs": [r._asdict() for r in result.rungs],
+            "models": result.n_models, "seconds": result.seconds,
+            **({"budget": result.budget} if result.budget else {})}
+
+
+def _figure(pooled: float, per_fold: np.ndarray) -> dict:
+    """A nested-CV figure: the pooled outer value, the outer folds' mean, std and values."""
+    return {"outer": float(pooled), "outer_fold_mean": float(per_fold.mean()),
+            "outer_fold_std": float(per_fold.std(ddof=1)) if len(per_fold) > 1 else 0.0,
+            "per_outer_fold": per_fold.tolist()}
 
 
 def write_outputs(result: TuneResult, out: str | Path, data_root: str | None = None
