@@ -146,16 +146,42 @@ def progress_printer(label: str, epochs: int, out: Progress | None) -> Callable 
     return on_chunk
 
 
+def latent_maskable(spec: ScaleSpec) -> bool:
+    """Whether a narrower latent of ``spec`` can train as a masked unit of a wider one with
+    the same numbers (:func:`narrow_init`): the built-in network in the encoder and every
+    head (a module of one's own may use its widths otherwise)."""
+    return not spec.encoder.module and not any(h.module for h in spec.heads)
+
+
+def narrow_init(wide: ScaleModel, narrow: Sequence[ScaleSpec], per: int):
+    """Initial parameters of ``wide`` (leading model axis, ``per`` models per spec, spec-major)
+    for models whose specs have latents of at most its width: each spec's own network
+    initialised from its seed exactly as training would (``scale_task``), zero-padded to the
+    wide shapes. Trained with the latent mask of its width, a padded unit has zero weights in
+    and out and a zero gradient, so they stay zero and the wide model trains to the narrow
+    one's numbers (dropout included: only hidden layers drop, and their shapes match)."""
+    shapes = jax.eval_shape(wide.init, jax.random.key(0))
+
+    def pad(a, like):
+        return jnp.pad(a, [(0, w - n) for n, w in zip(a.shape, like.shape)])
+
+    trees = [jax.tree.map(pad, scale_task(scale_model(s, wide.dims)).init(
+        jnp.int32(s.training.seed), None), shapes) for s in narrow]
+    return jax.tree.map(lambda *a: jnp.repeat(jnp.stack(a), per, axis=0), *trees)
+
+
 def fit_models(spec: ScaleSpec, data: ScaleData, layout: Layout, *,
                stats: dict | None = None, epochs: int | None = None,
                resume: tuple[TrainState, History] | None = None,
+               init_params: dict | None = None,
                on_chunk: Callable | None = None, progress: Progress | None = None,
                label: str | None = None, devices: list | None = None) -> ModelsFit:
     """Train the models of ``layout`` on ``data`` in one compiled call per chunk and predict
     every row with each (dropout off, training.select's parameters).
 
     stats: scalers (default: fitted on layout.stat_rows); epochs: override
-    training.epochs; resume: (state, history) to continue; on_chunk(state, history, done,
+    training.epochs; resume: (state, history) to continue; init_params: start from these
+    parameters (leading model axis; :func:`narrow_init`); on_chunk(state, history, done,
     seconds): after every chunk (checkpoints); progress: print a line per chunk, labelled
     ``label`` (default the scale's name).
     """
@@ -175,7 +201,8 @@ def fit_models(spec: ScaleSpec, data: ScaleData, layout: Layout, *,
     state, history = train_models(scale_task(model), arrays, batch, epochs=epochs,
                                   chunk_epochs=spec.training.chunk_epochs,
                                   eval_every=spec.training.eval_every, state=state0,
-                                  history=hist0, on_chunk=chunk_done, devices=devices)
+                                  history=hist0, init_params=init_params,
+                                  on_chunk=chunk_done, devices=devices)
     params = selected_params(spec, state)
     outputs = predict_models(model, params, batch.stats, arrays["inputs"], batch.own_inputs,
                              batch.latent_mask)

@@ -3,9 +3,13 @@ the array shapes allow.
 
 Settings that only change numbers — seed, learning rate, L1/L2 weights, dropout rates, loss
 weights — become per-model values of one ``vmap``ped program (with the folds), so a 20-seed x
-5-fold sweep is one compile and one call. Settings that change shapes or the program (latent
-size, hidden widths, batch size, epochs, activations, ...) split the combinations into groups,
-each compiled once.
+5-fold sweep is one compile and one call. The latent size joins them by masking: combinations
+that differ in it train in the program of the widest, each model with the latent mask of its
+own size and its own narrow network's initial weights zero-padded (``fitting.narrow_init``),
+which trains to the narrow network's numbers (built-in networks; a scale with a module of its
+own keeps one program per latent size). Settings that change other shapes or the program
+(hidden widths, batch size, epochs, activations, ...) split the combinations into groups, each
+compiled once.
 """
 
 from __future__ import annotations
@@ -24,12 +28,13 @@ from . import links
 from .config import Config, ScaleSpec, override, parse_value
 from .errors import ConfigError
 from .evaluation import metric_columns, scale_metrics
-from .fitting import Replica, fit_models, replica_layout
+from .fitting import Replica, fit_models, latent_maskable, narrow_init, replica_layout
 from .nested_chain import n_entities, nested_latents, nested_leaky_rows, upstream_nested
 from .nesting import row_columns, upstream_of
 from .runner import chain_report, fit_config, plan_chain, prepare_scale, trained_record
 from .selection import NestedFolds, nested_folds, per_model_inputs, select, with_nested
 from .splits import assign_folds, groups_from_rows, make_folds
+from .model import scale_dims, scale_model
 from .training import hyperparameters
 
 # per-model (vectorised) settings: (table, field); heads.* means every head
@@ -87,17 +92,28 @@ def combinations(grid: dict[str, list]) -> list[dict[str, Any]]:
 
 def _canonical(spec: ScaleSpec, nonzero: set[tuple[str, str, str]]) -> ScaleSpec:
     """The spec with every vectorised setting replaced by a placeholder, so that combinations
-    differing only in those settings compile to the same program. A penalty or dropout rate
-    that is non-zero in any combination stays non-zero (so the program applies it)."""
+    differing only in those settings compile to the same program (the latent size too, when
+    it can be masked: the group then trains at its widest, :func:`_widest`). A penalty or
+    dropout rate that is non-zero in any combination stays non-zero (so the program applies
+    it)."""
     def fix(obj, table: str, name: str = ""):
         changes = {}
         for f in ("learning_rate", "seed", "l1", "l2", "dropout", "weight"):
             if (table, f) in _VECTORISED and hasattr(obj, f):
                 changes[f] = _PLACEHOLDER.get(f, 0.5 if (table, name, f) in nonzero else 0.0)
         return dataclasses.replace(obj, **changes)
-    return dataclasses.replace(
-        spec, training=fix(spec.training, "training"), encoder=fix(spec.encoder, "encoder"),
-        heads=tuple(fix(h, "heads", h.name) for h in spec.heads))
+    encoder = fix(spec.encoder, "encoder")
+    if latent_maskable(spec):
+        encoder = dataclasses.replace(encoder, latent_size=1)
+    return dataclasses.replace(spec, training=fix(spec.training, "training"), encoder=encoder,
+                               heads=tuple(fix(h, "heads", h.name) for h in spec.heads))
+
+
+def _widest(canon: ScaleSpec, members: list[ScaleSpec]) -> ScaleSpec:
+    """A group's program: its canonical spec at the widest latent of its members."""
+    width = max(s.encoder.latent_size for s in members)
+    return dataclasses.replace(canon, encoder=dataclasses.replace(canon.encoder,
+                                                                  latent_size=width))
 
 
 def _nonzero_settings(specs: list[ScaleSpec]) -> set[tuple[str, str, str]]:
@@ -183,6 +199,7 @@ def sweep(cfg: Config, grid: dict[str, list] | list[dict], *, scale: str | None 
         if progress:
             progress(f"sweep group {g + 1}/{len(groups)}: {len(members)} combination(s) x "
                      f"folds in one compiled call")
+        canon = _widest(canon, [specs[i] for i in members])
         fitted, models = _fit_group(cfg, target, canon, [specs[i] for i in members],
                                     [combos[i] for i in members], data, folds, nested, plan,
                                     f"{target.name} group {g + 1}", progress, devices)
@@ -262,9 +279,18 @@ def _fit_group(cfg: Config, target: ScaleSpec, canon: ScaleSpec, specs: list[Sca
     group_folds = folds if canon.cv == target.cv else make_folds(
         canon, data, row_columns(cfg.specs, target.name))
     layout_folds = group_folds if nested is None else with_nested(group_folds, nested)
-    replicas = [Replica(s.training.seed, hyperparameters(s)) for s in specs]
-    fit = fit_models(canon, data, replica_layout(canon, layout_folds, replicas),
-                     progress=progress, label=label, devices=devices)
+    width = canon.encoder.latent_size
+    mixed = any(s.encoder.latent_size < width for s in specs)  # then masked (module docstring)
+    replicas = [Replica(s.training.seed, hyperparameters(s),
+                        (np.arange(width) < s.encoder.latent_size).astype(np.float32)
+                        if mixed else None) for s in specs]
+    layout = replica_layout(canon, layout_folds, replicas)
+    init = None
+    if mixed:
+        init = narrow_init(scale_model(canon, scale_dims(canon, data)), specs,
+                           layout_folds.n_models)
+    fit = fit_models(canon, data, layout, init_params=init, progress=progress, label=label,
+                     devices=devices)
     per, total = group_folds.n_models, layout_folds.n_models
     out = []
     for r, (spec, combo) in enumerate(zip(specs, combos)):

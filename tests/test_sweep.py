@@ -55,9 +55,24 @@ def test_numeric_settings_share_one_program_and_shapes_split_it(chain):
     assert numeric.n_groups == 1 and len(numeric.runs) == 8 and numeric.n_models == 24
     assert numeric.runs["y.mae"].nunique() == 8  # every combination trained differently
     assert numeric.best["y.mae"] == numeric.runs["y.mae"].min()
-    shapes = sweep(chain, {"encoder.latent_size": [1, 2]})
+    shapes = sweep(chain, {"encoder.hidden": [[4], [6]]})
     assert shapes.n_groups == 2
     assert set(shapes.folds["fold"]) == {0, 1, 2}
+
+
+def test_latent_sizes_share_one_masked_program_and_train_to_the_narrow_numbers(chain):
+    """Latent sizes 1..3 train in the program of size 3, each model masked to its own size
+    and started from its own narrow network's weights: the figures of separate runs of each
+    size (dropout on, so the noise streams must match too)."""
+    grid = {"encoder.latent_size": [1, 2, 3], "heads.y.dropout": [0.1]}
+    masked = sweep(chain, grid)
+    assert masked.n_groups == 1 and len(masked.runs) == 3
+    for size in (1, 2, 3):
+        alone = sweep(chain, {"encoder.latent_size": [size], "heads.y.dropout": [0.1]})
+        np.testing.assert_allclose(masked.runs.loc[size - 1, ["y.mae", "y.rmse"]].to_numpy(float),
+                                   alone.runs.loc[0, ["y.mae", "y.rmse"]].to_numpy(float),
+                                   rtol=2e-5)
+    assert masked.runs["y.mae"].nunique() == 3
 
 
 def test_sweep_refuses_what_it_cannot_score(chain):
