@@ -21,7 +21,7 @@ import pandas as pd
 
 from .config import ScaleSpec
 from .errors import ConfigError
-from .evaluation import metric_columns, scale_metrics
+from .evaluation import ensemble_summary, metric_columns, scale_metrics
 from .splits import Folds, assign_folds
 
 
@@ -127,9 +127,21 @@ def inner_errors(spec: ScaleSpec, outputs: list, targets: dict, nested: NestedFo
     return inner
 
 
+def top_k(scores: np.ndarray, allowed: np.ndarray | None, k: int, maximise: bool
+          ) -> np.ndarray:
+    """(k, J): per column of ``scores`` (S, J), its k best rows, best first: the ``allowed``
+    (S, J) bool (default all) with a score (ties: the lower index), then the allowed that
+    diverged (NaN), then the rest. Row 0 is the choice of a column; the first allowed
+    row when every allowed one diverged."""
+    allowed = np.ones(scores.shape, bool) if allowed is None else allowed
+    nan = np.isnan(scores)
+    key = np.where(nan, 0.0, -scores if maximise else scores)
+    return np.lexsort((key, nan, ~allowed), axis=0)[:k]
+
+
 def select(spec: ScaleSpec, settings: list[dict], outputs: list, targets: dict,
-           nested: NestedFolds, metric: str, maximise: bool, allowed: np.ndarray | None = None
-           ) -> tuple[dict, pd.DataFrame, np.ndarray]:
+           nested: NestedFolds, metric: str, maximise: bool, allowed: np.ndarray | None = None,
+           ensemble: int = 1) -> tuple[dict, pd.DataFrame, np.ndarray]:
     """Choose a setting per outer fold on its inner error, score it on the outer rows.
 
     settings: one dict per setting; outputs: per setting, the nested models' outputs (leaves
@@ -138,28 +150,52 @@ def select(spec: ScaleSpec, settings: list[dict], outputs: list, targets: dict,
     outer and mean inner metric of the chosen settings, the per-fold table: outer fold,
     chosen setting, its inner ``metric`` and its outer metrics of every head (``outer
     HEAD.STAT`` columns), the (S, K) inner errors). summary["heads"]: {HEAD.STAT: pooled
-    outer value} of every head, from the same outer models as ``metric``'s figure."""
-    per, k = nested.n_inner + 1, nested.n_outer
+    outer value} of every head, from the same outer models as ``metric``'s figure.
+    ensemble > 1: summary["ensemble"] also scores, per outer fold, the mean prediction of its
+    ``ensemble`` best settings by inner error (:func:`top_k`; ``ensemble_summary``) on its
+    outer rows: {"k", "chosen": per outer fold its settings, best first, "outer", "heads",
+    "folds": per outer fold its ``outer HEAD.STAT`` columns}."""
+    k = nested.n_outer
     outputs = [jax.tree.map(np.asarray, out) for out in outputs]  # to the host once
     inner = inner_errors(spec, outputs, targets, nested, metric)
-    bad = -np.inf if maximise else np.inf
-    ok = ~np.isnan(inner) if allowed is None else allowed & ~np.isnan(inner)
-    ranked = np.where(ok, inner, bad)  # a diverged (NaN) setting is never chosen
-    chosen = ranked.argmax(axis=0) if maximise else ranked.argmin(axis=0)
-    if allowed is not None:  # every allowed setting diverged: the first allowed, not a dead one
-        none = ~ok.any(axis=0)
-        chosen[none] = allowed[:, none].argmax(axis=0)
-    outer_idx = np.arange(k) * per + nested.n_inner
-    picked = jax.tree.map(lambda *a: np.stack(a),
-                          *[jax.tree.map(lambda a: a[outer_idx[o]], outputs[chosen[o]])
-                            for o in range(k)])
-    m, outer = _pooled(spec, picked, targets, nested.train[outer_idx], nested.val[outer_idx],
-                       nested.outer, metric)
+    top = top_k(inner, allowed, ensemble, maximise)
+    chosen = top[0]
+    m, outer = _score_outer(spec, outputs, top[:1], targets, nested, metric)
+    heads, folds = _outer_columns(m)
     rows = [{"outer_fold": o, "setting": int(chosen[o]), **settings[chosen[o]],
-             f"inner {metric}": inner[chosen[o], o],
-             **metric_columns(m["folds"][o]["val"], "outer ")} for o in range(k)]
+             f"inner {metric}": inner[chosen[o], o], **folds[o]} for o in range(k)]
     summary = {"outer_folds": k, "inner_folds": nested.n_inner, "metric": metric,
                "outer": outer, "inner": float(inner[chosen, np.arange(k)].mean()),
-               "heads": metric_columns({h: v.get("pooled_val", {})
-                                        for h, v in m["heads"].items()})}
+               "heads": heads}
+    if ensemble > 1:
+        m, outer = _score_outer(spec, outputs, top, targets, nested, metric)
+        heads, folds = _outer_columns(m)
+        summary["ensemble"] = {"k": ensemble, "chosen": top.T.tolist(), "outer": outer,
+                               "heads": heads, "folds": folds}
     return summary, pd.DataFrame(rows), inner
+
+
+def _score_outer(spec: ScaleSpec, outputs: list, members: np.ndarray, targets: dict,
+                 nested: NestedFolds, metric: str) -> tuple[dict, float]:
+    """scale_metrics and pooled ``metric`` of the outer models, outer fold o predicting with
+    the settings ``members[:, o]`` (one: its outer model; more: their mean prediction,
+    ``ensemble_summary``), from ``outputs`` (per setting, leaves (K*(I+1), N, ...))."""
+    outer_idx = np.arange(nested.n_outer) * (nested.n_inner + 1) + nested.n_inner
+
+    def model(o: int):
+        trees = [jax.tree.map(lambda a: a[outer_idx[o]], outputs[s]) for s in members[:, o]]
+        if len(trees) == 1:
+            return trees[0]
+        stacked = jax.tree.map(lambda *a: np.stack(a), *trees)
+        return jax.tree.map(np.asarray, ensemble_summary(spec, stacked)[0])
+
+    picked = jax.tree.map(lambda *a: np.stack(a), *[model(o) for o in range(nested.n_outer)])
+    return _pooled(spec, picked, targets, nested.train[outer_idx], nested.val[outer_idx],
+                   nested.outer, metric)
+
+
+def _outer_columns(m: dict) -> tuple[dict, list[dict]]:
+    """{HEAD.STAT: pooled outer value} of every head, and per outer fold its ``outer
+    HEAD.STAT`` columns, from the outer models' scale_metrics ``m``."""
+    heads = metric_columns({h: v.get("pooled_val", {}) for h, v in m["heads"].items()})
+    return heads, [metric_columns(f["val"], "outer ") for f in m["folds"]]

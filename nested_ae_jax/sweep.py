@@ -157,7 +157,7 @@ def sweep(cfg: Config, grid: dict[str, list] | list[dict], *, scale: str | None 
           seeds: int | None = None, data_root: str | None = None,
           progress: Callable[[str], None] | None = None, metric: str | None = None,
           devices: list | None = None, outer_folds: int = 0,
-          allowed: np.ndarray | None = None) -> SweepResult:
+          allowed: np.ndarray | None = None, ensemble: int = 1) -> SweepResult:
     """Train every combination of ``grid`` (keys: settings of the swept scale, e.g.
     ``encoder.l1`` or ``heads.gap.dropout``; a list of {KEY: value} is taken as the
     combinations themselves) with cross-validation; ``seeds`` adds a grid over
@@ -167,7 +167,9 @@ def sweep(cfg: Config, grid: dict[str, list] | list[dict], *, scale: str | None 
     in choosing it; the upstream scales then also train one model per nested model, without
     its validation entities (:mod:`nested_chain`), and every scaler of the chain is fitted on
     training rows; allowed: (combinations, outer_folds) bool, the combinations each outer
-    fold may choose from (default all).
+    fold may choose from (default all); ensemble > 1: also score the mean prediction of each
+    outer fold's ``ensemble`` best combinations (``nested["ensemble"]``, see
+    :func:`selection.select`).
     """
     start = time.perf_counter()
     target = cfg.scale(scale or cfg.scales[-1].name)
@@ -216,7 +218,7 @@ def sweep(cfg: Config, grid: dict[str, list] | list[dict], *, scale: str | None 
     summary = outer = inner = None
     if nested is not None:
         summary, outer, inner = select(target, combos, nested_outputs, data.targets, nested,
-                                       metric, maximise, allowed)
+                                       metric, maximise, allowed, ensemble)
         summary["same_folds"] = float(best[metric])
         summary["scaler_train"] = refit
     return SweepResult(runs, pd.DataFrame(fold_rows), best, metric, len(groups), n_models,

@@ -53,6 +53,9 @@ def test_budget_shrinks_the_rest_of_the_plan_until_its_projection_fits():
                                                        12 * 9 + 4 * 81)
     assert within_budget(rest, count, 4, 1.0, 100) == ([Rung(1, 81)], 4 * 81)
     assert within_budget(rest, count, 4, 2.0, 0) == ([Rung(1, 81)], 2 * 4 * 81)
+    # --ensemble 2: no race keeps fewer than 2 (the minimum plan: 2 per race at the last rung)
+    floored = [Rung(9, 9), Rung(3, 27), Rung(2, 81)]
+    assert within_budget(floored, count, 4, 1.0, 100, floor=2) == ([Rung(2, 81)], 8 * 81)
 
 
 def test_sobol_samples_are_seeded_and_inside_the_space(tmp_path):
@@ -102,6 +105,13 @@ def tuned(tmp_path_factory):
     tmp = tmp_path_factory.mktemp("tune")
     result = _tune(_config(tmp, "clean"))
     return tmp, result
+
+
+@pytest.fixture(scope="module")
+def ensembled(tuned):
+    """--ensemble 2 on the same data (the plan keeps 2 per race at the last rung already)."""
+    tmp, _ = tuned
+    return _tune(_config(tmp, "clean"), ensemble=2)
 
 
 def test_each_outer_split_chooses_the_argmin_of_its_inner_errors(tuned):
@@ -195,12 +205,14 @@ def test_a_budget_spent_by_the_first_rung_still_ends_with_a_nested_cv_figure(tun
     assert "(the budget is spent)" in check["note"] and "minimum plan" in check["note"]
 
 
-def test_canary_outer_validation_targets_reach_no_inner_fit_or_choice(tuned):
-    """Targets of outer fold 0's validation rows poisoned by +1e6: outer split 0's inner
-    errors, survivors and choice are unchanged; the poison does reach the plain folds."""
+def test_canary_outer_validation_targets_reach_no_inner_fit_or_choice(tuned, ensembled):
+    """Targets of outer fold 0's validation rows poisoned by +1e6 (with --ensemble 2, whose
+    plan is the same): outer split 0's inner errors, survivors, choice and ensemble are
+    unchanged; the poison does reach the plain folds."""
     tmp, clean = tuned
     _OUTER0[:] = np.flatnonzero(clean.last.nested_folds.outer == 0).tolist()
-    poisoned = _tune(_config(tmp, "poisoned", poison=1e6))
+    poisoned = _tune(_config(tmp, "poisoned", poison=1e6), ensemble=2)
+    assert (poisoned.ensemble["chosen"][0] == ensembled.ensemble["chosen"][0]).all()
     race0 = lambda t: t[[" 0 " in f" {s} " for s in t.alive_in]]  # noqa: E731
     a, b = race0(clean.trials), race0(poisoned.trials)  # rows alive in outer split 0's race
     assert a[["rung", "setting"]].values.tolist() == b[["rung", "setting"]].values.tolist()
@@ -210,6 +222,65 @@ def test_canary_outer_validation_targets_reach_no_inner_fit_or_choice(tuned):
     assert (b["cv y.mae"] > 1e4).all() and (b["inner1 y.mae"] > 1e4).all()
 
 
+def _outer_predictions(r, settings_of_fold) -> np.ndarray:
+    """(N,) head y of the last rung's outer models: outer fold o's rows predicted by the mean
+    of settings_of_fold[o]'s outer models (settings: the last rung's indices)."""
+    nf, per = r.last.nested_folds, r.last.nested_folds.n_inner + 1
+    pred = np.zeros(len(nf.outer))
+    for o, members in enumerate(settings_of_fold):
+        p = [np.asarray(r.last.nested_outputs[j].heads["y"])[o * per + per - 1, :, 0]
+             for j in members]
+        pred[nf.outer == o] = np.mean(p, axis=0)[nf.outer == o]
+    return pred
+
+
+def test_ensemble_is_each_outer_splits_best_k_and_its_figure_is_their_mean_prediction(
+        tuned, ensembled, tmp_path):
+    """Recomputed with numpy: outer split o's 2 best alive settings by its inner MAE (from
+    trials.csv), their outer models' mean prediction on o's validation rows, pooled MAE and
+    per fold; the final ensemble the 2 best plain-fold CVs of the final race. The single
+    setting's figure and choices equal the run without --ensemble (same plan)."""
+    tmp, single = tuned
+    r = ensembled
+    assert r.nested["outer"] == single.nested["outer"] and (r.chosen == single.chosen).all()
+    assert r.final == single.final
+    rows = r.trials[r.trials.rung == 1].reset_index(drop=True)
+    local = {s: j for j, s in enumerate(rows.setting)}  # setting -> index in the last rung
+    expect = []
+    for o in range(3):
+        alive = rows[[str(o) in a.split() for a in rows.alive_in]]
+        expect.append(alive.sort_values(f"inner{o} y.mae", kind="stable").setting[:2].tolist())
+    assert r.ensemble["chosen"].tolist() == expect and r.ensemble["chosen"][:, 0].tolist() == \
+        r.chosen.tolist()
+    final_race = rows[rows.alive_in.str.contains("final")].sort_values("cv y.mae", kind="stable")
+    assert r.ensemble["final"].tolist() == final_race.setting[:2].tolist()
+    target = pd.read_csv(tmp / "clean.csv").y.to_numpy()
+    err = _outer_predictions(r, [[local[s] for s in e] for e in expect]) - target
+    outer = r.last.nested_folds.outer
+    doc = json.loads(write_outputs(r, tmp_path / "out")[0].read_text())["ensemble"]
+    assert doc["k"] == 2 and doc["chosen"] == expect
+    assert [f["setting"] for f in doc["final"]] == r.ensemble["final"].tolist()
+    mae = doc["heads"]["y"]["mae"]
+    assert mae["outer"] == pytest.approx(np.abs(err).mean(), rel=1e-5)
+    assert mae["per_outer_fold"] == pytest.approx(
+        [np.abs(err[outer == o]).mean() for o in range(3)], rel=1e-5)
+    assert doc["heads"]["y"]["rmse"]["outer"] == pytest.approx(np.sqrt((err ** 2).mean()),
+                                                              rel=1e-5)
+    assert mae["outer"] != pytest.approx(single.nested["outer"])  # two settings, not one
+    toml = (tmp_path / "out" / "tuned.toml").read_text()
+    assert toml.startswith("# tune --ensemble 2: the final ensemble is settings ")
+    assert "trains N seeds of it, not those settings" in toml.splitlines()[0]
+    assert load_config(tmp_path / "out" / "tuned.toml").scale("s").training.learning_rate == \
+        pytest.approx(r.settings[r.final]["training.learning_rate"])
+
+
+def test_without_ensemble_tune_json_and_tuned_toml_have_no_ensemble(tuned, tmp_path):
+    _, r = tuned
+    paths = write_outputs(r, tmp_path / "out")
+    assert r.ensemble is None and "ensemble" not in json.loads(paths[0].read_text())
+    assert not paths[1].read_text().startswith("#")
+
+
 def test_tune_refuses_settings_that_cannot_run_with_one_line_errors(tmp_path, tiny_frame):
     tiny_frame.to_csv(tmp_path / "s.csv", index=False)
     cfg = parse_config({"scales": {"s": tiny_scale()}}, str(tmp_path / "c.toml"))
@@ -217,6 +288,10 @@ def test_tune_refuses_settings_that_cannot_run_with_one_line_errors(tmp_path, ti
         tune(cfg, outer_folds=0)
     with pytest.raises(ConfigError, match="--budget-minutes 0: use a positive number"):
         tune(cfg, budget_minutes=0)
+    for k in (0, 5, 2.5, True):
+        with pytest.raises(ConfigError, match=rf"^tune --ensemble {k}: use an integer from 1 "
+                           r"to --trials \(4\)$"):
+            tune(cfg, trials=4, ensemble=k)
     with pytest.raises(ConfigError, match="--eta 1: use at least 2"):
         schedule(4, 10, eta=1)
     with pytest.raises(ConfigError, match="--rungs -1: use at least 1"):

@@ -23,6 +23,11 @@ def add_parser(sub):
     p.add_argument("--budget-minutes", type=float, metavar="M", help="end within about M "
                    "minutes: after each rung the rest is projected from the time so far and "
                    "fewer settings continue if it would not fit (the last rung always runs)")
+    p.add_argument("--ensemble", type=int, default=1, metavar="K", dest="tune_ensemble",
+                   help="also score the mean prediction of the K best settings: each race "
+                   "keeps at least K settings, each outer split averages its K best by its "
+                   "inner folds (tune.json: ensemble; tuned.toml stays the single best; "
+                   "default 1; not train's --ensemble, which trains seeds)")
     p.add_argument("--outer-folds", type=int, default=5, metavar="K",
                    help="outer splits of nested cross-validation (default 5)")
     p.add_argument("--space", help="TOML search space ([dims.\"KEY\"] tables; default: "
@@ -47,7 +52,7 @@ def run(args) -> int:
     result = tune(cfg, scale=args.scale, trials=args.trials, eta=args.eta, rungs=args.rungs,
                   outer_folds=args.outer_folds, space=space, seed=args.seed,
                   metric=args.metric, data_root=args.data_root, progress=printer(args.quiet),
-                  budget_minutes=args.budget_minutes)
+                  budget_minutes=args.budget_minutes, ensemble=args.tune_ensemble)
     paths = write_outputs(result, args.out, args.data_root)
     n = result.nested
     print(f"tuned scale '{result.scale}': {len(result.settings)} settings, "
@@ -55,6 +60,12 @@ def run(args) -> int:
     print(f"nested CV ({n['outer_folds']} outer x {n['inner_folds']} inner folds): "
           f"{result.metric} {n['outer']:.4g} on the outer validation rows (inner estimate "
           f"{n['inner']:.4g})")
+    if result.ensemble:
+        e = result.ensemble
+        print(f"ensemble of {e['k']} (mean prediction of each outer split's {e['k']} best by "
+              f"its inner folds): {result.metric} {e['nested']['outer']:.4g} on the same outer "
+              f"validation rows (single setting {n['outer']:.4g}); final ensemble: settings "
+              + ", ".join(str(int(i)) for i in e["final"]))
     print("every head, same outer models: " + "; ".join(
         f"{head} " + ", ".join(f"{stat} {f['outer']:.4g}" for stat, f in stats.items())
         for head, stats in summary(result)["heads"].items()))

@@ -52,20 +52,21 @@ def survivors(scores: np.ndarray, alive: np.ndarray, keep: int, maximise: bool =
 
 
 def within_budget(rest: list[Rung], count: Callable[[int], int], races: int,
-                  seconds_per: float, left: float) -> tuple[list[Rung], float]:
+                  seconds_per: float, left: float, floor: int = 1) -> tuple[list[Rung], float]:
     """The remaining rungs ``rest`` shrunk until projected to take at most ``left`` seconds,
     and their projection: ``seconds_per`` seconds per setting-epoch (measured so far) x the
     settings of each rung (the next: ``count(keep)``, the settings alive in any race if each
     keeps ``keep``; a later one at most ``races`` x its keep) x its epochs. Shrinking halves
     every rung's keep (rounded up), and drops a rung that would train no more settings per
-    race than the next; the minimum plan is the last rung alone, one setting per race. When
-    not even that fits, the minimum plan (a nested-CV figure needs the last rung)."""
+    race than the next; the minimum plan is the last rung alone, ``floor`` settings per race
+    (keeps never go below it: ``tune --ensemble``). When not even that fits, the minimum plan
+    (a nested-CV figure needs the last rung)."""
     plan = list(rest)
     while True:
         projected = projected_seconds(plan, count, races, seconds_per)
-        if projected <= left or plan == [Rung(1, rest[-1].epochs)]:
+        if projected <= left or plan == [Rung(floor, rest[-1].epochs)]:
             return plan, projected
-        halved = [Rung(math.ceil(r.keep / 2), r.epochs) for r in plan]
+        halved = [Rung(max(floor, math.ceil(r.keep / 2)), r.epochs) for r in plan]
         plan = [r for i, r in enumerate(halved)
                 if i == len(halved) - 1 or r.keep > halved[i + 1].keep]
 

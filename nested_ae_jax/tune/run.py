@@ -11,8 +11,11 @@ and the final race by the plain folds on all rows. At the last rung (the configu
 on its validation rows (the nested-CV figure); the final race's winner is the setting written
 to ``tuned.toml``. The tuned scale's scalers are fitted on training rows (scaler = train) and
 its parameters are the last epoch's (select = last), so no outer validation row reaches an
-inner fit or choice. With a time budget, the rungs after each one are shrunk (fewer survivors
-per race, fewer rungs) when projected not to fit; the last rung always runs.
+inner fit or choice. With ``ensemble`` K > 1 every race keeps at least K settings to the
+last rung: outer split o's K best by its inner folds predict its validation rows by their
+mean (the ensemble's nested-CV figure), and the final race's K best are the final ensemble.
+With a time budget, the rungs after each one are shrunk (fewer survivors per race, fewer
+rungs) when projected not to fit; the last rung always runs.
 """
 
 from __future__ import annotations
@@ -28,6 +31,7 @@ import pandas as pd
 from .. import datasets, io
 from ..errors import ConfigError
 from ..config import Config, config_to_dict, override, resolve_data_path
+from ..selection import top_k
 from ..sweep import SweepResult, default_metric, sweep
 from .halving import Rung, projected_seconds, schedule, survivors, within_budget
 from .space import Space, default_space, sample
@@ -55,21 +59,25 @@ class TuneResult:
     n_models: int
     seconds: float
     budget: dict | None = None  # --budget-minutes: minutes, projected_s, spent_s, checks
+    ensemble: dict | None = None  # --ensemble K > 1: k, chosen (outer splits, K), final (K,),
+    #                               final_cv (K,), nested (selection.select's "ensemble")
 
 
 def tune(cfg: Config, *, scale: str | None = None, trials: int = 16, eta: int = 3,
          rungs: int | None = None, outer_folds: int = 5, space: Space | None = None,
          seed: int = 0, metric: str | None = None, data_root: str | None = None,
          progress: Callable[[str], None] | None = None, devices: list | None = None,
-         budget_minutes: float | None = None, clock: Callable[[], float] = time.perf_counter
-         ) -> TuneResult:
+         budget_minutes: float | None = None, clock: Callable[[], float] = time.perf_counter,
+         ensemble: int = 1) -> TuneResult:
     """Tune scale ``scale`` (default the last; upstream scales as configured) of ``cfg``:
     ``trials`` Sobol settings of ``space`` (default :func:`space.default_space`, seeded with
     ``seed``), successive halving by ``eta`` over ``rungs`` rungs, ``outer_folds`` outer splits.
     budget_minutes: after every rung but the last, the rest of the plan is projected from the
     seconds per setting-epoch so far (``clock``) and shrunk to fit (:func:`within_budget`);
-    the last rung always runs, so the nested-CV figure is always produced."""
+    the last rung always runs, so the nested-CV figure is always produced. ensemble: K best
+    settings per race scored by their mean prediction (module docstring)."""
     start = clock()
+    _check_ensemble(ensemble, trials)
     if budget_minutes is not None and not budget_minutes > 0:
         raise ConfigError(f"tune --budget-minutes {budget_minutes}: use a positive number "
                           "of minutes")
@@ -82,7 +90,7 @@ def tune(cfg: Config, *, scale: str | None = None, trials: int = 16, eta: int = 
     metric = metric or default_metric(target)
     maximise = metric.endswith((".r2", ".accuracy"))
     settings = sample(space or default_space(target), trials, seed)
-    plan = schedule(trials, target.training.epochs, eta, rungs)
+    plan = _at_least(schedule(trials, target.training.epochs, eta, rungs), ensemble)
     alive = np.ones((len(settings), outer_folds + 1), bool)  # races: outer splits, final
     rows, n_models, work, checks, r = [], 0, 0, [], 0
     while True:  # the plan's tail may shrink after each rung (budget_minutes)
@@ -94,7 +102,8 @@ def tune(cfg: Config, *, scale: str | None = None, trials: int = 16, eta: int = 
         res = sweep(cfg, [{**settings[i], "training.epochs": rung.epochs} for i in idx],
                     scale=name, data_root=data_root, progress=progress, metric=metric,
                     devices=devices, outer_folds=outer_folds,
-                    allowed=alive[idx, :outer_folds] if last else None)
+                    allowed=alive[idx, :outer_folds] if last else None,
+                    ensemble=ensemble if last else 1)
         n_models += res.n_models
         scores = np.full(alive.shape, np.nan)
         scores[idx] = np.column_stack([res.inner_errors, res.runs[metric].to_numpy()])
@@ -107,7 +116,7 @@ def tune(cfg: Config, *, scale: str | None = None, trials: int = 16, eta: int = 
                 return int(survivors(scores, alive, keep, maximise).any(axis=1).sum())
 
             check = _budget_check(plan, r, clock() - start, work, 60 * budget_minutes,
-                                  outer_folds + 1, settings_after)
+                                  outer_folds + 1, settings_after, ensemble)
             plan = plan[:r + 1] + check.pop("plan")
             checks.append(check)
             if progress:
@@ -115,11 +124,8 @@ def tune(cfg: Config, *, scale: str | None = None, trials: int = 16, eta: int = 
         alive = survivors(scores, alive, plan[r + 1].keep, maximise)
         r += 1
     chosen = idx[res.outer["setting"].to_numpy()]
-    final_scores = np.where(alive[:, -1] & ~np.isnan(scores[:, -1]), scores[:, -1],
-                            -np.inf if maximise else np.inf)
-    final = int(np.argmax(final_scores) if maximise else np.argmin(final_scores))
-    if not np.isfinite(final_scores[final]):  # every survivor diverged: the first survivor
-        final = int(np.argmax(alive[:, -1]))
+    finals = top_k(scores[:, -1:], alive[:, -1:], ensemble, maximise)[:, 0]
+    final = int(finals[0])  # every survivor diverged: the first survivor
     seconds = clock() - start
     budget = None if budget_minutes is None else {
         "minutes": budget_minutes, "spent_s": seconds, "within": seconds <= 60 * budget_minutes,
@@ -127,20 +133,34 @@ def tune(cfg: Config, *, scale: str | None = None, trials: int = 16, eta: int = 
         else None,
         "reduced": [c["note"] for c in checks if c["rungs_after"] != c["rungs_before"]],
         "checks": checks}
+    ens = None if ensemble == 1 else {
+        "k": ensemble, "chosen": idx[np.asarray(res.nested["ensemble"]["chosen"])],
+        "final": finals, "final_cv": scores[finals, -1], "nested": res.nested["ensemble"]}
     return TuneResult(name, metric, cfg, settings, plan, pd.DataFrame(rows), chosen, final,
                       float(scores[final, -1]), res.nested, res.outer, res, n_models,
-                      seconds, budget)
+                      seconds, budget, ens)
+
+
+def _check_ensemble(k, trials: int) -> None:
+    """tune --ensemble K: an integer from 1 to the settings sampled."""
+    if isinstance(k, bool) or not isinstance(k, (int, np.integer)) or not 1 <= k <= trials:
+        raise ConfigError(f"tune --ensemble {k}: use an integer from 1 to --trials ({trials})")
+
+
+def _at_least(plan: list[Rung], k: int) -> list[Rung]:
+    """``plan`` with every rung keeping at least ``k`` settings per race."""
+    return [Rung(max(r.keep, k), r.epochs) for r in plan]
 
 
 def _budget_check(plan: list[Rung], r: int, seconds: float, work: int, budget: float,
-                  races: int, count: Callable[[int], int]) -> dict:
+                  races: int, count: Callable[[int], int], floor: int = 1) -> dict:
     """After rung r (0-based; ``seconds`` so far for ``work`` setting-epochs): the rest of ``plan``
-    within the ``budget`` seconds left (:func:`within_budget`; ``races``, ``count``: its
-    arguments) and a record of the check: the projections before and after, the rungs
-    before and after, whether it fits, and a note saying what was cut."""
+    within the ``budget`` seconds left (:func:`within_budget`; ``races``, ``count``,
+    ``floor``: its arguments) and a record of the check: the projections before and after,
+    the rungs before and after, whether it fits, and a note saying what was cut."""
     rest, rate, left = plan[r + 1:], seconds / work, budget - seconds
     before = projected_seconds(rest, count, races, rate)
-    kept, after = within_budget(rest, count, races, rate, left)
+    kept, after = within_budget(rest, count, races, rate, left, floor)
     note = (f"tune budget: rung {r + 1} done at {seconds:.1f} s of {budget:.0f} s"
             f"{' (the budget is spent)' if left <= 0 else ''}; the rest ({_plan_text(rest)}) "
             f"projected at {before:.1f} s")
@@ -198,13 +218,11 @@ def summary(result: TuneResult) -> dict:
     (:func:`_figure`: pooled outer, outer-fold mean, spread and values), all from the same
     outer models; the inner estimate of ``metric``, the setting chosen per outer split, the
     final setting and its plain-fold CV; for a chained scale the last rung's leaky-row counts
-    (``nested_leaky_val_rows``: 0)."""
-    n, heads = result.nested, {}
-    for key, pooled in n["heads"].items():
-        head, stat = key.rsplit(".", 1)
-        heads.setdefault(head, {})[stat] = _figure(pooled,
-                                                   result.outer[f"outer {key}"].to_numpy())
-    return {"scale": result.scale, "metric": result.metric, "heads": heads,
+    (``nested_leaky_val_rows``: 0); with ``ensemble`` K > 1 (:func:`_ensemble_summary`) the
+    ensembles' figure of every head, the K settings per outer split and the final K."""
+    n = result.nested
+    return {"scale": result.scale, "metric": result.metric,
+            "heads": _heads(n["heads"], result.outer),
             "inner": n["inner"], "outer_folds": n["outer_folds"],
             "inner_folds": n["inner_folds"],
             "chosen_per_outer_split": [{"setting": int(c), **result.settings[c]}
@@ -214,7 +232,29 @@ def summary(result: TuneResult) -> dict:
             **({"chain": result.last.chain} if result.last.chain else {}),
             "trials": len(result.settings), "rungs": [r._asdict() for r in result.rungs],
             "models": result.n_models, "seconds": result.seconds,
-            **({"budget": result.budget} if result.budget else {})}
+            **({"budget": result.budget} if result.budget else {}),
+            **({"ensemble": _ensemble_summary(result)} if result.ensemble else {})}
+
+
+def _heads(pooled: dict, folds: pd.DataFrame) -> dict:
+    """{HEAD: {STAT: nested-CV figure}} from {HEAD.STAT: pooled outer value} and the outer
+    folds' ``outer HEAD.STAT`` columns."""
+    heads = {}
+    for key, value in pooled.items():
+        head, stat = key.rsplit(".", 1)
+        heads.setdefault(head, {})[stat] = _figure(value, folds[f"outer {key}"].to_numpy())
+    return heads
+
+
+def _ensemble_summary(result: TuneResult) -> dict:
+    """tune.json's "ensemble": K, the figure of every head (as "heads" of the single choice),
+    the K settings of each outer split (best first) and the final K with their plain-fold CV."""
+    e = result.ensemble
+    folds = pd.DataFrame(e["nested"]["folds"])
+    return {"k": e["k"], "heads": _heads(e["nested"]["heads"], folds),
+            "chosen": e["chosen"].tolist(),
+            "final": [{"setting": int(i), **result.settings[i], "cv": float(cv)}
+                      for i, cv in zip(e["final"], e["final_cv"])]}
 
 
 def _figure(pooled: float, per_fold: np.ndarray) -> dict:
@@ -224,6 +264,18 @@ def _figure(pooled: float, per_fold: np.ndarray) -> dict:
             "per_outer_fold": per_fold.tolist()}
 
 
+def _ensemble_note(result: TuneResult) -> str:
+    """tuned.toml's first line under --ensemble K > 1 (else empty): the final ensemble's
+    settings; the file holds the single best of them."""
+    if not result.ensemble:
+        return ""
+    members = ", ".join(str(int(i)) for i in result.ensemble["final"])
+    return (f"# tune --ensemble {result.ensemble['k']}: the final ensemble is settings "
+            f"{members} (tune.json, ensemble.final); this file is the best one, setting "
+            f"{result.final}; `nested-ae train --ensemble N` trains N seeds of it, not those "
+            "settings\n")
+
+
 def write_outputs(result: TuneResult, out: str | Path, data_root: str | None = None
                   ) -> list[Path]:
     """tune.json, tuned.toml and trials.csv under ``out`` (each written atomically)."""
@@ -231,7 +283,8 @@ def write_outputs(result: TuneResult, out: str | Path, data_root: str | None = N
     out.mkdir(parents=True, exist_ok=True)
     paths = [out / "tune.json", out / "tuned.toml", out / "trials.csv"]
     io.atomic_write_json(paths[0], summary(result))
-    io.atomic_write_text(paths[1], io.dumps_toml(tuned_document(result, data_root)))
+    io.atomic_write_text(paths[1], _ensemble_note(result)
+                         + io.dumps_toml(tuned_document(result, data_root)))
     io.atomic_write_csv(paths[2], result.trials)
     return paths
 
