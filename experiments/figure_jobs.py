@@ -465,6 +465,7 @@ JOBS: dict[str, Job] = {j.name: j for j in [
     Job("tune_ae1", tune_ae1(4, with_plain=True), read_tune),
     Job("tune_ae1_8", tune_ae1(8), read_tune),
     Job("tune_ae1_8_ens3", tune_ae1(8, ensemble=3), read_tune),
+    Job("tune_ae1_16_ens5", tune_ae1(16, ensemble=5), read_tune),
     Job("demo_splits", demo_splits, read_demo_splits),
     Job("latent_map", latent_map, read_latent_map),
     Job("speed_cpu", lambda quick: [["benchmarks/speed.py", "--quick", "--skip-torch"]],
