@@ -302,3 +302,18 @@ def test_tune_refuses_settings_that_cannot_run_with_one_line_errors(tmp_path, ti
     (tmp_path / "b.toml").write_text('[dims."encoder.l1"]\nlow = true\nhigh = 1.0\n')
     with pytest.raises(ConfigError, match="need numbers low <= high"):
         load_space(tmp_path / "b.toml")
+
+
+def test_the_default_space_tunes_the_latent_size_of_the_built_in_network(tmp_path):
+    """Half, once and twice the configured latent size are choices of the default space, and a
+    tune over it trains settings of different latent sizes side by side."""
+    cfg = _config(tmp_path, "latent")
+    spec = cfg.scales[0]
+    k = spec.encoder.latent_size
+    dims = {d.key: d for d in default_space(spec).dims}
+    assert dims["encoder.latent_size"].choices == tuple(sorted({max(1, k // 2), k, 2 * k}))
+    r = tune(cfg, trials=4, eta=2, rungs=2, outer_folds=3, seed=0)
+    sizes = {s["encoder.latent_size"] for s in r.settings}
+    assert len(sizes) > 1 and sizes <= set(dims["encoder.latent_size"].choices)
+    assert r.settings[r.final]["encoder.latent_size"] in sizes
+    assert np.isfinite(r.nested["outer"]) and set(r.trials["encoder.latent_size"]) == sizes

@@ -20,6 +20,7 @@ import numpy as np
 
 from ..config import ScaleSpec
 from ..errors import ConfigError
+from ..fitting import latent_maskable
 
 
 @dataclass(frozen=True)
@@ -57,7 +58,9 @@ class Space:
 def default_space(spec: ScaleSpec) -> Space:
     """Learning rate 1e-4..1e-2 and encoder L1/L2 1e-6..1e-1 log-uniform, dropout 0..0.3 on
     the encoder and every regression head, the loss weight 0.1..10 (log) of every
-    reconstruction head against the properties, batch size the configured one or twice it."""
+    reconstruction head against the properties, batch size the configured one or twice it;
+    with the built-in networks, the latent size half, once or twice the configured one
+    (masked in one program, :func:`fitting.latent_maskable`)."""
     b = spec.training.batch_size
     dims = [Dim("training.learning_rate", 1e-4, 1e-2, log=True),
             Dim("encoder.l1", 1e-6, 1e-1, log=True),
@@ -69,6 +72,10 @@ def default_space(spec: ScaleSpec) -> Space:
         elif h.kind == "reconstruction":
             dims.append(Dim(f"heads.{h.name}.weight", 0.1, 10.0, log=True))
     dims.append(Dim("training.batch_size", choices=(b, 2 * b)))
+    if latent_maskable(spec):
+        k = spec.encoder.latent_size
+        dims.append(Dim("encoder.latent_size", choices=tuple(sorted({max(1, k // 2), k,
+                                                                      2 * k}))))
     return Space(tuple(dims))
 
 
