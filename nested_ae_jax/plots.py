@@ -409,3 +409,48 @@ def heatmap_figure(
                         color=colour)
     ax.set_title(title)
     return fig
+
+
+# --------------------------------------------------------------------------------------------
+# tuning: the metric against the budget spent and against each setting
+# --------------------------------------------------------------------------------------------
+
+def tune_figure(trials: pd.DataFrame, *, metric: str, keys: Sequence[str], log_keys:
+                Sequence[str] = (), maximise: bool = False, title: str = "") -> Figure:
+    """``nested-ae tune``'s trials (one row per rung and setting: ``rung``, ``epochs`` and the
+    ``cv METRIC`` of its plain folds): the first panel the metric against the setting-epochs
+    spent so far (rows in the order trained) with the best so far, then one panel per setting
+    ``keys`` (log x axis for ``log_keys``); one colour per rung."""
+    col = f"cv {metric}"
+    missing = [c for c in ("rung", "epochs", col, *keys) if c not in trials.columns]
+    if missing:
+        raise ValueError(f"trials lack column(s) {missing}")
+    y = trials[col].to_numpy(float)
+    spent = np.cumsum(trials["epochs"].to_numpy(float))
+    rungs = sorted(pd.unique(trials["rung"]))
+    colours = dict(zip(rungs, _categorical_colours(len(rungs))))
+    nrows, ncols = _grid(1 + len(keys))
+    fig = _new_figure((4.2 * ncols, 3.2 * nrows + 0.6))
+    axes = fig.subplots(nrows, ncols, squeeze=False).ravel()
+    for ax in axes[1 + len(keys):]:
+        fig.delaxes(ax)
+    for ax, x, label in zip(axes, [spent, *(trials[k] for k in keys)],
+                            ["setting-epochs spent", *keys]):
+        for r in rungs:
+            at = (trials["rung"] == r).to_numpy()
+            ax.scatter(np.asarray(x)[at], y[at], s=18, color=colours[r],
+                       label=f"rung {r} ({int(trials['epochs'][at].iloc[0])} epochs)")
+        ax.set_xlabel(label)
+        ax.set_ylabel(col)
+        ax.grid(True, alpha=0.3)
+        if label in log_keys:
+            ax.set_xscale("log")
+            ax.xaxis.set_minor_formatter(FuncFormatter(lambda v, _pos: ""))
+    finite = np.where(np.isnan(y), -np.inf if maximise else np.inf, y)
+    best = np.maximum.accumulate(finite) if maximise else np.minimum.accumulate(finite)
+    axes[0].step(spent, np.where(np.isfinite(best), best, np.nan), where="post", color="0.3",
+                 lw=1.2, label="best so far")
+    axes[0].legend(fontsize="small")
+    if title:
+        fig.suptitle(title)
+    return fig

@@ -215,3 +215,30 @@ def test_figures_are_independent(rng):
     assert a is not b
     assert a.axes[0].get_title() == "a" and b.axes[0].get_title() == "b"
     assert len(a.axes) == len(b.axes) == 1
+
+
+def test_tune_figure_plots_every_trial_against_the_budget_and_each_setting(tmp_path):
+    """One panel for the budget spent, one per setting; every trial a point in each; the
+    best-so-far step is the running minimum of the plain-fold metric, a NaN skipped."""
+    trials = pd.DataFrame({"rung": [0, 0, 0, 0, 1, 1], "epochs": [2, 2, 2, 2, 8, 8],
+                           "setting": [0, 1, 2, 3, 1, 3],
+                           "training.learning_rate": [1e-4, 1e-3, 1e-2, 3e-3, 1e-3, 3e-3],
+                           "heads.y.dropout": [0.0, 0.1, 0.2, 0.3, 0.1, 0.3],
+                           "cv y.mae": [0.9, 0.5, np.nan, 0.7, 0.4, 0.6]})
+    keys = ["training.learning_rate", "heads.y.dropout"]
+    fig = plots.tune_figure(trials, metric="y.mae", keys=keys,
+                            log_keys=["training.learning_rate"])
+    axes = fig.get_axes()
+    assert len(axes) == 3
+    assert [a.get_xlabel() for a in axes] == ["setting-epochs spent", *keys]
+    assert axes[1].get_xscale() == "log" and axes[2].get_xscale() == "linear"
+    for ax, x in zip(axes, [np.cumsum(trials.epochs), trials[keys[0]], trials[keys[1]]]):
+        pts = np.concatenate([c.get_offsets() for c in ax.collections])
+        assert len(pts) == len(trials)
+        assert sorted(map(tuple, pts[~np.isnan(pts[:, 1])])) == sorted(
+            (float(a), float(b)) for a, b in zip(x, trials["cv y.mae"]) if not np.isnan(b))
+    best = axes[0].get_lines()[0].get_ydata()
+    np.testing.assert_allclose(best, [0.9, 0.5, 0.5, 0.5, 0.4, 0.4])
+    assert _save_png(fig, tmp_path / "t.png").startswith(PNG_MAGIC)
+    with pytest.raises(ValueError, match="cv y.rmse"):
+        plots.tune_figure(trials, metric="y.rmse", keys=keys)

@@ -151,6 +151,7 @@ def test_tuned_toml_holds_the_final_setting_and_train_reproduces_it(tuned, tmp_p
     assert trained == pytest.approx(r.final_cv, rel=1e-5)
     doc = pd.read_csv(paths[2])
     assert len(doc) == 4 + len(r.last.runs) and set(doc.rung) == {0, 1}
+    assert paths[3].name == "tune.png" and paths[3].read_bytes().startswith(b"\x89PNG")
 
 
 def test_tune_json_reports_every_head_from_the_outer_models_that_give_the_figure(tuned,

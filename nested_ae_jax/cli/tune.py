@@ -12,7 +12,8 @@ def add_parser(sub):
     p = sub.add_parser("tune", help="choose a scale's settings by nested cross-validation "
                        "(quasi-random search, successive halving)")
     p.add_argument("config", help="TOML config file")
-    p.add_argument("--out", required=True, help="folder for tune.json, tuned.toml, trials.csv")
+    p.add_argument("--out", required=True,
+                   help="folder for tune.json, tuned.toml, trials.csv, tune.png")
     p.add_argument("--scale", help="scale to tune (default: the last; upstream scales are "
                    "taken as configured)")
     p.add_argument("--trials", type=int, default=16, help="settings sampled (default 16)")

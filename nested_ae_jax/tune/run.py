@@ -61,6 +61,7 @@ class TuneResult:
     budget: dict | None = None  # --budget-minutes: minutes, projected_s, spent_s, checks
     ensemble: dict | None = None  # --ensemble K > 1: k, chosen (outer splits, K), final (K,),
     #                               final_cv (K,), nested (selection.select's "ensemble")
+    space: Space | None = None  # the space searched (for the figure's axes)
 
 
 def tune(cfg: Config, *, scale: str | None = None, trials: int = 16, eta: int = 3,
@@ -88,8 +89,9 @@ def tune(cfg: Config, *, scale: str | None = None, trials: int = 16, eta: int = 
     cfg = override(cfg, {f"{name}.scaler": "train", f"{name}.training.select": "last"})
     target = cfg.scale(name)
     metric = metric or default_metric(target)
-    maximise = metric.endswith((".r2", ".accuracy"))
-    settings = sample(space or default_space(target), trials, seed)
+    maximise = _maximised(metric)
+    space = space or default_space(target)
+    settings = sample(space, trials, seed)
     plan = _at_least(schedule(trials, target.training.epochs, eta, rungs), ensemble)
     alive = np.ones((len(settings), outer_folds + 1), bool)  # races: outer splits, final
     rows, n_models, work, checks, r = [], 0, 0, [], 0
@@ -138,7 +140,7 @@ def tune(cfg: Config, *, scale: str | None = None, trials: int = 16, eta: int = 
         "final": finals, "final_cv": scores[finals, -1], "nested": res.nested["ensemble"]}
     return TuneResult(name, metric, cfg, settings, plan, pd.DataFrame(rows), chosen, final,
                       float(scores[final, -1]), res.nested, res.outer, res, n_models,
-                      seconds, budget, ens)
+                      seconds, budget, ens, space)
 
 
 def _check_ensemble(k, trials: int) -> None:
@@ -179,6 +181,10 @@ def _plan_text(plan: list[Rung]) -> str:
     """"3 per race x 27 epochs, 1 x 81" """
     return ", ".join(f"{x.keep}{' per race' if i == 0 else ''} x {x.epochs}"
                      f"{' epochs' if i == 0 else ''}" for i, x in enumerate(plan))
+
+
+def _maximised(metric: str) -> bool:
+    return metric.endswith((".r2", ".accuracy"))
 
 
 def _trial_rows(r: int, rung: Rung, idx: np.ndarray, settings: list[dict],
@@ -278,14 +284,23 @@ def _ensemble_note(result: TuneResult) -> str:
 
 def write_outputs(result: TuneResult, out: str | Path, data_root: str | None = None
                   ) -> list[Path]:
-    """tune.json, tuned.toml and trials.csv under ``out`` (each written atomically)."""
+    """tune.json, tuned.toml, trials.csv and tune.png (the plain-fold metric against the
+    budget spent and against each setting) under ``out`` (each written atomically)."""
+    from .. import plots  # matplotlib, only when writing
+
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
-    paths = [out / "tune.json", out / "tuned.toml", out / "trials.csv"]
+    paths = [out / "tune.json", out / "tuned.toml", out / "trials.csv", out / "tune.png"]
     io.atomic_write_json(paths[0], summary(result))
     io.atomic_write_text(paths[1], _ensemble_note(result)
                          + io.dumps_toml(tuned_document(result, data_root)))
     io.atomic_write_csv(paths[2], result.trials)
+    dims = result.space.dims if result.space else ()
+    fig = plots.tune_figure(result.trials, metric=result.metric, keys=[d.key for d in dims],
+                            log_keys=[d.key for d in dims if d.log],
+                            maximise=_maximised(result.metric),
+                            title=f"nested-ae tune: scale {result.scale}")
+    io.atomic_savefig(paths[3], fig)
     return paths
 
 
