@@ -153,6 +153,11 @@ def default_metric(spec: ScaleSpec) -> str:
     return f"{head.name}.{'accuracy' if head.kind == 'categorical' else 'mae'}"
 
 
+def maximised(metric: str) -> bool:
+    """Whether a larger ``metric`` is better (R2, accuracy; errors are minimised)."""
+    return metric.endswith((".r2", ".accuracy"))
+
+
 def sweep(cfg: Config, grid: dict[str, list] | list[dict], *, scale: str | None = None,
           seeds: int | None = None, data_root: str | None = None,
           progress: Callable[[str], None] | None = None, metric: str | None = None,
@@ -185,7 +190,7 @@ def sweep(cfg: Config, grid: dict[str, list] | list[dict], *, scale: str | None 
     plan = plan_chain(cfg, data_root=data_root)
     data, folds, feeders = prepare_scale(cfg, target, upstream, plan)
     metric = metric or default_metric(target)
-    maximise = metric.endswith((".r2", ".accuracy"))
+    maximise = maximised(metric)
     chain = _chain_report(cfg, target, upstream, plan, data, folds, feeders)
     nested = None
     if outer_folds:

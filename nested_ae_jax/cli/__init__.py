@@ -103,7 +103,7 @@ def main(argv: list[str] | None = None) -> int:
         return 130
     finally:
         if argv is None:  # the command line: the process ends next. Its exit would walk
-            gc.freeze()   # JAX's object graph for cycles (about 0.5 s); the OS frees it all
+            gc.freeze()   # JAX's object graph for cycles (~0.9 s a train); the OS frees it
 
 
 if __name__ == "__main__":

@@ -45,7 +45,7 @@ def run(args) -> int:
 
     from .. import io
     from ..config import load_config
-    from ..sweep import parse_grid, relative_keys, sweep
+    from ..sweep import maximised, parse_grid, relative_keys, sweep
     from .train import leak_warnings
 
     if args.coordinator:
@@ -71,7 +71,7 @@ def run(args) -> int:
     if result.outer is not None:
         io.atomic_write_csv(out / "sweep_outer.csv", result.outer)
         written.append("sweep_outer.csv")
-    ascending = not result.metric.endswith((".r2", ".accuracy"))
+    ascending = not maximised(result.metric)
     shown = result.runs.sort_values(result.metric, ascending=ascending).head(args.top)
     print(shown.to_string(index=False, float_format=lambda v: f"{v:.4g}"))
     print(f"{len(result.runs)} combinations x folds = {result.n_models} models in "

@@ -32,7 +32,7 @@ from .. import datasets, io
 from ..errors import ConfigError
 from ..config import Config, config_to_dict, override, resolve_data_path
 from ..selection import top_k
-from ..sweep import SweepResult, default_metric, sweep
+from ..sweep import SweepResult, default_metric, maximised, sweep
 from .halving import Rung, projected_seconds, schedule, survivors, within_budget
 from .space import Space, default_space, sample
 
@@ -89,7 +89,7 @@ def tune(cfg: Config, *, scale: str | None = None, trials: int = 16, eta: int = 
     cfg = override(cfg, {f"{name}.scaler": "train", f"{name}.training.select": "last"})
     target = cfg.scale(name)
     metric = metric or default_metric(target)
-    maximise = _maximised(metric)
+    maximise = maximised(metric)
     space = space or default_space(target)
     settings = sample(space, trials, seed)
     plan = _at_least(schedule(trials, target.training.epochs, eta, rungs), ensemble)
@@ -181,10 +181,6 @@ def _plan_text(plan: list[Rung]) -> str:
     """"3 per race x 27 epochs, 1 x 81" """
     return ", ".join(f"{x.keep}{' per race' if i == 0 else ''} x {x.epochs}"
                      f"{' epochs' if i == 0 else ''}" for i, x in enumerate(plan))
-
-
-def _maximised(metric: str) -> bool:
-    return metric.endswith((".r2", ".accuracy"))
 
 
 def _trial_rows(r: int, rung: Rung, idx: np.ndarray, settings: list[dict],
@@ -298,7 +294,7 @@ def write_outputs(result: TuneResult, out: str | Path, data_root: str | None = N
     dims = result.space.dims if result.space else ()
     fig = plots.tune_figure(result.trials, metric=result.metric, keys=[d.key for d in dims],
                             log_keys=[d.key for d in dims if d.log],
-                            maximise=_maximised(result.metric),
+                            maximise=maximised(result.metric),
                             title=f"nested-ae tune: scale {result.scale}")
     io.atomic_savefig(paths[3], fig)
     return paths
