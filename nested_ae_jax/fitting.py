@@ -16,6 +16,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from .config import ScaleSpec
+from .errors import ConfigError
 from .data import ScaleData, fit_stats
 from .evaluation import predict_models
 from .history import History
@@ -57,7 +58,9 @@ class Layout(NamedTuple):
 
 class ModelsFit(NamedTuple):
     """A trained batch: the model, its batch and final state, the per-epoch history, the
-    selected parameters and their outputs on the data (leaves (M, N, ...)), wall seconds."""
+    selected parameters and their outputs on the data (leaves (M, N, ...)), wall seconds;
+    snapshots: the outputs of the parameters after each of ``fit_models``' ``snapshots``
+    epochs (same leaves), in that order."""
 
     model: ScaleModel
     batch: ModelBatch
@@ -66,6 +69,7 @@ class ModelsFit(NamedTuple):
     params: dict
     outputs: ScaleOutputs
     seconds: float
+    snapshots: tuple = ()
 
 
 def config_replicas(spec: ScaleSpec) -> list[Replica]:
@@ -175,7 +179,8 @@ def fit_models(spec: ScaleSpec, data: ScaleData, layout: Layout, *,
                resume: tuple[TrainState, History] | None = None,
                init_params: dict | None = None,
                on_chunk: Callable | None = None, progress: Progress | None = None,
-               label: str | None = None, devices: list | None = None) -> ModelsFit:
+               label: str | None = None, devices: list | None = None,
+               snapshots: Sequence[int] = ()) -> ModelsFit:
     """Train the models of ``layout`` on ``data`` in one compiled call per chunk and predict
     every row with each (dropout off, training.select's parameters).
 
@@ -183,7 +188,10 @@ def fit_models(spec: ScaleSpec, data: ScaleData, layout: Layout, *,
     training.epochs; resume: (state, history) to continue; init_params: start from these
     parameters (leading model axis; :func:`narrow_init`); on_chunk(state, history, done,
     seconds): after every chunk (checkpoints); progress: print a line per chunk, labelled
-    ``label`` (default the scale's name).
+    ``label`` (default the scale's name); snapshots: also predict with the parameters after
+    each of these epochs (``ModelsFit.snapshots``; training.select = last). With no
+    schedule and keys folded by epoch, the parameters after L epochs are those of a run of
+    L epochs, so one run scores every training length up to ``epochs``.
     """
     start = time.perf_counter()
     model = scale_model(spec, scale_dims(spec, data))
@@ -197,13 +205,37 @@ def fit_models(spec: ScaleSpec, data: ScaleData, layout: Layout, *,
             if callback:
                 callback(state, history, done, seconds)
 
-    state0, hist0 = resume if resume is not None else (None, None)
-    state, history = train_models(scale_task(model), arrays, batch, epochs=epochs,
-                                  chunk_epochs=spec.training.chunk_epochs,
-                                  eval_every=spec.training.eval_every, state=state0,
-                                  history=hist0, init_params=init_params,
-                                  on_chunk=chunk_done, devices=devices)
+    def predict(params):
+        return predict_models(model, params, batch.stats, arrays["inputs"], batch.own_inputs,
+                              batch.latent_mask)
+
+    _check_snapshots(spec, snapshots, epochs)
+    state, history = resume if resume is not None else (None, None)
+    taken = {}
+    for stop in sorted({*snapshots, epochs}):
+        state, history = train_models(scale_task(model), arrays, batch, epochs=stop,
+                                      chunk_epochs=spec.training.chunk_epochs,
+                                      eval_every=spec.training.eval_every, state=state,
+                                      history=history,
+                                      init_params=init_params if state is None else None,
+                                      on_chunk=chunk_done, devices=devices)
+        if stop in snapshots:
+            taken[stop] = predict(state.params)
     params = selected_params(spec, state)
-    outputs = predict_models(model, params, batch.stats, arrays["inputs"], batch.own_inputs,
-                             batch.latent_mask)
-    return ModelsFit(model, batch, state, history, params, outputs, time.perf_counter() - start)
+    outputs = taken[epochs] if epochs in taken else predict(params)
+    return ModelsFit(model, batch, state, history, params, outputs, time.perf_counter() - start,
+                     tuple(taken[e] for e in snapshots))
+
+
+def _check_snapshots(spec: ScaleSpec, snapshots: Sequence[int], epochs: int) -> None:
+    """Snapshot epochs: whole numbers from 1 to ``epochs``, of the last parameters."""
+    if not snapshots:
+        return
+    if spec.training.select != "last":
+        raise ConfigError(f"scales.{spec.name}: training lengths from one run need "
+                          "training.select = 'last' (a best epoch is chosen on validation rows)")
+    bad = [e for e in snapshots if isinstance(e, bool) or not isinstance(e, (int, np.integer))
+           or not 1 <= e <= epochs]
+    if bad:
+        raise ConfigError(f"scales.{spec.name}: training lengths {bad} are not whole epochs "
+                          f"from 1 to the {epochs} trained")

@@ -417,8 +417,9 @@ def heatmap_figure(
 
 def tune_figure(trials: pd.DataFrame, *, metric: str, keys: Sequence[str], log_keys:
                 Sequence[str] = (), maximise: bool = False, title: str = "") -> Figure:
-    """``nested-ae tune``'s trials (one row per rung and setting: ``rung``, ``epochs`` and the
-    ``cv METRIC`` of its plain folds): the first panel the metric against the setting-epochs
+    """``nested-ae tune``'s trials (one row per rung and candidate: ``rung``, ``epochs`` and
+    the ``cv METRIC`` of its plain folds; ``epochs_trained``, if given, what each row's
+    training cost, else ``epochs``): the first panel the metric against the setting-epochs
     spent so far (rows in the order trained) with the best so far, then one panel per setting
     ``keys`` (log x axis for ``log_keys``); one colour per rung."""
     col = f"cv {metric}"
@@ -426,7 +427,7 @@ def tune_figure(trials: pd.DataFrame, *, metric: str, keys: Sequence[str], log_k
     if missing:
         raise ValueError(f"trials lack column(s) {missing}")
     y = trials[col].to_numpy(float)
-    spent = np.cumsum(trials["epochs"].to_numpy(float))
+    spent = np.cumsum(trials.get("epochs_trained", trials["epochs"]).to_numpy(float))
     rungs = sorted(pd.unique(trials["rung"]))
     colours = dict(zip(rungs, _categorical_colours(len(rungs))))
     nrows, ncols = _grid(1 + len(keys))
@@ -439,7 +440,7 @@ def tune_figure(trials: pd.DataFrame, *, metric: str, keys: Sequence[str], log_k
         for r in rungs:
             at = (trials["rung"] == r).to_numpy()
             ax.scatter(np.asarray(x)[at], y[at], s=18, color=colours[r],
-                       label=f"rung {r} ({int(trials['epochs'][at].iloc[0])} epochs)")
+                       label=f"rung {r} ({int(trials['epochs'][at].max())} epochs)")
         ax.set_xlabel(label)
         ax.set_ylabel(col)
         ax.grid(True, alpha=0.3)

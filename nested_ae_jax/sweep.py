@@ -18,7 +18,7 @@ import dataclasses
 import itertools
 import time
 from dataclasses import dataclass
-from typing import Any, Callable
+from typing import Any, Callable, Sequence
 
 import jax
 import numpy as np
@@ -162,7 +162,8 @@ def sweep(cfg: Config, grid: dict[str, list] | list[dict], *, scale: str | None 
           seeds: int | None = None, data_root: str | None = None,
           progress: Callable[[str], None] | None = None, metric: str | None = None,
           devices: list | None = None, outer_folds: int = 0,
-          allowed: np.ndarray | None = None, ensemble: int = 1) -> SweepResult:
+          allowed: np.ndarray | None = None, ensemble: int = 1,
+          lengths: Sequence[int] = ()) -> SweepResult:
     """Train every combination of ``grid`` (keys: settings of the swept scale, e.g.
     ``encoder.l1`` or ``heads.gap.dropout``; a list of {KEY: value} is taken as the
     combinations themselves) with cross-validation; ``seeds`` adds a grid over
@@ -174,7 +175,10 @@ def sweep(cfg: Config, grid: dict[str, list] | list[dict], *, scale: str | None 
     training rows; allowed: (combinations, outer_folds) bool, the combinations each outer
     fold may choose from (default all); ensemble > 1: also score the mean prediction of each
     outer fold's ``ensemble`` best combinations (``nested["ensemble"]``, see
-    :func:`selection.select`).
+    :func:`selection.select`); lengths: training lengths (epochs, at most every combination's
+    training.epochs) scored from the same run (``fitting.fit_models`` snapshots): each
+    combination counts as one per length, {**combination, "training.epochs": L}, combination-
+    major (``allowed`` and every result row in that order).
     """
     start = time.perf_counter()
     target = cfg.scale(scale or cfg.scales[-1].name)
@@ -184,6 +188,7 @@ def sweep(cfg: Config, grid: dict[str, list] | list[dict], *, scale: str | None 
                  "fitted on all rows would see the outer validation rows)")
     target = cfg.scale(target.name)
     combos, specs = _settings(cfg, target, grid, seeds, outer_folds)
+    lengths = tuple(lengths)
     position = [s.name for s in cfg.scales].index(target.name)
     upstream = fit_config(cfg, data_root=data_root, progress=progress,
                           stop_before=target.name).trained if position else {}
@@ -209,10 +214,12 @@ def sweep(cfg: Config, grid: dict[str, list] | list[dict], *, scale: str | None 
         canon = _widest(canon, [specs[i] for i in members])
         fitted, models = _fit_group(cfg, target, canon, [specs[i] for i in members],
                                     [combos[i] for i in members], data, folds, nested, plan,
-                                    f"{target.name} group {g + 1}", progress, devices)
+                                    f"{target.name} group {g + 1}", progress, devices, lengths)
         results.update(zip(members, fitted))
         n_models += models
-    ordered = [results[i] for i in range(len(combos))]
+    ordered = [row for i in range(len(combos)) for row in results[i]]
+    if lengths:
+        combos = [{**c, "training.epochs": n} for c in combos for n in lengths]
     runs = pd.DataFrame([{"run": i, **row} for i, (row, _, _) in enumerate(ordered)])
     fold_rows = [{"run": i, **r} for i, (_, rows, _) in enumerate(ordered) for r in rows]
     nested_outputs = [out for _, _, out in ordered] if nested is not None else None
@@ -272,10 +279,11 @@ def _nested_inputs(cfg: Config, target: ScaleSpec, data, folds, plan, k: int, ch
 
 def _fit_group(cfg: Config, target: ScaleSpec, canon: ScaleSpec, specs: list[ScaleSpec],
                combos: list[dict], data, folds, nested: NestedFolds | None, plan, label: str,
-               progress, devices) -> tuple[list[tuple], int]:
-    """One compiled call for the combinations of one shape group: per combination (its run
-    row of pooled metrics, its per-fold rows, its nested models' outputs or None), and the
-    number of models trained."""
+               progress, devices, lengths: tuple[int, ...] = ()) -> tuple[list[list], int]:
+    """One compiled call for the combinations of one shape group: per combination a list of
+    (its run row of pooled metrics, its per-fold rows, its nested models' outputs or None),
+    one per training length (``lengths``; else one, at its training.epochs), and the number
+    of models trained."""
     if canon.cv != target.cv and target.name in plan.fold_ids:
         raise ConfigError(f"sweep: cv settings of scale '{target.name}' are not swept "
                           "under chain.split = matched (its folds are shared with the "
@@ -297,20 +305,29 @@ def _fit_group(cfg: Config, target: ScaleSpec, canon: ScaleSpec, specs: list[Sca
         init = narrow_init(scale_model(canon, scale_dims(canon, data)), specs,
                            layout_folds.n_models)
     fit = fit_models(canon, data, layout, init_params=init, progress=progress, label=label,
-                     devices=devices)
+                     devices=devices, snapshots=lengths)
     per, total = group_folds.n_models, layout_folds.n_models
-    out = []
-    for r, (spec, combo) in enumerate(zip(specs, combos)):
-        own = jax.tree.map(lambda a: a[r * total:r * total + per], fit.outputs)
-        inner = None if nested is None else jax.tree.map(
-            lambda a: a[r * total + per:(r + 1) * total], fit.outputs)
-        m = scale_metrics(spec, own, data.targets, group_folds.train, group_folds.val,
-                          group_folds.fold_of_row, group_folds.n_cv)
-        pooled = {h: v.get("pooled_val", {}) for h, v in m["heads"].items()}
-        folds_rows = [{**combo, "fold": f, **metric_columns(fm["val"])}
-                      for f, fm in enumerate(m["folds"])]
-        out.append(({**combo, **metric_columns(pooled)}, folds_rows, inner))
+    scored = list(zip(lengths, fit.snapshots)) if lengths else [(None, fit.outputs)]
+    out = [[_scored(spec, combo if n is None else {**combo, "training.epochs": n},
+                    jax.tree.map(lambda a: a[r * total:(r + 1) * total], outputs), per,
+                    data, group_folds, nested is not None)
+            for n, outputs in scored] for r, (spec, combo) in enumerate(zip(specs, combos))]
     return out, total * len(specs)
+
+
+def _scored(spec: ScaleSpec, combo: dict, outputs, per: int, data, folds,
+            nested: bool) -> tuple:
+    """One combination's (run row of pooled metrics, per-fold rows, nested models' outputs or
+    None) from its models' ``outputs``: the ``per`` models of its own folds, then (nested)
+    its nested models."""
+    own = jax.tree.map(lambda a: a[:per], outputs)
+    inner = jax.tree.map(lambda a: a[per:], outputs) if nested else None
+    m = scale_metrics(spec, own, data.targets, folds.train, folds.val, folds.fold_of_row,
+                      folds.n_cv)
+    pooled = {h: v.get("pooled_val", {}) for h, v in m["heads"].items()}
+    folds_rows = [{**combo, "fold": f, **metric_columns(fm["val"])}
+                  for f, fm in enumerate(m["folds"])]
+    return {**combo, **metric_columns(pooled)}, folds_rows, inner
 
 
 def _train_row_scalers(cfg: Config, target: str) -> tuple[Config, list[str]]:

@@ -5,7 +5,7 @@ grouped split stays grouped; a search finds the setting a plain default misses."
 import numpy as np
 import pytest
 
-from nested_ae_jax.compare.tuned import TUNED_MODELS, search_space, tuned_oof
+from nested_ae_jax.compare.tuned import TUNED_MODELS, candidates, search_space, tuned_oof
 
 
 def data(n=120, d=5, seed=0, n_folds=4):
@@ -36,12 +36,12 @@ def test_inner_folds_are_the_other_outer_folds(monkeypatch):
 
     seen = []
 
-    class Recording(ms.RandomizedSearchCV):
+    class Recording(ms.GridSearchCV):
         def fit(self, x, y):
             seen.append([(tr, va) for tr, va in self.cv.split(x)])
             return super().fit(x, y)
 
-    monkeypatch.setattr(ms, "RandomizedSearchCV", Recording)
+    monkeypatch.setattr(ms, "GridSearchCV", Recording)
     features, y, fold_of_row = data(n=40, n_folds=4)
     tuned_oof("ridge (tuned)", features, y, fold_of_row, trials=2)
     assert len(seen) == 4
@@ -52,6 +52,37 @@ def test_inner_folds_are_the_other_outer_folds(monkeypatch):
         for tr, va in splits:
             assert len(set(inner_folds[va].tolist())) == 1  # one whole outer fold
             assert len(tr) + len(va) == len(inner_folds)
+
+
+def test_the_defaults_are_always_a_candidate_so_tuning_cannot_leave_them_out():
+    """One trial: the defaults alone, so the tuned SVR's out-of-fold predictions are the
+    default SVR's (fitted here independently); more trials: each outer split's choice is
+    at least as good on its inner folds as the defaults are (recomputed with
+    cross_val_score on the same inner split)."""
+    from sklearn.compose import TransformedTargetRegressor
+    from sklearn.model_selection import PredefinedSplit, cross_val_score
+    from sklearn.preprocessing import StandardScaler
+    from sklearn.svm import SVR
+
+    for name in TUNED_MODELS:
+        estimator, space = search_space(name)
+        first, *rest = candidates(name, 4)
+        assert first == {k: estimator.get_params()[k] for k in space} and len(rest) == 3
+    features, y, fold_of_row = data(n=60)
+    default = lambda: TransformedTargetRegressor(SVR(), transformer=StandardScaler())  # noqa
+    pred, _ = tuned_oof("SVR (tuned)", features, y, fold_of_row, trials=1)
+    expect = np.zeros_like(y)
+    for f in range(4):
+        val = fold_of_row == f
+        expect[val] = default().fit(features[f][~val], y[~val]).predict(features[f][val])
+    np.testing.assert_allclose(pred[:, 0], expect, rtol=1e-12)
+    _, chosen = tuned_oof("SVR (tuned)", features, y, fold_of_row, trials=4)
+    for c in chosen:
+        rows = fold_of_row != c.fold
+        inner = -cross_val_score(default(), features[c.fold][rows], y[rows],
+                                 cv=PredefinedSplit(fold_of_row[rows]),
+                                 scoring="neg_mean_absolute_error").mean()
+        assert c.inner_mae <= inner + 1e-12
 
 
 def test_the_search_finds_a_setting_the_default_misses():

@@ -75,6 +75,26 @@ def test_latent_sizes_share_one_masked_program_and_train_to_the_narrow_numbers(c
     assert masked.runs["y.mae"].nunique() == 3
 
 
+def test_shorter_training_lengths_read_from_one_run_score_like_runs_of_that_length(chain):
+    """lengths=(2, 5): each combination is scored after 2 and after 5 epochs of one run
+    (dropout on, chunks of 3 epochs, so a length falls inside a chunk): the figures of
+    separate runs of 2 and of 5 epochs, the same models counted once."""
+    grid = {"heads.y.dropout": [0.0, 0.1]}
+    both = sweep(override(chain, {"down.training.chunk_epochs": 3}), grid, lengths=(2, 5))
+    assert both.runs["training.epochs"].tolist() == [2, 5, 2, 5]
+    assert both.n_models == sweep(chain, grid).n_models
+    cols = ["y.mae", "y.rmse", "x.mae"]
+    for epochs in (2, 5):
+        alone = sweep(override(chain, {"down.training.epochs": epochs}), grid)
+        np.testing.assert_allclose(both.runs[both.runs["training.epochs"] == epochs][cols]
+                                   .to_numpy(float), alone.runs[cols].to_numpy(float),
+                                   rtol=2e-5)
+    assert both.runs["y.mae"].nunique() == 4
+    with pytest.raises(ConfigError, match=r"training lengths \[6\] are not whole epochs "
+                       "from 1 to the 5 trained"):
+        sweep(chain, grid, lengths=(2, 6))
+
+
 def test_sweep_refuses_what_it_cannot_score(chain):
     with pytest.raises(ConfigError, match="has no key 'l3'"):
         sweep(chain, {"encoder.l3": [1.0]})

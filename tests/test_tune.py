@@ -14,12 +14,20 @@ from nested_ae_jax.config import load_config, parse_config
 from nested_ae_jax.errors import ConfigError
 from nested_ae_jax.runner import fit_config
 from nested_ae_jax.tune import (Dim, Rung, Space, default_space, load_space, sample, schedule,
-                                survivors, tune, within_budget, write_outputs)
+                                survivors, training_lengths, tune, within_budget,
+                                write_outputs)
 
 
 def test_schedule_divides_settings_and_multiplies_epochs_by_eta():
     assert schedule(27, 81, eta=3) == [(27, 3), (9, 9), (3, 27), (1, 81)]
     assert schedule(4, 9, eta=2, rungs=2) == [(4, 4), (2, 9)]
+
+
+def test_training_lengths_split_the_epochs_evenly_on_whole_chunks():
+    assert training_lengths(1500, 4, chunk=100).tolist() == [400, 800, 1100, 1500]
+    assert training_lengths(8, 4, chunk=100).tolist() == [2, 4, 6, 8]
+    assert training_lengths(8, 4, chunk=5).tolist() == [5, 8]  # duplicates dropped
+    assert training_lengths(8, 1, chunk=5).tolist() == [8]
 
 
 def test_halving_keeps_the_planted_best_setting_and_each_race_reads_only_its_scores():
@@ -129,13 +137,17 @@ def test_each_outer_split_chooses_the_argmin_of_its_inner_errors(tuned):
         for p in preds])  # (settings of the last rung, K)
     alive = np.array([[str(o) in row.alive_in.split() for o in range(nf.n_outer)]
                       for row in rows.itertuples()])
-    expect = rows.setting.to_numpy()[np.where(alive, inner, np.inf).argmin(axis=0)]
-    assert (r.chosen == expect).all()
+    best = np.where(alive, inner, np.inf).argmin(axis=0)  # candidates: (setting, length)
+    assert (r.chosen == rows.setting.to_numpy()[best]).all()
+    assert (r.epochs == rows.epochs.to_numpy()[best]).all()
+    assert sorted(set(rows.epochs)) == [5, 8]  # --lengths 4 of 8 epochs in chunks of 5,
+    assert (rows.epochs_trained == np.where(rows.epochs == 8, 8, 0)).all()  # from one run
     assert rows[[f"inner{o} y.mae" for o in range(3)]].to_numpy() == pytest.approx(inner,
                                                                                     rel=1e-5)
     final_alive = rows.alive_in.str.contains("final").to_numpy()
     cv = rows["cv y.mae"].to_numpy()
-    assert r.final == rows.setting[np.where(final_alive, cv, np.inf).argmin()]
+    final = np.where(final_alive, cv, np.inf).argmin()
+    assert (r.final, r.final_epochs) == (rows.setting[final], rows.epochs[final])
 
 
 def test_tuned_toml_holds_the_final_setting_and_train_reproduces_it(tuned, tmp_path):
@@ -146,7 +158,8 @@ def test_tuned_toml_holds_the_final_setting_and_train_reproduces_it(tuned, tmp_p
     chosen = r.settings[r.final]
     assert spec.training.learning_rate == pytest.approx(chosen["training.learning_rate"])
     assert spec.heads[0].dropout == pytest.approx(chosen["heads.y.dropout"])
-    assert (spec.scaler, spec.training.select, spec.training.epochs) == ("train", "last", 8)
+    assert (spec.scaler, spec.training.select) == ("train", "last")
+    assert spec.training.epochs == r.final_epochs
     trained = fit_config(cfg).results["s"].metrics["heads"]["y"]["pooled_val"]["mae"]
     assert trained == pytest.approx(r.final_cv, rel=1e-5)
     doc = pd.read_csv(paths[2])
@@ -192,7 +205,7 @@ def test_a_budget_spent_by_the_first_rung_still_ends_with_a_nested_cv_figure(tun
               progress=notes.append)
     assert schedule(4, 8, eta=2, rungs=2) == [(4, 4), (2, 8)]
     assert r.rungs == [(4, 4), (1, 8)]
-    last = r.trials[r.trials.rung == 1]
+    last = r.trials[(r.trials.rung == 1) & (r.trials.epochs == 8)]  # one row per setting
     races = [race for row in last.alive_in for race in row.split()]
     assert sorted(races) == ["0", "1", "2", "final"]  # one setting per race
     assert np.isfinite(r.nested["outer"]) and len(r.outer) == 3
@@ -213,7 +226,7 @@ def test_canary_outer_validation_targets_reach_no_inner_fit_or_choice(tuned, ens
     tmp, clean = tuned
     _OUTER0[:] = np.flatnonzero(clean.last.nested_folds.outer == 0).tolist()
     poisoned = _tune(_config(tmp, "poisoned", poison=1e6), ensemble=2)
-    assert (poisoned.ensemble["chosen"][0] == ensembled.ensemble["chosen"][0]).all()
+    assert (poisoned.ensemble.chosen[0] == ensembled.ensemble.chosen[0]).all()
     race0 = lambda t: t[[" 0 " in f" {s} " for s in t.alive_in]]  # noqa: E731
     a, b = race0(clean.trials), race0(poisoned.trials)  # rows alive in outer split 0's race
     assert a[["rung", "setting"]].values.tolist() == b[["rung", "setting"]].values.tolist()
@@ -225,7 +238,7 @@ def test_canary_outer_validation_targets_reach_no_inner_fit_or_choice(tuned, ens
 
 def _outer_predictions(r, settings_of_fold) -> np.ndarray:
     """(N,) head y of the last rung's outer models: outer fold o's rows predicted by the mean
-    of settings_of_fold[o]'s outer models (settings: the last rung's indices)."""
+    of settings_of_fold[o]'s outer models (the last rung's candidate indices)."""
     nf, per = r.last.nested_folds, r.last.nested_folds.n_inner + 1
     pred = np.zeros(len(nf.outer))
     for o, members in enumerate(settings_of_fold):
@@ -245,22 +258,24 @@ def test_ensemble_is_each_outer_splits_best_k_and_its_figure_is_their_mean_predi
     r = ensembled
     assert r.nested["outer"] == single.nested["outer"] and (r.chosen == single.chosen).all()
     assert r.final == single.final
-    rows = r.trials[r.trials.rung == 1].reset_index(drop=True)
-    local = {s: j for j, s in enumerate(rows.setting)}  # setting -> index in the last rung
-    expect = []
+    rows = r.trials[r.trials.rung == 1].reset_index(drop=True)  # the last rung's candidates
+    best = []  # per outer split, its 2 best candidates (setting, length) by its inner MAE
     for o in range(3):
         alive = rows[[str(o) in a.split() for a in rows.alive_in]]
-        expect.append(alive.sort_values(f"inner{o} y.mae", kind="stable").setting[:2].tolist())
-    assert r.ensemble["chosen"].tolist() == expect and r.ensemble["chosen"][:, 0].tolist() == \
+        best.append(alive.sort_values(f"inner{o} y.mae", kind="stable").index[:2].tolist())
+    expect = [rows.setting[b].tolist() for b in best]
+    assert r.ensemble.chosen.tolist() == expect and r.ensemble.chosen[:, 0].tolist() == \
         r.chosen.tolist()
+    assert r.ensemble.chosen_epochs.tolist() == [rows.epochs[b].tolist() for b in best]
     final_race = rows[rows.alive_in.str.contains("final")].sort_values("cv y.mae", kind="stable")
-    assert r.ensemble["final"].tolist() == final_race.setting[:2].tolist()
+    assert r.ensemble.final.tolist() == final_race.setting[:2].tolist()
+    assert r.ensemble.final_epochs.tolist() == final_race.epochs[:2].tolist()
     target = pd.read_csv(tmp / "clean.csv").y.to_numpy()
-    err = _outer_predictions(r, [[local[s] for s in e] for e in expect]) - target
+    err = _outer_predictions(r, best) - target
     outer = r.last.nested_folds.outer
     doc = json.loads(write_outputs(r, tmp_path / "out")[0].read_text())["ensemble"]
     assert doc["k"] == 2 and doc["chosen"] == expect
-    assert [f["setting"] for f in doc["final"]] == r.ensemble["final"].tolist()
+    assert [f["setting"] for f in doc["final"]] == r.ensemble.final.tolist()
     mae = doc["heads"]["y"]["mae"]
     assert mae["outer"] == pytest.approx(np.abs(err).mean(), rel=1e-5)
     assert mae["per_outer_fold"] == pytest.approx(
@@ -293,6 +308,9 @@ def test_tune_refuses_settings_that_cannot_run_with_one_line_errors(tmp_path, ti
         with pytest.raises(ConfigError, match=rf"^tune --ensemble {k}: use an integer from 1 "
                            r"to --trials \(4\)$"):
             tune(cfg, trials=4, ensemble=k)
+    for n in (0, 1.5):
+        with pytest.raises(ConfigError, match=rf"^tune --lengths {n}: use a whole number"):
+            tune(cfg, lengths=n)
     with pytest.raises(ConfigError, match="--eta 1: use at least 2"):
         schedule(4, 10, eta=1)
     with pytest.raises(ConfigError, match="--rungs -1: use at least 1"):

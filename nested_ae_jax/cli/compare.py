@@ -27,8 +27,9 @@ def add_parser(sub):
                    "(quick runs)")
     p.add_argument("--tune", action="store_true",
                    help="add random forest, gradient boosting, SVR, ridge and lasso, each tuned "
-                   "by nested CV on the same folds (scikit-learn's randomized search inside "
-                   "every outer training split; supervised configs only)")
+                   "by nested CV on the same folds (scikit-learn's search over its defaults "
+                   "and random settings inside every outer training split; supervised "
+                   "configs only)")
     p.add_argument("--tune-trials", type=int, default=20, metavar="N",
                    help="settings each tuned baseline tries per outer split (default 20)")
     p.add_argument("--seeds", type=int, default=10,

@@ -29,6 +29,10 @@ def add_parser(sub):
                    "keeps at least K settings, each outer split averages its K best by its "
                    "inner folds (tune.json: ensemble; tuned.toml stays the single best; "
                    "default 1; not train's --ensemble, which trains seeds)")
+    p.add_argument("--lengths", type=int, default=4, metavar="N",
+                   help="training lengths scored at the last rung from the same run: the "
+                   "configured epochs x 1/N, 2/N, ..., 1 (rounded to whole chunks), chosen "
+                   "with the setting on the inner folds (default 4; 1: the configured epochs)")
     p.add_argument("--outer-folds", type=int, default=5, metavar="K",
                    help="outer splits of nested cross-validation (default 5)")
     p.add_argument("--space", help="TOML search space ([dims.\"KEY\"] tables; default: "
@@ -53,7 +57,8 @@ def run(args) -> int:
     result = tune(cfg, scale=args.scale, trials=args.trials, eta=args.eta, rungs=args.rungs,
                   outer_folds=args.outer_folds, space=space, seed=args.seed,
                   metric=args.metric, data_root=args.data_root, progress=printer(args.quiet),
-                  budget_minutes=args.budget_minutes, ensemble=args.tune_ensemble)
+                  budget_minutes=args.budget_minutes, ensemble=args.tune_ensemble,
+                  lengths=args.lengths)
     paths = write_outputs(result, args.out, args.data_root)
     n = result.nested
     print(f"tuned scale '{result.scale}': {len(result.settings)} settings, "
@@ -63,16 +68,17 @@ def run(args) -> int:
           f"{n['inner']:.4g})")
     if result.ensemble:
         e = result.ensemble
-        print(f"ensemble of {e['k']} (mean prediction of each outer split's {e['k']} best by "
-              f"its inner folds): {result.metric} {e['nested']['outer']:.4g} on the same outer "
+        print(f"ensemble of {e.k} (mean prediction of each outer split's {e.k} best by "
+              f"its inner folds): {result.metric} {e.nested['outer']:.4g} on the same outer "
               f"validation rows (single setting {n['outer']:.4g}); final ensemble: settings "
-              + ", ".join(str(int(i)) for i in e["final"]))
+              + ", ".join(f"{int(i)} ({int(m)} epochs)" for i, m in zip(e.final, e.final_epochs)))
     print("every head, same outer models: " + "; ".join(
         f"{head} " + ", ".join(f"{stat} {f['outer']:.4g}" for stat, f in stats.items())
         for head, stats in summary(result)["heads"].items()))
     print(f"final setting (chosen on all rows, plain-fold CV {result.final_cv:.4g}): "
           + ", ".join(f"{k} = {v:.4g}" if isinstance(v, float) else f"{k} = {v}"
-                      for k, v in result.settings[result.final].items()))
+                      for k, v in {**result.settings[result.final],
+                                   "training.epochs": result.final_epochs}.items()))
     if result.budget:
         b = result.budget
         print(f"budget {b['minutes']:g} min: spent {b['spent_s']:.1f} s"

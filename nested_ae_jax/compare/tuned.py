@@ -1,5 +1,7 @@
 """Baselines tuned as hard as NestedAE (``nested-ae compare --tune``): every scikit-learn model
-chooses its settings by scikit-learn's own randomized search, inside each outer training split.
+chooses its settings by scikit-learn's own search, inside each outer training split, among
+its default setting and random draws from its space (:func:`candidates`), so tuning can only
+lose to the defaults by the noise of the choice, never by leaving them out.
 
 Nested CV on the comparison's own folds: for outer fold f the search sees only the rows
 outside f, and its inner folds are the other outer folds (``PredefinedSplit`` on the chain's
@@ -60,6 +62,17 @@ def search_space(name: str, seed: int = 0) -> tuple[object, dict]:
     raise ValueError(f"unknown tuned baseline '{name}'; use one of {', '.join(TUNED_MODELS)}")
 
 
+def candidates(name: str, trials: int, seed: int = 0) -> list[dict]:
+    """The ``trials`` settings a tuned baseline chooses among: first scikit-learn's defaults
+    of the searched parameters (the estimator's own values), then ``trials - 1`` draws
+    from its space (``ParameterSampler``, seeded)."""
+    from sklearn.model_selection import ParameterSampler
+
+    estimator, space = search_space(name, seed)
+    defaults = {k: estimator.get_params()[k] for k in space}
+    return [defaults, *ParameterSampler(space, n_iter=trials - 1, random_state=seed)]
+
+
 def tuned_oof(name: str, features: list[np.ndarray], y: np.ndarray, fold_of_row: np.ndarray,
               *, trials: int = 20, seed: int = 0) -> tuple[np.ndarray, list[TunedFold]]:
     """Out-of-fold predictions (N, k) of baseline ``name`` tuned inside every outer split
@@ -69,18 +82,18 @@ def tuned_oof(name: str, features: list[np.ndarray], y: np.ndarray, fold_of_row:
 
     from sklearn.base import clone
     from sklearn.exceptions import ConvergenceWarning
-    from sklearn.model_selection import PredefinedSplit, RandomizedSearchCV
+    from sklearn.model_selection import GridSearchCV, PredefinedSplit
 
     y = np.asarray(y, np.float64).reshape(len(y), -1)
     pred, chosen = np.zeros_like(y), []
-    estimator, space = search_space(name, seed)
+    estimator, _ = search_space(name, seed)
+    grid = [{k: [v] for k, v in c.items()} for c in candidates(name, trials, seed)]
     for f, x in enumerate(features):
         train, val = (fold_of_row >= 0) & (fold_of_row != f), fold_of_row == f
         inner = PredefinedSplit(fold_of_row[train])  # the other outer folds
-        for c in range(y.shape[1]):
-            search = RandomizedSearchCV(clone(estimator), space, n_iter=trials, cv=inner,
-                                        scoring="neg_mean_absolute_error", random_state=seed,
-                                        n_jobs=1)
+        for c in range(y.shape[1]):  # ties: the first candidate (the defaults first)
+            search = GridSearchCV(clone(estimator), grid, cv=inner,
+                                  scoring="neg_mean_absolute_error", n_jobs=1)
             with warnings.catch_warnings():  # a too-small grid or a slow lasso is not news
                 warnings.simplefilter("ignore", (UserWarning, ConvergenceWarning))
                 search.fit(x[train], y[train, c])

@@ -7,9 +7,12 @@ Every rung is one :func:`sweep.sweep` with ``outer_folds``: the surviving settin
 ``nested_chain``) in the sweep's compiled groups. K + 1 races run side by side
 (:mod:`halving`): outer split o ranks settings by their pooled error on its inner folds only,
 and the final race by the plain folds on all rows. At the last rung (the configured
-``training.epochs``) outer split o's choice, trained on its whole training split, is scored
-on its validation rows (the nested-CV figure); the final race's winner is the setting written
-to ``tuned.toml``. The tuned scale's scalers are fitted on training rows (scaler = train) and
+``training.epochs``) every setting is also scored at shorter training lengths read from the
+same run (``lengths``: the models' parameters after each length, ``fitting.fit_models``
+snapshots), and the races choose among these (setting, length) candidates: outer split o's
+choice, trained on its whole training split, is scored on its validation rows at its length
+(the nested-CV figure); the final race's winner is the setting and length written to
+``tuned.toml``. The tuned scale's scalers are fitted on training rows (scaler = train) and
 its parameters are the last epoch's (select = last), so no outer validation row reaches an
 inner fit or choice. With ``ensemble`` K > 1 every race keeps at least K settings to the
 last rung: outer split o's K best by its inner folds predict its validation rows by their
@@ -23,7 +26,7 @@ from __future__ import annotations
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable
+from typing import Callable, NamedTuple
 
 import numpy as np
 import pandas as pd
@@ -33,16 +36,43 @@ from ..errors import ConfigError
 from ..config import Config, config_to_dict, override, resolve_data_path
 from ..selection import top_k
 from ..sweep import SweepResult, default_metric, maximised, sweep
-from .halving import Rung, projected_seconds, schedule, survivors, within_budget
+from .halving import (Rung, projected_seconds, schedule, survivors, training_lengths,
+                      within_budget)
 from .space import Space, default_space, sample
+
+
+class Candidates(NamedTuple):
+    """What a rung's races choose from: per candidate (C,) its setting, its training length
+    (epochs; several per setting at the last rung, ``training_lengths``) and (C, races) the
+    races it is alive in (its setting's)."""
+
+    setting: np.ndarray
+    epochs: np.ndarray
+    alive: np.ndarray
+
+
+class Ensemble(NamedTuple):
+    """``tune --ensemble K`` > 1: per outer split (rows) its K best candidates' settings and
+    training lengths, best first (K columns); the final race's K best (K,) with their
+    plain-fold CV; nested: the ensembles' figure (``selection.select``'s "ensemble")."""
+
+    k: int
+    chosen: np.ndarray
+    chosen_epochs: np.ndarray
+    final: np.ndarray
+    final_epochs: np.ndarray
+    final_cv: np.ndarray
+    nested: dict
 
 
 @dataclass(frozen=True)
 class TuneResult:
-    """settings: the S sampled settings; trials: one row per (rung, setting trained);
-    chosen: (K,) index of the setting chosen in each outer split; final: the setting chosen on
+    """settings: the S sampled settings; trials: one row per rung and candidate (a setting
+    at a training length); chosen: (K,) index of the setting chosen in each outer split and
+    epochs (K,) its training length; final, final_epochs: the setting and length chosen on
     all rows; nested: the last rung's nested summary (outer, inner); outer: per outer fold
-    (chosen setting, its inner and outer metric); last: the last rung's SweepResult."""
+    (chosen candidate: an index into the last rung's rows, its inner and outer metric);
+    last: the last rung's SweepResult."""
 
     scale: str
     metric: str
@@ -59,9 +89,10 @@ class TuneResult:
     n_models: int
     seconds: float
     budget: dict | None = None  # --budget-minutes: minutes, projected_s, spent_s, checks
-    ensemble: dict | None = None  # --ensemble K > 1: k, chosen (outer splits, K), final (K,),
-    #                               final_cv (K,), nested (selection.select's "ensemble")
+    ensemble: Ensemble | None = None  # --ensemble K > 1
     space: Space | None = None  # the space searched (for the figure's axes)
+    epochs: np.ndarray | None = None  # (K,) the training length chosen per outer split
+    final_epochs: int | None = None  # the final setting's training length
 
 
 def tune(cfg: Config, *, scale: str | None = None, trials: int = 16, eta: int = 3,
@@ -69,16 +100,19 @@ def tune(cfg: Config, *, scale: str | None = None, trials: int = 16, eta: int = 
          seed: int = 0, metric: str | None = None, data_root: str | None = None,
          progress: Callable[[str], None] | None = None, devices: list | None = None,
          budget_minutes: float | None = None, clock: Callable[[], float] = time.perf_counter,
-         ensemble: int = 1) -> TuneResult:
+         ensemble: int = 1, lengths: int = 4) -> TuneResult:
     """Tune scale ``scale`` (default the last; upstream scales as configured) of ``cfg``:
     ``trials`` Sobol settings of ``space`` (default :func:`space.default_space`, seeded with
     ``seed``), successive halving by ``eta`` over ``rungs`` rungs, ``outer_folds`` outer splits.
     budget_minutes: after every rung but the last, the rest of the plan is projected from the
     seconds per setting-epoch so far (``clock``) and shrunk to fit (:func:`within_budget`);
     the last rung always runs, so the nested-CV figure is always produced. ensemble: K best
-    settings per race scored by their mean prediction (module docstring)."""
+    settings per race scored by their mean prediction (module docstring). lengths: at the
+    last rung every setting is also scored at shorter training lengths read from the same
+    run (:func:`training_lengths`), and each race chooses a (setting, length) pair."""
     start = clock()
     _check_ensemble(ensemble, trials)
+    training_lengths(1, lengths, 1)  # a bad --lengths fails before any training
     if budget_minutes is not None and not budget_minutes > 0:
         raise ConfigError(f"tune --budget-minutes {budget_minutes}: use a positive number "
                           "of minutes")
@@ -101,18 +135,23 @@ def tune(cfg: Config, *, scale: str | None = None, trials: int = 16, eta: int = 
         if progress:
             progress(f"tune rung {r + 1}/{len(plan)}: {len(idx)} setting(s) x "
                      f"{rung.epochs} epochs")
+        at = training_lengths(rung.epochs, lengths if last else 1,
+                              target.training.chunk_epochs)
+        cands = Candidates(np.repeat(idx, len(at)), np.tile(at, len(idx)),
+                           np.repeat(alive[idx], len(at), axis=0))
         res = sweep(cfg, [{**settings[i], "training.epochs": rung.epochs} for i in idx],
                     scale=name, data_root=data_root, progress=progress, metric=metric,
                     devices=devices, outer_folds=outer_folds,
-                    allowed=alive[idx, :outer_folds] if last else None,
-                    ensemble=ensemble if last else 1)
+                    allowed=cands.alive[:, :outer_folds] if last else None,
+                    ensemble=ensemble if last else 1, lengths=at if len(at) > 1 else ())
         n_models += res.n_models
-        scores = np.full(alive.shape, np.nan)
-        scores[idx] = np.column_stack([res.inner_errors, res.runs[metric].to_numpy()])
-        rows += _trial_rows(r, rung, idx, settings, scores, alive, metric)
+        cand_scores = np.column_stack([res.inner_errors, res.runs[metric].to_numpy()])
+        rows += _trial_rows(r, rung, cands, settings, cand_scores, metric)
         work += len(idx) * rung.epochs
         if last:
             break
+        scores = np.full(alive.shape, np.nan)
+        scores[idx] = cand_scores  # one length per setting before the last rung
         if budget_minutes is not None:
             def settings_after(keep: int) -> int:  # the next rung's, if each race keeps keep
                 return int(survivors(scores, alive, keep, maximise).any(axis=1).sum())
@@ -125,9 +164,6 @@ def tune(cfg: Config, *, scale: str | None = None, trials: int = 16, eta: int = 
                 progress(check["note"])
         alive = survivors(scores, alive, plan[r + 1].keep, maximise)
         r += 1
-    chosen = idx[res.outer["setting"].to_numpy()]
-    finals = top_k(scores[:, -1:], alive[:, -1:], ensemble, maximise)[:, 0]
-    final = int(finals[0])  # every survivor diverged: the first survivor
     seconds = clock() - start
     budget = None if budget_minutes is None else {
         "minutes": budget_minutes, "spent_s": seconds, "within": seconds <= 60 * budget_minutes,
@@ -135,12 +171,27 @@ def tune(cfg: Config, *, scale: str | None = None, trials: int = 16, eta: int = 
         else None,
         "reduced": [c["note"] for c in checks if c["rungs_after"] != c["rungs_before"]],
         "checks": checks}
-    ens = None if ensemble == 1 else {
-        "k": ensemble, "chosen": idx[np.asarray(res.nested["ensemble"]["chosen"])],
-        "final": finals, "final_cv": scores[finals, -1], "nested": res.nested["ensemble"]}
-    return TuneResult(name, metric, cfg, settings, plan, pd.DataFrame(rows), chosen, final,
-                      float(scores[final, -1]), res.nested, res.outer, res, n_models,
-                      seconds, budget, ens, space)
+    picked = res.outer["setting"].to_numpy()  # candidates of the last rung
+    finals = top_k(cand_scores[:, -1:], cands.alive[:, -1:], ensemble, maximise)[:, 0]
+    final = finals[0]  # every survivor diverged: the first survivor
+    return TuneResult(name, metric, cfg, settings, plan, pd.DataFrame(rows),
+                      cands.setting[picked], int(cands.setting[final]),
+                      float(cand_scores[final, -1]), res.nested, res.outer, res, n_models,
+                      seconds, budget, _ensemble(res, cands, cand_scores, finals), space,
+                      cands.epochs[picked], int(cands.epochs[final]))
+
+
+def _ensemble(res: SweepResult, cands: Candidates, scores: np.ndarray, finals: np.ndarray
+              ) -> Ensemble | None:
+    """The last rung's ensembles (None without --ensemble): each outer split's K best
+    candidates (``res.nested``) and the final race's, ``finals``, with their plain-fold CV
+    (``scores[:, -1]``)."""
+    if len(finals) == 1:
+        return None
+    members = np.asarray(res.nested["ensemble"]["chosen"])
+    return Ensemble(len(finals), cands.setting[members], cands.epochs[members],
+                    cands.setting[finals], cands.epochs[finals], scores[finals, -1],
+                    res.nested["ensemble"])
 
 
 def _check_ensemble(k, trials: int) -> None:
@@ -183,18 +234,22 @@ def _plan_text(plan: list[Rung]) -> str:
                      f"{' epochs' if i == 0 else ''}" for i, x in enumerate(plan))
 
 
-def _trial_rows(r: int, rung: Rung, idx: np.ndarray, settings: list[dict],
-                scores: np.ndarray, alive: np.ndarray, metric: str) -> list[dict]:
-    """trials.csv rows of one rung: the setting, its plain-fold metric (all rows), its inner
-    metric per outer split, and the races it was alive in on entering the rung."""
-    k = alive.shape[1] - 1
+def _trial_rows(r: int, rung: Rung, cands: Candidates, settings: list[dict],
+                scores: np.ndarray, metric: str) -> list[dict]:
+    """trials.csv rows of one rung, one per candidate: the setting, its training length
+    (``epochs``) and the epochs its training cost (``epochs_trained``: the rung's for the
+    full length, 0 for a shorter length read from the same run), its plain-fold metric (all
+    rows, ``scores[:, -1]``), its inner metric per outer split, and the races it was alive in
+    on entering the rung."""
+    k = cands.alive.shape[1] - 1
     out = []
-    for i in idx:
-        row = {"rung": r, "epochs": rung.epochs, "setting": int(i), **settings[i],
-               f"cv {metric}": scores[i, -1]}
-        row.update({f"inner{o} {metric}": scores[i, o] for o in range(k)})
+    for c, (i, n) in enumerate(zip(cands.setting, cands.epochs)):
+        row = {"rung": r, "epochs": int(n),
+               "epochs_trained": rung.epochs if n == rung.epochs else 0, "setting": int(i),
+               **settings[i], f"cv {metric}": scores[c, -1]}
+        row.update({f"inner{o} {metric}": scores[c, o] for o in range(k)})
         row["alive_in"] = " ".join("final" if j == k else str(j)
-                                   for j in np.flatnonzero(alive[i]))
+                                   for j in np.flatnonzero(cands.alive[c]))
         out.append(row)
     return out
 
@@ -203,8 +258,8 @@ def tuned_document(result: TuneResult, data_root: str | None = None) -> dict:
     """The input config with the final setting (TOML-ready): data paths made absolute (as
     ``train`` resolves them, under ``data_root`` if given), so that ``nested-ae train
     tuned.toml`` trains it from any folder."""
-    cfg = override(result.config, {f"{result.scale}.{k}": v
-                                   for k, v in result.settings[result.final].items()})
+    final = {**result.settings[result.final], "training.epochs": result.final_epochs}
+    cfg = override(result.config, {f"{result.scale}.{k}": v for k, v in final.items()})
     doc = config_to_dict(cfg)
     config_dir = str(Path(cfg.source).parent) if cfg.source not in ("", "<config>") else None
     for spec in cfg.scales:
@@ -227,15 +282,20 @@ def summary(result: TuneResult) -> dict:
             "heads": _heads(n["heads"], result.outer),
             "inner": n["inner"], "outer_folds": n["outer_folds"],
             "inner_folds": n["inner_folds"],
-            "chosen_per_outer_split": [{"setting": int(c), **result.settings[c]}
-                                       for c in result.chosen],
-            "final": {"setting": result.final, **result.settings[result.final],
+            "chosen_per_outer_split": [_setting(result, c, n)
+                                       for c, n in zip(result.chosen, result.epochs)],
+            "final": {**_setting(result, result.final, result.final_epochs),
                       "cv": result.final_cv},
             **({"chain": result.last.chain} if result.last.chain else {}),
             "trials": len(result.settings), "rungs": [r._asdict() for r in result.rungs],
             "models": result.n_models, "seconds": result.seconds,
             **({"budget": result.budget} if result.budget else {}),
             **({"ensemble": _ensemble_summary(result)} if result.ensemble else {})}
+
+
+def _setting(result: TuneResult, i: int, epochs: int) -> dict:
+    """{"setting": i, KEY: value, ..., "training.epochs": its training length}."""
+    return {"setting": int(i), **result.settings[i], "training.epochs": int(epochs)}
 
 
 def _heads(pooled: dict, folds: pd.DataFrame) -> dict:
@@ -252,11 +312,11 @@ def _ensemble_summary(result: TuneResult) -> dict:
     """tune.json's "ensemble": K, the figure of every head (as "heads" of the single choice),
     the K settings of each outer split (best first) and the final K with their plain-fold CV."""
     e = result.ensemble
-    folds = pd.DataFrame(e["nested"]["folds"])
-    return {"k": e["k"], "heads": _heads(e["nested"]["heads"], folds),
-            "chosen": e["chosen"].tolist(),
-            "final": [{"setting": int(i), **result.settings[i], "cv": float(cv)}
-                      for i, cv in zip(e["final"], e["final_cv"])]}
+    folds = pd.DataFrame(e.nested["folds"])
+    return {"k": e.k, "heads": _heads(e.nested["heads"], folds),
+            "chosen": e.chosen.tolist(), "chosen_epochs": e.chosen_epochs.tolist(),
+            "final": [{**_setting(result, i, n), "cv": float(cv)}
+                      for i, n, cv in zip(e.final, e.final_epochs, e.final_cv)]}
 
 
 def _figure(pooled: float, per_fold: np.ndarray) -> dict:
@@ -271,11 +331,12 @@ def _ensemble_note(result: TuneResult) -> str:
     settings; the file holds the single best of them."""
     if not result.ensemble:
         return ""
-    members = ", ".join(str(int(i)) for i in result.ensemble["final"])
-    return (f"# tune --ensemble {result.ensemble['k']}: the final ensemble is settings "
+    members = ", ".join(f"{int(i)} ({int(n)} epochs)" for i, n in
+                        zip(result.ensemble.final, result.ensemble.final_epochs))
+    return (f"# tune --ensemble {result.ensemble.k}: the final ensemble is settings "
             f"{members} (tune.json, ensemble.final); this file is the best one, setting "
-            f"{result.final}; `nested-ae train --ensemble N` trains N seeds of it, not those "
-            "settings\n")
+            f"{result.final} ({result.final_epochs} epochs); `nested-ae train --ensemble N` "
+            "trains N seeds of it, not those settings\n")
 
 
 def write_outputs(result: TuneResult, out: str | Path, data_root: str | None = None
