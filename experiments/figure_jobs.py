@@ -381,16 +381,18 @@ def read_design(out: Path) -> list[Value]:
 TUNE_SPACE = "experiments/perovskite/tune_space_ae1.toml"
 
 
-def tune_ae1(trials: int, with_plain: bool = False, ensemble: int = 1) -> Callable:
+def tune_ae1(trials: int, with_plain: bool = False, ensemble: int = 1, lengths: int = 1
+             ) -> Callable:
     """`nested-ae tune` of AE1 (``trials`` settings, eta = trials, 2 rungs, the KFold folds of
-    `train` as outer folds, 2 inner folds, ``--ensemble``); with_plain: then the plain config
-    with ``scaler = "train"`` trained on the same folds, for comparison."""
+    `train` as outer folds, 2 inner folds, ``--ensemble``, ``--lengths``); with_plain: then the
+    plain config with ``scaler = "train"`` trained on the same folds, for comparison."""
     def steps(quick: bool) -> list[list[str]]:
         epochs = ["--set", "atomic.training.epochs=16"] if quick else []
         ens = ["--ensemble", str(ensemble)] if ensemble > 1 else []
         tune = ["tune", PAPER_AE1, "--trials", str(trials), "--eta", str(trials), "--rungs",
                 "2", "--outer-folds", "5", "--set", "atomic.cv.n_splits=2", "--space",
-                TUNE_SPACE, *ens, *epochs, "--quiet", "--out", "{out}/tune"]
+                TUNE_SPACE, *ens, "--lengths", str(lengths), *epochs, "--quiet", "--out",
+                "{out}/tune"]
         plain = ["train", PAPER_AE1, "--set", "atomic.scaler=train", *epochs, "--quiet",
                  "--out", "{out}/plain"]
         return [tune, plain] if with_plain else [tune]
@@ -466,6 +468,8 @@ JOBS: dict[str, Job] = {j.name: j for j in [
     Job("tune_ae1_8", tune_ae1(8), read_tune),
     Job("tune_ae1_8_ens3", tune_ae1(8, ensemble=3), read_tune),
     Job("tune_ae1_16_ens5", tune_ae1(16, ensemble=5), read_tune),
+    Job("tune_ae1_8_ens3_len4", tune_ae1(8, ensemble=3, lengths=4), read_tune),
+    Job("tune_ae1_16_ens5_len4", tune_ae1(16, ensemble=5, lengths=4), read_tune),
     Job("demo_splits", demo_splits, read_demo_splits),
     Job("latent_map", latent_map, read_latent_map),
     Job("speed_cpu", lambda quick: [["benchmarks/speed.py", "--quick", "--skip-torch"]],
