@@ -209,8 +209,9 @@ def fit_models(spec: ScaleSpec, data: ScaleData, layout: Layout, *,
         return predict_models(model, params, batch.stats, arrays["inputs"], batch.own_inputs,
                               batch.latent_mask)
 
-    _check_snapshots(spec, snapshots, epochs)
     state, history = resume if resume is not None else (None, None)
+    check_snapshots(spec, snapshots, epochs,
+                    0 if state is None else int(np.max(np.asarray(state.epoch))))
     taken = {}
     for stop in sorted({*snapshots, epochs}):
         state, history = train_models(scale_task(model), arrays, batch, epochs=stop,
@@ -219,18 +220,23 @@ def fit_models(spec: ScaleSpec, data: ScaleData, layout: Layout, *,
                                       history=history,
                                       init_params=init_params if state is None else None,
                                       on_chunk=chunk_done, devices=devices)
-        if stop in snapshots:
-            taken[stop] = predict(state.params)
+        if stop in snapshots:  # on the host: L snapshots must not hold L x device memory
+            taken[stop] = jax.device_get(predict(state.params))
     params = selected_params(spec, state)
     outputs = taken[epochs] if epochs in taken else predict(params)
     return ModelsFit(model, batch, state, history, params, outputs, time.perf_counter() - start,
                      tuple(taken[e] for e in snapshots))
 
 
-def _check_snapshots(spec: ScaleSpec, snapshots: Sequence[int], epochs: int) -> None:
-    """Snapshot epochs: whole numbers from 1 to ``epochs``, of the last parameters."""
+def check_snapshots(spec: ScaleSpec, snapshots: Sequence[int], epochs: int,
+                    done: int = 0) -> None:
+    """Snapshot epochs: whole numbers from 1 to ``epochs``, after the ``done`` epochs of a
+    resumed state, of the last parameters (training.select = last)."""
     if not snapshots:
         return
+    if done and min(snapshots) < done:
+        raise ConfigError(f"scales.{spec.name}: training length {min(snapshots)} is before the "
+                          f"{done} epochs of the resumed state")
     if spec.training.select != "last":
         raise ConfigError(f"scales.{spec.name}: training lengths from one run need "
                           "training.select = 'last' (a best epoch is chosen on validation rows)")

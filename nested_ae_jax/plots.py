@@ -427,7 +427,11 @@ def tune_figure(trials: pd.DataFrame, *, metric: str, keys: Sequence[str], log_k
     if missing:
         raise ValueError(f"trials lack column(s) {missing}")
     y = trials[col].to_numpy(float)
-    spent = np.cumsum(trials.get("epochs_trained", trials["epochs"]).to_numpy(float))
+    spent = pd.Series(np.cumsum(trials.get("epochs_trained", trials["epochs"]).to_numpy(float)),
+                      index=trials.index)
+    if "setting" in trials:  # a length read from a run is plotted where that run is paid for
+        spent = spent.groupby([trials["rung"], trials["setting"]]).transform("max")
+    spent = spent.to_numpy()
     rungs = sorted(pd.unique(trials["rung"]))
     colours = dict(zip(rungs, _categorical_colours(len(rungs))))
     nrows, ncols = _grid(1 + len(keys))

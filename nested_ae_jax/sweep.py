@@ -28,7 +28,8 @@ from . import links
 from .config import Config, ScaleSpec, override, parse_value
 from .errors import ConfigError
 from .evaluation import metric_columns, scale_metrics
-from .fitting import Replica, fit_models, latent_maskable, narrow_init, replica_layout
+from .fitting import (Replica, check_snapshots, fit_models, latent_maskable, narrow_init,
+                      replica_layout)
 from .nested_chain import n_entities, nested_latents, nested_leaky_rows, upstream_nested
 from .nesting import row_columns, upstream_of
 from .runner import chain_report, fit_config, plan_chain, prepare_scale, trained_record
@@ -128,8 +129,10 @@ def _nonzero_settings(specs: list[ScaleSpec]) -> set[tuple[str, str, str]]:
 
 @dataclass
 class SweepResult:
-    """runs: one row per combination (settings, pooled validation metrics per head);
-    folds: one row per combination and fold; best: the best row of ``runs``."""
+    """runs: one row per combination (settings, pooled validation metrics per head; with
+    ``lengths``, one per combination and training length, combination-major, and so every
+    per-combination field below); folds: one row per combination and fold; best: the best
+    row of ``runs``."""
 
     runs: pd.DataFrame
     folds: pd.DataFrame
@@ -188,7 +191,7 @@ def sweep(cfg: Config, grid: dict[str, list] | list[dict], *, scale: str | None 
                  "fitted on all rows would see the outer validation rows)")
     target = cfg.scale(target.name)
     combos, specs = _settings(cfg, target, grid, seeds, outer_folds)
-    lengths = tuple(lengths)
+    lengths = _check_lengths(specs, combos, lengths, allowed)
     position = [s.name for s in cfg.scales].index(target.name)
     upstream = fit_config(cfg, data_root=data_root, progress=progress,
                           stop_before=target.name).trained if position else {}
@@ -218,8 +221,7 @@ def sweep(cfg: Config, grid: dict[str, list] | list[dict], *, scale: str | None 
         results.update(zip(members, fitted))
         n_models += models
     ordered = [row for i in range(len(combos)) for row in results[i]]
-    if lengths:
-        combos = [{**c, "training.epochs": n} for c in combos for n in lengths]
+    combos = [at for c in combos for at in at_lengths(c, lengths)]
     runs = pd.DataFrame([{"run": i, **row} for i, (row, _, _) in enumerate(ordered)])
     fold_rows = [{"run": i, **r} for i, (_, rows, _) in enumerate(ordered) for r in rows]
     nested_outputs = [out for _, _, out in ordered] if nested is not None else None
@@ -307,12 +309,35 @@ def _fit_group(cfg: Config, target: ScaleSpec, canon: ScaleSpec, specs: list[Sca
     fit = fit_models(canon, data, layout, init_params=init, progress=progress, label=label,
                      devices=devices, snapshots=lengths)
     per, total = group_folds.n_models, layout_folds.n_models
-    scored = list(zip(lengths, fit.snapshots)) if lengths else [(None, fit.outputs)]
-    out = [[_scored(spec, combo if n is None else {**combo, "training.epochs": n},
-                    jax.tree.map(lambda a: a[r * total:(r + 1) * total], outputs), per,
-                    data, group_folds, nested is not None)
-            for n, outputs in scored] for r, (spec, combo) in enumerate(zip(specs, combos))]
+    scored = fit.snapshots if lengths else (fit.outputs,)
+    out = [[_scored(spec, at, jax.tree.map(lambda a: a[r * total:(r + 1) * total], outputs),
+                    per, data, group_folds, nested is not None)
+            for at, outputs in zip(at_lengths(combo, lengths), scored)]
+           for r, (spec, combo) in enumerate(zip(specs, combos))]
     return out, total * len(specs)
+
+
+def at_lengths(combo: dict, lengths: tuple[int, ...]) -> list[dict]:
+    """A combination as scored at each training length (itself when no lengths are given)."""
+    return [{**combo, "training.epochs": int(n)} for n in lengths] or [combo]
+
+
+def _check_lengths(specs: list[ScaleSpec], combos: list[dict], lengths: Sequence[int],
+                   allowed: np.ndarray | None) -> tuple[int, ...]:
+    """``sweep(lengths=...)`` checked before anything trains: lengths every combination's
+    run reaches, select = last, training.epochs not swept, ``allowed`` of the expanded
+    shape (a row per combination and length)."""
+    lengths = tuple(lengths)
+    if lengths and len({c.get("training.epochs") for c in combos}) > 1:
+        raise ConfigError("sweep: training lengths are scored from one run; do not also "
+                          "sweep training.epochs")
+    for spec in specs:
+        check_snapshots(spec, lengths, spec.training.epochs)
+    rows = len(combos) * max(1, len(lengths))
+    if allowed is not None and allowed.shape[0] != rows:
+        raise ConfigError(f"sweep: allowed has {allowed.shape[0]} rows; expected one per "
+                          f"combination and length ({rows})")
+    return lengths
 
 
 def _scored(spec: ScaleSpec, combo: dict, outputs, per: int, data, folds,

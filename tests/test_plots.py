@@ -242,3 +242,9 @@ def test_tune_figure_plots_every_trial_against_the_budget_and_each_setting(tmp_p
     assert _save_png(fig, tmp_path / "t.png").startswith(PNG_MAGIC)
     with pytest.raises(ValueError, match="cv y.rmse"):
         plots.tune_figure(trials, metric="y.rmse", keys=keys)
+    # shorter lengths of a run (epochs_trained 0) sit where that run has been paid for
+    lengths = trials.assign(epochs=[2, 2, 2, 2, 4, 8], setting=[0, 1, 2, 3, 1, 1],
+                            epochs_trained=[2, 2, 2, 2, 0, 8])
+    fig = plots.tune_figure(lengths, metric="y.mae", keys=keys)
+    pts = np.concatenate([c.get_offsets() for c in fig.get_axes()[0].collections])
+    assert sorted(pts[:, 0]) == [2, 4, 6, 8, 16, 16]

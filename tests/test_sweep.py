@@ -75,14 +75,25 @@ def test_latent_sizes_share_one_masked_program_and_train_to_the_narrow_numbers(c
     assert masked.runs["y.mae"].nunique() == 3
 
 
-def test_shorter_training_lengths_read_from_one_run_score_like_runs_of_that_length(chain):
+def test_shorter_training_lengths_read_from_one_run_score_like_runs_of_that_length(
+        chain, monkeypatch):
     """lengths=(2, 5): each combination is scored after 2 and after 5 epochs of one run
     (dropout on, chunks of 3 epochs, so a length falls inside a chunk): the figures of
-    separate runs of 2 and of 5 epochs, the same models counted once."""
+    separate runs of 2 and of 5 epochs; the swept scale trains once, to 2 epochs and on."""
+    from nested_ae_jax import fitting
+
+    calls, train = [], fitting.train_models
+
+    def recording(*args, **kw):
+        calls.append((kw["epochs"], kw["state"] is not None))
+        return train(*args, **kw)
+
     grid = {"heads.y.dropout": [0.0, 0.1]}
-    both = sweep(override(chain, {"down.training.chunk_epochs": 3}), grid, lengths=(2, 5))
+    with monkeypatch.context() as m:
+        m.setattr(fitting, "train_models", recording)
+        both = sweep(override(chain, {"down.training.chunk_epochs": 3}), grid, lengths=(2, 5))
+    assert calls == [(5, False), (2, False), (5, True)]  # upstream, then one resumed run
     assert both.runs["training.epochs"].tolist() == [2, 5, 2, 5]
-    assert both.n_models == sweep(chain, grid).n_models
     cols = ["y.mae", "y.rmse", "x.mae"]
     for epochs in (2, 5):
         alone = sweep(override(chain, {"down.training.epochs": epochs}), grid)
@@ -93,6 +104,8 @@ def test_shorter_training_lengths_read_from_one_run_score_like_runs_of_that_leng
     with pytest.raises(ConfigError, match=r"training lengths \[6\] are not whole epochs "
                        "from 1 to the 5 trained"):
         sweep(chain, grid, lengths=(2, 6))
+    with pytest.raises(ConfigError, match="do not also sweep training.epochs"):
+        sweep(chain, {"training.epochs": [3, 5]}, lengths=(2,))
 
 
 def test_sweep_refuses_what_it_cannot_score(chain):

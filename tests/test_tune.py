@@ -139,7 +139,7 @@ def test_each_outer_split_chooses_the_argmin_of_its_inner_errors(tuned):
                       for row in rows.itertuples()])
     best = np.where(alive, inner, np.inf).argmin(axis=0)  # candidates: (setting, length)
     assert (r.chosen == rows.setting.to_numpy()[best]).all()
-    assert (r.epochs == rows.epochs.to_numpy()[best]).all()
+    assert (r.chosen_epochs == rows.epochs.to_numpy()[best]).all()
     assert sorted(set(rows.epochs)) == [5, 8]  # --lengths 4 of 8 epochs in chunks of 5,
     assert (rows.epochs_trained == np.where(rows.epochs == 8, 8, 0)).all()  # from one run
     assert rows[[f"inner{o} y.mae" for o in range(3)]].to_numpy() == pytest.approx(inner,
@@ -165,6 +165,28 @@ def test_tuned_toml_holds_the_final_setting_and_train_reproduces_it(tuned, tmp_p
     doc = pd.read_csv(paths[2])
     assert len(doc) == 4 + len(r.last.runs) and set(doc.rung) == {0, 1}
     assert paths[3].name == "tune.png" and paths[3].read_bytes().startswith(b"\x89PNG")
+
+
+def test_a_shorter_length_read_from_the_run_is_what_train_of_that_length_gives(tuned,
+                                                                               tmp_path):
+    """The final setting at 5 of its 8 epochs (a snapshot): tuned.toml with that length
+    trains to the plain-fold CV the tune recorded for it; tune.json names the lengths."""
+    import dataclasses
+
+    _, r = tuned
+    rows = r.trials[r.trials.rung == 1]
+    short = rows[(rows.setting == r.final) & (rows.epochs == 5)]
+    assert len(short) == 1 and (short.epochs_trained == 0).all()
+    r5 = dataclasses.replace(r, final_epochs=5, final_cv=float(short["cv y.mae"].iloc[0]))
+    paths = write_outputs(r5, tmp_path / "out")
+    cfg = load_config(paths[1])
+    assert cfg.scale("s").training.epochs == 5
+    trained = fit_config(cfg).results["s"].metrics["heads"]["y"]["pooled_val"]["mae"]
+    assert trained == pytest.approx(r5.final_cv, rel=1e-5)
+    doc = json.loads(paths[0].read_text())
+    assert doc["final"]["training.epochs"] == 5
+    assert [c["training.epochs"] for c in doc["chosen_per_outer_split"]] == \
+        r.chosen_epochs.tolist()
 
 
 def test_tune_json_reports_every_head_from_the_outer_models_that_give_the_figure(tuned,
@@ -232,6 +254,8 @@ def test_canary_outer_validation_targets_reach_no_inner_fit_or_choice(tuned, ens
     assert a[["rung", "setting"]].values.tolist() == b[["rung", "setting"]].values.tolist()
     assert a["inner0 y.mae"].to_numpy() == pytest.approx(b["inner0 y.mae"].to_numpy(), rel=1e-5)
     assert clean.chosen[0] == poisoned.chosen[0]
+    assert clean.chosen_epochs[0] == poisoned.chosen_epochs[0]
+    assert (poisoned.ensemble.chosen_epochs[0] == ensembled.ensemble.chosen_epochs[0]).all()
     b = poisoned.trials
     assert (b["cv y.mae"] > 1e4).all() and (b["inner1 y.mae"] > 1e4).all()
 
@@ -275,6 +299,7 @@ def test_ensemble_is_each_outer_splits_best_k_and_its_figure_is_their_mean_predi
     outer = r.last.nested_folds.outer
     doc = json.loads(write_outputs(r, tmp_path / "out")[0].read_text())["ensemble"]
     assert doc["k"] == 2 and doc["chosen"] == expect
+    assert doc["chosen_epochs"] == r.ensemble.chosen_epochs.tolist()
     assert [f["setting"] for f in doc["final"]] == r.ensemble.final.tolist()
     mae = doc["heads"]["y"]["mae"]
     assert mae["outer"] == pytest.approx(np.abs(err).mean(), rel=1e-5)

@@ -63,14 +63,19 @@ def search_space(name: str, seed: int = 0) -> tuple[object, dict]:
 
 
 def candidates(name: str, trials: int, seed: int = 0) -> list[dict]:
-    """The ``trials`` settings a tuned baseline chooses among: first scikit-learn's defaults
-    of the searched parameters (the estimator's own values), then ``trials - 1`` draws
-    from its space (``ParameterSampler``, seeded)."""
+    """The settings a tuned baseline chooses among: first scikit-learn's defaults of the
+    searched parameters (the estimator's own values), then ``trials - 1`` other draws from
+    its space (``ParameterSampler``, seeded; fewer when a space of lists has fewer points)."""
+    import warnings
+
     from sklearn.model_selection import ParameterSampler
 
     estimator, space = search_space(name, seed)
     defaults = {k: estimator.get_params()[k] for k in space}
-    return [defaults, *ParameterSampler(space, n_iter=trials - 1, random_state=seed)]
+    with warnings.catch_warnings():  # a space of lists smaller than the trials is not news
+        warnings.simplefilter("ignore", UserWarning)
+        draws = list(ParameterSampler(space, n_iter=trials, random_state=seed))
+    return [defaults, *[d for d in draws if d != defaults][:trials - 1]]
 
 
 def tuned_oof(name: str, features: list[np.ndarray], y: np.ndarray, fold_of_row: np.ndarray,

@@ -68,9 +68,9 @@ class Ensemble(NamedTuple):
 @dataclass(frozen=True)
 class TuneResult:
     """settings: the S sampled settings; trials: one row per rung and candidate (a setting
-    at a training length); chosen: (K,) index of the setting chosen in each outer split and
-    epochs (K,) its training length; final, final_epochs: the setting and length chosen on
-    all rows; nested: the last rung's nested summary (outer, inner); outer: per outer fold
+    at a training length); chosen: (K,) index of the setting chosen in each outer split,
+    chosen_epochs (K,) its training length; final, final_epochs: the setting and length
+    chosen on all rows; nested: the last rung's nested summary (outer, inner); outer: per outer fold
     (chosen candidate: an index into the last rung's rows, its inner and outer metric);
     last: the last rung's SweepResult."""
 
@@ -81,7 +81,9 @@ class TuneResult:
     rungs: list[Rung]
     trials: pd.DataFrame
     chosen: np.ndarray
+    chosen_epochs: np.ndarray
     final: int
+    final_epochs: int
     final_cv: float
     nested: dict
     outer: pd.DataFrame
@@ -91,8 +93,6 @@ class TuneResult:
     budget: dict | None = None  # --budget-minutes: minutes, projected_s, spent_s, checks
     ensemble: Ensemble | None = None  # --ensemble K > 1
     space: Space | None = None  # the space searched (for the figure's axes)
-    epochs: np.ndarray | None = None  # (K,) the training length chosen per outer split
-    final_epochs: int | None = None  # the final setting's training length
 
 
 def tune(cfg: Config, *, scale: str | None = None, trials: int = 16, eta: int = 3,
@@ -175,10 +175,10 @@ def tune(cfg: Config, *, scale: str | None = None, trials: int = 16, eta: int = 
     finals = top_k(cand_scores[:, -1:], cands.alive[:, -1:], ensemble, maximise)[:, 0]
     final = finals[0]  # every survivor diverged: the first survivor
     return TuneResult(name, metric, cfg, settings, plan, pd.DataFrame(rows),
-                      cands.setting[picked], int(cands.setting[final]),
-                      float(cand_scores[final, -1]), res.nested, res.outer, res, n_models,
-                      seconds, budget, _ensemble(res, cands, cand_scores, finals), space,
-                      cands.epochs[picked], int(cands.epochs[final]))
+                      cands.setting[picked], cands.epochs[picked], int(cands.setting[final]),
+                      int(cands.epochs[final]), float(cand_scores[final, -1]), res.nested,
+                      res.outer, res, n_models, seconds, budget,
+                      _ensemble(res, cands, cand_scores, finals), space)
 
 
 def _ensemble(res: SweepResult, cands: Candidates, scores: np.ndarray, finals: np.ndarray
@@ -282,8 +282,8 @@ def summary(result: TuneResult) -> dict:
             "heads": _heads(n["heads"], result.outer),
             "inner": n["inner"], "outer_folds": n["outer_folds"],
             "inner_folds": n["inner_folds"],
-            "chosen_per_outer_split": [_setting(result, c, n)
-                                       for c, n in zip(result.chosen, result.epochs)],
+            "chosen_per_outer_split": [_setting(result, c, e)
+                                       for c, e in zip(result.chosen, result.chosen_epochs)],
             "final": {**_setting(result, result.final, result.final_epochs),
                       "cv": result.final_cv},
             **({"chain": result.last.chain} if result.last.chain else {}),
