@@ -179,11 +179,14 @@ def _score_outer(spec: ScaleSpec, outputs: list, members: np.ndarray, targets: d
                  nested: NestedFolds, metric: str) -> tuple[dict, float]:
     """scale_metrics and pooled ``metric`` of the outer models, outer fold o predicting with
     the settings ``members[:, o]`` (one: its outer model; more: their mean prediction,
-    ``ensemble_summary``), from ``outputs`` (per setting, leaves (K*(I+1), N, ...))."""
+    ``ensemble_summary``), from ``outputs`` (per setting, leaves (K*(I+1), N, ...)). The
+    latents are left out: settings of different compiled groups have latents of different
+    widths, and no metric reads them."""
     outer_idx = np.arange(nested.n_outer) * (nested.n_inner + 1) + nested.n_inner
 
     def model(o: int):
-        trees = [jax.tree.map(lambda a: a[outer_idx[o]], outputs[s]) for s in members[:, o]]
+        trees = [jax.tree.map(lambda a: a[outer_idx[o]], outputs[s]._replace(latent=None))
+                 for s in members[:, o]]
         if len(trees) == 1:
             return trees[0]
         stacked = jax.tree.map(lambda *a: np.stack(a), *trees)

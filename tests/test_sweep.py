@@ -246,3 +246,35 @@ def test_nested_cv_fits_every_scaler_of_the_chain_on_training_rows():
     assert changed == ["up", "down"]
     assert [honest.scale(n).scaler for n in ("up", "down", "other")] == ["train", "train",
                                                                           "all"]
+
+
+def test_outer_folds_may_choose_settings_whose_latents_differ_in_width(tmp_path, tiny_frame):
+    """Settings of different compiled groups carry latents of different widths (each group
+    its widest): outer folds choosing among them are scored all the same, pooled MAE and
+    the ensemble's mean prediction recomputed with numpy."""
+    from nested_ae_jax.model import ScaleOutputs
+    from nested_ae_jax.selection import nested_folds, select
+
+    spec = parse_config({"scales": {"s": tiny_scale()}}, str(tmp_path / "c.toml")).scales[0]
+    rng = np.random.default_rng(0)
+    n, k, inner = 30, 3, 2
+    nf = nested_folds(np.arange(n) % k, inner, 0)
+    y = rng.normal(size=(n, 1))
+    m = k * (inner + 1)
+    outputs = [ScaleOutputs(np.zeros((m, n, width)), {"x": np.zeros((m, n, 3))},
+                            {"y": y + rng.normal(scale=0.1, size=(m, n, 1)),
+                             "x": np.zeros((m, n, 3))}) for width in (2, 4)]
+    allowed = np.array([[True, False, True], [False, True, True]])  # fold 0 must take 0 ...
+    summary, table, _ = select(spec, [{"a": 0}, {"a": 1}], outputs, {"y": y}, nf, "y.mae",
+                               False, allowed, ensemble=2)
+    chosen = table.setting.to_numpy()
+    assert chosen[0] == 0 and chosen[1] == 1  # ... fold 1 setting 1: both widths scored
+    last = inner  # the outer model of each outer split
+    err = np.concatenate([outputs[chosen[o]].heads["y"][o * (inner + 1) + last][nf.outer == o]
+                          - y[nf.outer == o] for o in range(k)])
+    assert summary["outer"] == pytest.approx(np.abs(err).mean(), rel=1e-6)
+    mean = np.concatenate([np.mean([outputs[s].heads["y"][o * (inner + 1) + last]
+                                    for s in (0, 1)], axis=0)[nf.outer == o] - y[nf.outer == o]
+                           for o in range(k)])
+    assert summary["ensemble"]["outer"] == pytest.approx(np.abs(mean).mean(), rel=1e-6)
+
