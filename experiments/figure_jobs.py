@@ -379,48 +379,89 @@ def read_design(out: Path) -> list[Value]:
 
 
 TUNE_SPACE = "experiments/perovskite/tune_space_ae1.toml"
+TUNE_SPACE_PCE = "experiments/perovskite/tune_space_pce.toml"
+
+
+def tune_steps(config: str, trials: int, settings: list[str], quick_scales: tuple[str, ...],
+               *, scale: str | None = None, space: str | None = None,
+               budget_minutes: int | None = None, ensemble: int = 1, lengths: int = 1,
+               quick_trials: int | None = None, plain: list[str] | None = None) -> Callable:
+    """`nested-ae tune` of ``config`` (``--scale``; ``trials`` settings, eta = trials, 2
+    rungs, 5 outer folds: a matched chain's own folds, else KFold; ``settings``: --set
+    arguments; ``--space``, ``--budget-minutes``, ``--ensemble``, ``--lengths``) into
+    OUT/tune; quick: 16
+    epochs on ``quick_scales`` and ``quick_trials`` settings. plain: then ``train`` of the
+    config with these --set arguments into OUT/plain, on the same folds, for comparison."""
+    def steps(quick: bool) -> list[list[str]]:
+        epochs = [a for s in quick_scales for a in ("--set", f"{s}.training.epochs=16")] \
+            if quick else []
+        n = str(quick_trials or trials) if quick else str(trials)
+        opts = [*(["--space", space] if space else []),
+                *(["--budget-minutes", str(budget_minutes)] if budget_minutes else []),
+                *(["--ensemble", str(ensemble)] if ensemble > 1 else []),
+                "--lengths", str(lengths)]
+        argv = [["tune", config, *(["--scale", scale] if scale else []), "--trials", n,
+                 "--eta", n, "--rungs", "2", "--outer-folds", "5", *settings, *opts, *epochs,
+                 "--quiet", "--out", "{out}/tune"]]
+        if plain is not None:
+            argv.append(["train", config, *plain, *epochs, "--quiet", "--out", "{out}/plain"])
+        return argv
+    return steps
 
 
 def tune_ae1(trials: int, with_plain: bool = False, ensemble: int = 1, lengths: int = 1
              ) -> Callable:
-    """`nested-ae tune` of AE1 (``trials`` settings, eta = trials, 2 rungs, the KFold folds of
-    `train` as outer folds, 2 inner folds, ``--ensemble``, ``--lengths``); with_plain: then the
-    plain config with ``scaler = "train"`` trained on the same folds, for comparison."""
-    def steps(quick: bool) -> list[list[str]]:
-        epochs = ["--set", "atomic.training.epochs=16"] if quick else []
-        ens = ["--ensemble", str(ensemble)] if ensemble > 1 else []
-        tune = ["tune", PAPER_AE1, "--trials", str(trials), "--eta", str(trials), "--rungs",
-                "2", "--outer-folds", "5", "--set", "atomic.cv.n_splits=2", "--space",
-                TUNE_SPACE, *ens, "--lengths", str(lengths), *epochs, "--quiet", "--out",
-                "{out}/tune"]
-        plain = ["train", PAPER_AE1, "--set", "atomic.scaler=train", *epochs, "--quiet",
-                 "--out", "{out}/plain"]
-        return [tune, plain] if with_plain else [tune]
-    return steps
+    """AE1 tuned (``trials`` settings, the KFold folds of `train` as outer folds, 2 inner
+    folds, TUNE_SPACE, ``--ensemble``, ``--lengths``); with_plain: then the plain config with
+    ``scaler = "train"`` trained on the same folds, for comparison."""
+    return tune_steps(PAPER_AE1, trials, ["--set", "atomic.cv.n_splits=2"], ("atomic",),
+                      space=TUNE_SPACE, ensemble=ensemble, lengths=lengths,
+                      plain=["--set", "atomic.scaler=train"] if with_plain else None)
 
 
-def read_tune(out: Path) -> list[Value]:
-    """tune.json's nested-CV figure of the gap head (pooled outer MAE, per outer fold, the
-    inner estimate), models and seconds; with a plain run, its pooled and per-fold MAE."""
-    t = json.loads((out / "tune" / "tune.json").read_text())
-    cv = t["heads"]["gap"]["mae"]
-    values = [Value("outer", cv["outer"], "eV", ACCURACY), Value("inner", t["inner"], "eV",
-                                                                    ACCURACY),
-              Value("models", t["models"], "models", EXACT),
-              Value("seconds", t["seconds"], "s", TIMING)]
-    values += [Value(f"outer_fold{k}", v, "eV", ACCURACY)
-               for k, v in enumerate(cv["per_outer_fold"])]
-    if "ensemble" in t:  # --ensemble K: the nested-CV figure of each split's K best
-        ens = t["ensemble"]["heads"]["gap"]["mae"]
-        values += [Value("ensemble.outer", ens["outer"], "eV", ACCURACY)]
-        values += [Value(f"ensemble.outer_fold{k}", v, "eV", ACCURACY)
-                   for k, v in enumerate(ens["per_outer_fold"])]
-    if (out / "plain").exists():
-        m = metrics(out / "plain")
-        values += [Value("plain", pooled(m, "atomic", "gap")["mae"], "eV", ACCURACY)]
-        values += [Value(f"plain_fold{k}", f["val"]["gap"]["mae"], "eV", ACCURACY)
-                   for k, f in enumerate(m["scales"]["atomic"]["folds"])]
-    return values
+def tune_pce(trials: int) -> Callable:
+    """The paper chain's device scale tuned with the honest settings (HONEST: the matched
+    folds of `compare`'s matched column are the outer folds; every scaler fit on training
+    rows), TUNE_SPACE_PCE (the default space without the batch-size choice: one compiled
+    group per rung), within 15 minutes. Inner folds: the configured 5 (a matched chain needs
+    the same cv.n_splits on every scale, and fewer would change the outer folds)."""
+    return tune_steps(PAPER_CHAIN, trials, HONEST, ("atomic", "device"), scale="device",
+                      space=TUNE_SPACE_PCE, budget_minutes=15, quick_trials=2)
+
+
+def read_tuned(head: str, unit: str, plain_scale: str | None = None
+               ) -> Callable[[Path], list[Value]]:
+    """A reader of tune.json's nested-CV figure of ``head`` (pooled outer MAE, per outer fold,
+    the inner estimate), models, seconds and, with --budget-minutes, the seconds spent and
+    whether they kept to it; with a plain run (of ``plain_scale``), its pooled and per-fold
+    MAE."""
+    def read(out: Path) -> list[Value]:
+        t = json.loads((out / "tune" / "tune.json").read_text())
+        cv = t["heads"][head]["mae"]
+        values = [Value("outer", cv["outer"], unit, ACCURACY),
+                  Value("inner", t["inner"], unit, ACCURACY),
+                  Value("models", t["models"], "models", EXACT),
+                  Value("seconds", t["seconds"], "s", TIMING)]
+        values += [Value(f"outer_fold{k}", v, unit, ACCURACY)
+                   for k, v in enumerate(cv["per_outer_fold"])]
+        if "ensemble" in t:  # --ensemble K: the nested-CV figure of each split's K best
+            ens = t["ensemble"]["heads"][head]["mae"]
+            values += [Value("ensemble.outer", ens["outer"], unit, ACCURACY)]
+            values += [Value(f"ensemble.outer_fold{k}", v, unit, ACCURACY)
+                       for k, v in enumerate(ens["per_outer_fold"])]
+        if t.get("budget"):  # --budget-minutes
+            values += [Value("budget.spent_s", t["budget"]["spent_s"], "s", TIMING),
+                       Value("budget.within", int(t["budget"]["within"]), "", EXACT)]
+        if plain_scale and (out / "plain").exists():
+            m = metrics(out / "plain")
+            values += [Value("plain", pooled(m, plain_scale, head)["mae"], unit, ACCURACY)]
+            values += [Value(f"plain_fold{k}", f["val"][head]["mae"], unit, ACCURACY)
+                       for k, f in enumerate(m["scales"][plain_scale]["folds"])]
+        return values
+    return read
+
+
+read_tune = read_tuned("gap", "eV", "atomic")
 
 
 # ---------------------------------------------------------------- registry -------------------
@@ -470,6 +511,7 @@ JOBS: dict[str, Job] = {j.name: j for j in [
     Job("tune_ae1_16_ens5", tune_ae1(16, ensemble=5), read_tune),
     Job("tune_ae1_8_ens3_len4", tune_ae1(8, ensemble=3, lengths=4), read_tune),
     Job("tune_ae1_16_ens5_len4", tune_ae1(16, ensemble=5, lengths=4), read_tune),
+    Job("tune_pce", tune_pce(4), read_tuned("pce", "%")),
     Job("demo_splits", demo_splits, read_demo_splits),
     Job("latent_map", latent_map, read_latent_map),
     Job("speed_cpu", lambda quick: [["benchmarks/speed.py", "--quick", "--skip-torch"]],
