@@ -429,6 +429,15 @@ def tune_pce(trials: int) -> Callable:
                       space=TUNE_SPACE_PCE, budget_minutes=15, quick_trials=2)
 
 
+def tune_synthetic(config: str, trials: int) -> Callable:
+    """The last scale of a nested synthetic chain tuned as a user would: the default space
+    (batch size and latent size included), the default --lengths 4, the chain's matched
+    folds as outer folds and 5 inner folds, within 15 minutes; then the plain config on the
+    same folds."""
+    return tune_steps(config, trials, [], ("ae1", "ae2"), scale="ae2", budget_minutes=15,
+                      lengths=4, quick_trials=2, plain=[])
+
+
 def read_tuned(head: str, unit: str, plain_scale: str | None = None
                ) -> Callable[[Path], list[Value]]:
     """A reader of tune.json's nested-CV figure of ``head`` (pooled outer MAE, per outer fold,
@@ -512,6 +521,10 @@ JOBS: dict[str, Job] = {j.name: j for j in [
     Job("tune_ae1_8_ens3_len4", tune_ae1(8, ensemble=3, lengths=4), read_tune),
     Job("tune_ae1_16_ens5_len4", tune_ae1(16, ensemble=5, lengths=4), read_tune),
     Job("tune_pce", tune_pce(4), read_tuned("pce", "%")),
+    Job("tune_synthetic_smooth", tune_synthetic(SMOOTH, 8),
+        read_tuned("f5_f13", "std. units", "ae2")),
+    Job("tune_synthetic_noisy", tune_synthetic(NOISY, 8),
+        read_tuned("f5_f13", "std. units", "ae2")),
     Job("demo_splits", demo_splits, read_demo_splits),
     Job("latent_map", latent_map, read_latent_map),
     Job("speed_cpu", lambda quick: [["benchmarks/speed.py", "--quick", "--skip-torch"]],
