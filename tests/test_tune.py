@@ -322,9 +322,30 @@ def test_without_ensemble_tune_json_and_tuned_toml_have_no_ensemble(tuned, tmp_p
     assert not paths[1].read_text().startswith("#")
 
 
+def test_the_configured_setting_is_the_first_trial_so_a_poor_space_cannot_beat_it(tuned):
+    """Trial 0 is the config's own setting, the rest are Sobol draws; with a space of
+    learning rates far too small to train in 8 epochs, every race keeps trial 0 and the
+    final setting is the config, whose plain-fold CV is that of plain `train`."""
+    tmp, r = tuned
+    cfg = _config(tmp, "clean")
+    spec = cfg.scale("s")
+    assert r.settings[0] == {"training.learning_rate": spec.training.learning_rate,
+                             "heads.y.dropout": spec.heads[0].dropout}
+    assert r.settings[1:] == sample(_SPACE, 3, seed=0)
+    poor = Space((Dim("training.learning_rate", 1e-8, 1e-7, log=True),))
+    t = tune(cfg, trials=3, eta=3, rungs=2, outer_folds=3, space=poor, seed=0, lengths=1)
+    assert t.final == 0 and (t.chosen == 0).all()
+    plain = fit_config(cfg).results["s"].metrics["heads"]["y"]["pooled_val"]["mae"]
+    assert t.final_cv == pytest.approx(plain, rel=1e-5)
+
+
 def test_tune_refuses_settings_that_cannot_run_with_one_line_errors(tmp_path, tiny_frame):
     tiny_frame.to_csv(tmp_path / "s.csv", index=False)
     cfg = parse_config({"scales": {"s": tiny_scale()}}, str(tmp_path / "c.toml"))
+    with pytest.raises(ConfigError, match="^tune --trials 0: use at least 1$"):
+        tune(cfg, trials=0)
+    with pytest.raises(ConfigError, match="has no setting 'encoder.l3'"):
+        tune(cfg, space=Space((Dim("encoder.l3", 0.1, 1.0),)))
     with pytest.raises(ConfigError, match="--outer-folds 0: use at least 2"):
         tune(cfg, outer_folds=0)
     with pytest.raises(ConfigError, match="--budget-minutes 0: use a positive number"):

@@ -38,7 +38,7 @@ from ..selection import top_k
 from ..sweep import SweepResult, default_metric, maximised, sweep
 from .halving import (Rung, projected_seconds, schedule, survivors, training_lengths,
                       within_budget)
-from .space import Space, default_space, sample
+from .space import Space, configured, default_space, sample
 
 
 class Candidates(NamedTuple):
@@ -102,8 +102,9 @@ def tune(cfg: Config, *, scale: str | None = None, trials: int = 16, eta: int = 
          budget_minutes: float | None = None, clock: Callable[[], float] = time.perf_counter,
          ensemble: int = 1, lengths: int = 4) -> TuneResult:
     """Tune scale ``scale`` (default the last; upstream scales as configured) of ``cfg``:
-    ``trials`` Sobol settings of ``space`` (default :func:`space.default_space`, seeded with
-    ``seed``), successive halving by ``eta`` over ``rungs`` rungs, ``outer_folds`` outer splits.
+    ``trials`` settings, the configured one (:func:`space.configured`, so tuning can only
+    lose to the plain config by the noise of the choice) and ``trials - 1`` Sobol settings
+    of ``space`` (default :func:`space.default_space`, seeded with ``seed``), successive halving by ``eta`` over ``rungs`` rungs, ``outer_folds`` outer splits.
     budget_minutes: after every rung but the last, the rest of the plan is projected from the
     seconds per setting-epoch so far (``clock``) and shrunk to fit (:func:`within_budget`);
     the last rung always runs, so the nested-CV figure is always produced. ensemble: K best
@@ -111,6 +112,8 @@ def tune(cfg: Config, *, scale: str | None = None, trials: int = 16, eta: int = 
     last rung every setting is also scored at shorter training lengths read from the same
     run (:func:`training_lengths`), and each race chooses a (setting, length) pair."""
     start = clock()
+    if isinstance(trials, bool) or not isinstance(trials, (int, np.integer)) or trials < 1:
+        raise ConfigError(f"tune --trials {trials}: use at least 1")
     _check_ensemble(ensemble, trials)
     training_lengths(1, lengths, 1)  # a bad --lengths fails before any training
     if budget_minutes is not None and not budget_minutes > 0:
@@ -125,7 +128,8 @@ def tune(cfg: Config, *, scale: str | None = None, trials: int = 16, eta: int = 
     metric = metric or default_metric(target)
     maximise = maximised(metric)
     space = space or default_space(target)
-    settings = sample(space, trials, seed)
+    settings = [configured(cfg, name, space), *(sample(space, trials - 1, seed)
+                                                 if trials > 1 else [])]
     plan = _at_least(schedule(trials, target.training.epochs, eta, rungs), ensemble)
     alive = np.ones((len(settings), outer_folds + 1), bool)  # races: outer splits, final
     rows, n_models, work, checks, r = [], 0, 0, [], 0

@@ -18,7 +18,7 @@ from typing import Any
 
 import numpy as np
 
-from ..config import ScaleSpec
+from ..config import Config, ScaleSpec, config_to_dict
 from ..errors import ConfigError
 from ..fitting import latent_maskable
 
@@ -110,6 +110,21 @@ def _dim(key: str, table: Any, path) -> Dim:
             or (log and low <= 0):
         raise ConfigError(f"{where}: need numbers low <= high (log: low > 0)")
     return Dim(key, float(low), float(high), log)
+
+
+def configured(cfg: Config, scale: str, space: Space) -> dict[str, Any]:
+    """The configured value of every key of ``space`` on scale ``scale`` of ``cfg``: the
+    setting that a plain ``train`` of the config uses (tune's first trial)."""
+    doc = config_to_dict(cfg)["scales"][scale]
+    out = {}
+    for key in space.keys:
+        value = doc
+        for part in key.split("."):
+            if not isinstance(value, dict) or part not in value:
+                raise ConfigError(f"tune: scales.{scale} has no setting '{key}'")
+            value = value[part]
+        out[key] = _plain(value)
+    return out
 
 
 def sample(space: Space, n: int, seed: int) -> list[dict[str, Any]]:
