@@ -7,7 +7,7 @@ types and values checked), ``validate`` (cross-field rules), ``modules`` (module
 """
 
 from .modules import map_modules, resolve_module, split_module_reference
-from .overrides import config_to_dict, override, parse_value, replace_scale
+from .overrides import config_to_dict, lookup, override, parse_value, replace_scale
 from .parse import load_config, parse_config
 from .paths import resolve_data_path
 from .reference import key_reference
@@ -21,7 +21,7 @@ __all__ = [
     "ACTIVATIONS", "BUILTIN_KEYS", "CV_KINDS", "FEEDS", "HEAD_KINDS", "INITS", "INPUT_KINDS",
     "LOSSES", "MODULE_DOC", "OPTIONS_DOC", "SCALER_FITS", "SPLIT_MODES", "TRANSFER_SCALERS",
     "CVSpec", "ChainSpec", "Config", "EncoderSpec", "HeadSpec", "InputGroup", "ScaleSpec",
-    "TrainingSpec", "config_to_dict", "key_reference", "load_config", "map_modules",
+    "TrainingSpec", "config_to_dict", "key_reference", "load_config", "lookup", "map_modules",
     "override", "parse_config", "parse_value", "replace_scale", "resolve_data_path",
     "resolve_module", "split_module_reference", "validate",
 ]

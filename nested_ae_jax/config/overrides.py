@@ -61,31 +61,45 @@ def override(cfg: Config, settings: dict[str, Any]) -> Config:
     values are ConfigErrors naming the setting.
     """
     doc = config_to_dict(cfg)
-    scales = doc["scales"]
     for key, value in settings.items():
-        parts = key.split(".")
-        if parts[0] == "chain":
-            table, rest, where = doc["chain"], parts[1:], "chain"
-        elif parts[0] in scales:
-            table, rest, where = scales[parts[0]], parts[1:], f"scales.{parts[0]}"
-        elif len(scales) == 1:
-            (only,) = scales
-            table, rest, where = scales[only], parts, f"scales.{only}"
-        else:
-            raise ConfigError(f"setting '{key}': start it with a scale name, one of "
-                              f"{list(scales)}{did_you_mean(parts[0], scales)}")
-        if not rest:
-            raise ConfigError(f"setting '{key}' names a table, not a key")
-        for p in rest[:-1]:
-            if not isinstance(table.get(p), dict):
-                raise ConfigError(f"setting '{key}': {where} has no table '{p}'"
-                                  f"{did_you_mean(p, [k for k, v in table.items() if isinstance(v, dict)])}")
-            table, where = table[p], f"{where}.{p}"
-        if rest[-1] not in table:
-            raise ConfigError(f"setting '{key}': {where} has no key '{rest[-1]}'"
-                              f"{did_you_mean(rest[-1], table)}")
-        table[rest[-1]] = value
+        table, leaf = _locate(doc, key)
+        table[leaf] = value
     return parse_config(doc, cfg.source)
+
+
+def lookup(cfg: Config, key: str) -> Any:
+    """The value of setting ``key`` (a dotted path, as :func:`override` takes) in ``cfg``."""
+    table, leaf = _locate(config_to_dict(cfg), key)
+    return table[leaf]
+
+
+def _locate(doc: dict, key: str) -> tuple[dict, str]:
+    """The table of ``doc`` (``config_to_dict``) holding setting ``key`` and its last name;
+    a ConfigError naming the setting when the path does not exist."""
+    scales = doc["scales"]
+    parts = key.split(".")
+    if parts[0] == "chain":
+        table, rest, where = doc["chain"], parts[1:], "chain"
+    elif parts[0] in scales:
+        table, rest, where = scales[parts[0]], parts[1:], f"scales.{parts[0]}"
+    elif len(scales) == 1:
+        (only,) = scales
+        table, rest, where = scales[only], parts, f"scales.{only}"
+    else:
+        raise ConfigError(f"setting '{key}': start it with a scale name, one of "
+                          f"{list(scales)}{did_you_mean(parts[0], scales)}")
+    if not rest:
+        raise ConfigError(f"setting '{key}' names a table, not a key")
+    for p in rest[:-1]:
+        if not isinstance(table.get(p), dict):
+            tables = [k for k, v in table.items() if isinstance(v, dict)]
+            raise ConfigError(f"setting '{key}': {where} has no table '{p}'"
+                              f"{did_you_mean(p, tables)}")
+        table, where = table[p], f"{where}.{p}"
+    if rest[-1] not in table:
+        raise ConfigError(f"setting '{key}': {where} has no key '{rest[-1]}'"
+                          f"{did_you_mean(rest[-1], table)}")
+    return table, rest[-1]
 
 
 def replace_scale(cfg: Config, name: str, **changes: Any) -> Config:

@@ -39,12 +39,17 @@ def schedule(trials: int, epochs: int, eta: int = 3, rungs: int | None = None,
                  max(min_epochs, int(round(epochs / eta ** (n - 1 - r))))) for r in range(n)]
 
 
+def check_lengths(n) -> None:
+    """``tune --lengths N``: a whole number, at least 1."""
+    if isinstance(n, bool) or not isinstance(n, (int, np.integer)) or n < 1:
+        raise ConfigError(f"tune --lengths {n}: use a whole number, at least 1")
+
+
 def training_lengths(epochs: int, n: int, chunk: int) -> np.ndarray:
     """``n`` training lengths up to ``epochs``: epochs x 1/n, 2/n, ..., 1, rounded to whole
     chunks of ``chunk`` epochs when a chunk is shorter (so every length ends a compiled
     chunk and adds no program), duplicates dropped; n = 1: the configured epochs alone."""
-    if isinstance(n, bool) or not isinstance(n, (int, np.integer)) or n < 1:
-        raise ConfigError(f"tune --lengths {n}: use a whole number, at least 1")
+    check_lengths(n)
     step = chunk if chunk < epochs else 1
     raw = [max(step, step * round(epochs * j / n / step)) for j in range(1, n)]
     return np.array(sorted({*(min(e, epochs) for e in raw), epochs}), np.int64)

@@ -36,8 +36,8 @@ from ..errors import ConfigError
 from ..config import Config, config_to_dict, override, resolve_data_path
 from ..selection import top_k
 from ..sweep import SweepResult, default_metric, maximised, sweep
-from .halving import (Rung, projected_seconds, schedule, survivors, training_lengths,
-                      within_budget)
+from .halving import (Rung, check_lengths, projected_seconds, schedule, survivors,
+                      training_lengths, within_budget)
 from .space import Space, configured, default_space, sample
 
 
@@ -70,9 +70,9 @@ class TuneResult:
     """settings: the S sampled settings; trials: one row per rung and candidate (a setting
     at a training length); chosen: (K,) index of the setting chosen in each outer split,
     chosen_epochs (K,) its training length; final, final_epochs: the setting and length
-    chosen on all rows; nested: the last rung's nested summary (outer, inner); outer: per outer fold
-    (chosen candidate: an index into the last rung's rows, its inner and outer metric);
-    last: the last rung's SweepResult."""
+    chosen on all rows; nested: the last rung's nested summary (outer, inner); outer: per
+    outer fold (chosen candidate: an index into the last rung's rows, its inner and outer
+    metric); last: the last rung's SweepResult."""
 
     scale: str
     metric: str
@@ -104,7 +104,8 @@ def tune(cfg: Config, *, scale: str | None = None, trials: int = 16, eta: int = 
     """Tune scale ``scale`` (default the last; upstream scales as configured) of ``cfg``:
     ``trials`` settings, the configured one (:func:`space.configured`, so tuning can only
     lose to the plain config by the noise of the choice) and ``trials - 1`` Sobol settings
-    of ``space`` (default :func:`space.default_space`, seeded with ``seed``), successive halving by ``eta`` over ``rungs`` rungs, ``outer_folds`` outer splits.
+    of ``space`` (default :func:`space.default_space`, seeded with ``seed``); successive
+    halving by ``eta`` over ``rungs`` rungs, ``outer_folds`` outer splits.
     budget_minutes: after every rung but the last, the rest of the plan is projected from the
     seconds per setting-epoch so far (``clock``) and shrunk to fit (:func:`within_budget`);
     the last rung always runs, so the nested-CV figure is always produced. ensemble: K best
@@ -115,7 +116,7 @@ def tune(cfg: Config, *, scale: str | None = None, trials: int = 16, eta: int = 
     if isinstance(trials, bool) or not isinstance(trials, (int, np.integer)) or trials < 1:
         raise ConfigError(f"tune --trials {trials}: use at least 1")
     _check_ensemble(ensemble, trials)
-    training_lengths(1, lengths, 1)  # a bad --lengths fails before any training
+    check_lengths(lengths)
     if budget_minutes is not None and not budget_minutes > 0:
         raise ConfigError(f"tune --budget-minutes {budget_minutes}: use a positive number "
                           "of minutes")
@@ -147,7 +148,7 @@ def tune(cfg: Config, *, scale: str | None = None, trials: int = 16, eta: int = 
                     scale=name, data_root=data_root, progress=progress, metric=metric,
                     devices=devices, outer_folds=outer_folds,
                     allowed=cands.alive[:, :outer_folds] if last else None,
-                    ensemble=ensemble if last else 1, lengths=at if len(at) > 1 else ())
+                    ensemble=ensemble if last else 1, lengths=at)
         n_models += res.n_models
         cand_scores = np.column_stack([res.inner_errors, res.runs[metric].to_numpy()])
         rows += _trial_rows(r, rung, cands, settings, cand_scores, metric)

@@ -18,7 +18,7 @@ from typing import Any
 
 import numpy as np
 
-from ..config import Config, ScaleSpec, config_to_dict
+from ..config import Config, ScaleSpec, lookup
 from ..errors import ConfigError
 from ..fitting import latent_maskable
 
@@ -115,15 +115,12 @@ def _dim(key: str, table: Any, path) -> Dim:
 def configured(cfg: Config, scale: str, space: Space) -> dict[str, Any]:
     """The configured value of every key of ``space`` on scale ``scale`` of ``cfg``: the
     setting that a plain ``train`` of the config uses (tune's first trial)."""
-    doc = config_to_dict(cfg)["scales"][scale]
     out = {}
     for key in space.keys:
-        value = doc
-        for part in key.split("."):
-            if not isinstance(value, dict) or part not in value:
-                raise ConfigError(f"tune: scales.{scale} has no setting '{key}'")
-            value = value[part]
-        out[key] = _plain(value)
+        try:
+            out[key] = _plain(lookup(cfg, f"{scale}.{key}"))
+        except ConfigError:
+            raise ConfigError(f"tune: scales.{scale} has no setting '{key}'") from None
     return out
 
 
