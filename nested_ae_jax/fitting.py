@@ -22,8 +22,8 @@ from .evaluation import predict_models
 from .history import History
 from .model import ScaleModel, ScaleOutputs, scale_dims, scale_model
 from .splits import Folds
-from .training import (ModelBatch, TrainState, hyperparameters, scale_task, selected_params,
-                       train_models)
+from .training import (ModelBatch, TrainState, diverged, hyperparameters, scale_task,
+                       selected_params, train_models)
 
 Progress = Callable[[str], None]
 
@@ -180,7 +180,7 @@ def fit_models(spec: ScaleSpec, data: ScaleData, layout: Layout, *,
                init_params: dict | None = None,
                on_chunk: Callable | None = None, progress: Progress | None = None,
                label: str | None = None, devices: list | None = None,
-               snapshots: Sequence[int] = ()) -> ModelsFit:
+               snapshots: Sequence[int] = (), keep_diverged: bool = False) -> ModelsFit:
     """Train the models of ``layout`` on ``data`` in one compiled call per chunk and predict
     every row with each (dropout off, training.select's parameters).
 
@@ -191,7 +191,9 @@ def fit_models(spec: ScaleSpec, data: ScaleData, layout: Layout, *,
     ``label`` (default the scale's name); snapshots: also predict with the parameters after
     each of these epochs (``ModelsFit.snapshots``; training.select = last). With no
     schedule and keys folded by epoch, the parameters after L epochs are those of a run of
-    L epochs, so one run scores every training length up to ``epochs``.
+    L epochs, so one run scores every training length up to ``epochs``. keep_diverged: a
+    model whose training loss goes non-finite does not stop the others (``train_models``);
+    its outputs are NaN from then on (:func:`nonfinite` finds them).
     """
     start = time.perf_counter()
     model = scale_model(spec, scale_dims(spec, data))
@@ -219,13 +221,32 @@ def fit_models(spec: ScaleSpec, data: ScaleData, layout: Layout, *,
                                       eval_every=spec.training.eval_every, state=state,
                                       history=history,
                                       init_params=init_params if state is None else None,
-                                      on_chunk=chunk_done, devices=devices)
+                                      on_chunk=chunk_done, devices=devices,
+                                      keep_diverged=keep_diverged)
         if stop in snapshots:  # on the host: L snapshots must not hold L x device memory
-            taken[stop] = jax.device_get(predict(state.params))
+            taken[stop] = jax.device_get(_nan_where(diverged(history), predict(state.params)))
     params = selected_params(spec, state)
-    outputs = taken[epochs] if epochs in taken else predict(params)
+    outputs = taken[epochs] if epochs in taken else _nan_where(diverged(history),
+                                                               predict(params))
     return ModelsFit(model, batch, state, history, params, outputs, time.perf_counter() - start,
                      tuple(taken[e] for e in snapshots))
+
+
+def _nan_where(bad: np.ndarray, outputs):
+    """``outputs`` (leaves (M, N, ...)) with every float leaf NaN for the models ``bad``."""
+    if not bad.any():
+        return outputs
+    return jax.tree.map(lambda a: jnp.where(bad.reshape(-1, *[1] * (a.ndim - 1)), jnp.nan, a)
+                        if jnp.issubdtype(a.dtype, jnp.floating) else a, outputs)
+
+
+def nonfinite(outputs) -> np.ndarray:
+    """(M,) bool: the models (leading axis of ``outputs``' leaves) with a NaN or infinite
+    output (a model that diverged, :func:`fit_models` with keep_diverged)."""
+    leaves = [np.asarray(a) for a in jax.tree.leaves(outputs)]
+    flags = [~np.isfinite(a.reshape(len(a), -1)).all(axis=1) for a in leaves
+             if np.issubdtype(a.dtype, np.floating)]
+    return np.any(flags, axis=0) if flags else np.zeros(len(leaves[0]), bool)
 
 
 def check_snapshots(spec: ScaleSpec, snapshots: Sequence[int], epochs: int,

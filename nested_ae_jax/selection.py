@@ -20,8 +20,9 @@ import numpy as np
 import pandas as pd
 
 from .config import ScaleSpec
-from .errors import ConfigError
+from .errors import ConfigError, NestedAEError
 from .evaluation import ensemble_summary, metric_columns, scale_metrics
+from .fitting import nonfinite
 from .splits import Folds, assign_folds
 
 
@@ -115,28 +116,47 @@ def inner_errors(spec: ScaleSpec, outputs: list, targets: dict, nested: NestedFo
                  metric: str) -> np.ndarray:
     """(S, K): the pooled inner-fold ``metric`` of every setting in every outer fold, from
     the nested models' outputs (per setting, leaves (K*(I+1), N, ...)); only the inner
-    models (trained and validated inside outer fold o's training rows) are read."""
+    models (trained and validated inside outer fold o's training rows) are read; NaN where
+    one of them diverged."""
     per, k = nested.n_inner + 1, nested.n_outer
     inner = np.zeros((len(outputs), k))
     for s, out in enumerate(outputs):
         for o in range(k):
             idx = np.arange(o * per, o * per + nested.n_inner)
             sub = jax.tree.map(lambda a: a[idx], out)
-            inner[s, o] = _pooled(spec, sub, targets, nested.train[idx], nested.val[idx],
-                                  nested.inner[o], metric)[1]
+            inner[s, o] = np.nan if nonfinite(sub).any() else _pooled(
+                spec, sub, targets, nested.train[idx], nested.val[idx], nested.inner[o],
+                metric)[1]
     return inner
 
 
 def top_k(scores: np.ndarray, allowed: np.ndarray | None, k: int, maximise: bool
           ) -> np.ndarray:
     """(k, J): per column of ``scores`` (S, J), its k best rows, best first: the ``allowed``
-    (S, J) bool (default all) with a score (ties: the lower index), then the allowed that
-    diverged (NaN), then the rest. Row 0 is the choice of a column; the first allowed
-    row when every allowed one diverged."""
+    (S, J) bool (default all) with a finite score (ties: the lower index), then the allowed
+    that diverged (NaN or infinite), then the rest. Row 0 is the choice of a column (see
+    :func:`finite_members` for the members that may be used)."""
     allowed = np.ones(scores.shape, bool) if allowed is None else allowed
-    nan = np.isnan(scores)
-    key = np.where(nan, 0.0, -scores if maximise else scores)
-    return np.lexsort((key, nan, ~allowed), axis=0)[:k]
+    bad = ~np.isfinite(scores)
+    key = np.where(bad, 0.0, -scores if maximise else scores)
+    return np.lexsort((key, bad, ~allowed), axis=0)[:k]
+
+
+def finite_members(top: np.ndarray, scores: np.ndarray, allowed: np.ndarray | None,
+                   what: str) -> list[np.ndarray]:
+    """Per column of ``top`` (k, J) (:func:`top_k` of ``scores`` (S, J)), its rows that are
+    allowed and have a finite score, best first: a setting that diverged never enters a
+    choice or an ensemble. A column with none raises one NestedAEError naming ``what`` (the
+    column's race, e.g. "outer fold 2")."""
+    allowed = np.ones(scores.shape, bool) if allowed is None else allowed
+    cols = np.arange(top.shape[1])
+    ok = allowed[top, cols] & np.isfinite(scores[top, cols])
+    for j in np.flatnonzero(~ok.any(axis=0)):
+        raise NestedAEError(f"{what.format(j)}: all {int(allowed[:, j].sum())} setting(s) it "
+                            "may choose diverged (metric NaN or infinite); lower "
+                            "training.learning_rate or the weight penalties, or look for "
+                            "extreme values in the data")
+    return [top[ok[:, j], j] for j in cols]
 
 
 def select(spec: ScaleSpec, settings: list[dict], outputs: list, targets: dict,
@@ -153,14 +173,16 @@ def select(spec: ScaleSpec, settings: list[dict], outputs: list, targets: dict,
     outer value} of every head, from the same outer models as ``metric``'s figure.
     ensemble > 1: summary["ensemble"] also scores, per outer fold, the mean prediction of its
     ``ensemble`` best settings by inner error (:func:`top_k`; ``ensemble_summary``) on its
-    outer rows: {"k", "chosen": per outer fold its settings, best first, "outer", "heads",
+    outer rows: {"k", "chosen": per outer fold its settings, best first (fewer than k where
+    some diverged, :func:`finite_members`), "outer", "heads",
     "folds": per outer fold its ``outer HEAD.STAT`` columns}."""
     k = nested.n_outer
     outputs = [jax.tree.map(np.asarray, out) for out in outputs]  # to the host once
     inner = inner_errors(spec, outputs, targets, nested, metric)
-    top = top_k(inner, allowed, ensemble, maximise)
-    chosen = top[0]
-    m, outer = _score_outer(spec, outputs, top[:1], targets, nested, metric)
+    top = finite_members(top_k(inner, allowed, ensemble, maximise), inner, allowed,
+                         "nested CV, outer fold {}")
+    chosen = np.array([t[0] for t in top])
+    m, outer = _score_outer(spec, outputs, [t[:1] for t in top], targets, nested, metric)
     heads, folds = _outer_columns(m)
     rows = [{"outer_fold": o, "setting": int(chosen[o]), **settings[chosen[o]],
              f"inner {metric}": inner[chosen[o], o], **folds[o]} for o in range(k)]
@@ -170,15 +192,15 @@ def select(spec: ScaleSpec, settings: list[dict], outputs: list, targets: dict,
     if ensemble > 1:
         m, outer = _score_outer(spec, outputs, top, targets, nested, metric)
         heads, folds = _outer_columns(m)
-        summary["ensemble"] = {"k": ensemble, "chosen": top.T.tolist(), "outer": outer,
-                               "heads": heads, "folds": folds}
+        summary["ensemble"] = {"k": ensemble, "chosen": [t.tolist() for t in top],
+                               "outer": outer, "heads": heads, "folds": folds}
     return summary, pd.DataFrame(rows), inner
 
 
-def _score_outer(spec: ScaleSpec, outputs: list, members: np.ndarray, targets: dict,
+def _score_outer(spec: ScaleSpec, outputs: list, members: list[np.ndarray], targets: dict,
                  nested: NestedFolds, metric: str) -> tuple[dict, float]:
     """scale_metrics and pooled ``metric`` of the outer models, outer fold o predicting with
-    the settings ``members[:, o]`` (one: its outer model; more: their mean prediction,
+    the settings ``members[o]`` (one: its outer model; more: their mean prediction,
     ``ensemble_summary``), from ``outputs`` (per setting, leaves (K*(I+1), N, ...)). The
     latents are left out: settings of different compiled groups have latents of different
     widths, and no metric reads them."""
@@ -186,7 +208,7 @@ def _score_outer(spec: ScaleSpec, outputs: list, members: np.ndarray, targets: d
 
     def model(o: int):
         trees = [jax.tree.map(lambda a: a[outer_idx[o]], outputs[s]._replace(latent=None))
-                 for s in members[:, o]]
+                 for s in members[o]]
         if len(trees) == 1:
             return trees[0]
         stacked = jax.tree.map(lambda *a: np.stack(a), *trees)

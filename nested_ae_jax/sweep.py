@@ -29,11 +29,12 @@ from .config import Config, ScaleSpec, override, parse_value
 from .errors import ConfigError
 from .evaluation import metric_columns, scale_metrics
 from .fitting import (Replica, check_snapshots, fit_models, latent_maskable, narrow_init,
-                      replica_layout)
+                      nonfinite, replica_layout)
 from .nested_chain import n_entities, nested_latents, nested_leaky_rows, upstream_nested
 from .nesting import row_columns, upstream_of
 from .runner import chain_report, fit_config, plan_chain, prepare_scale, trained_record
-from .selection import NestedFolds, nested_folds, per_model_inputs, select, with_nested
+from .selection import (NestedFolds, finite_members, nested_folds, per_model_inputs, select,
+                        top_k, with_nested)
 from .splits import assign_folds, groups_from_rows, make_folds
 from .model import scale_dims, scale_model
 from .training import hyperparameters
@@ -228,7 +229,13 @@ def sweep(cfg: Config, grid: dict[str, list] | list[dict], *, scale: str | None 
     if metric not in runs:
         raise ConfigError(f"sweep --metric {metric!r} is not a reported metric; choose from "
                           f"{[c for c in runs.columns if '.' in c]}")
-    best = runs.loc[runs[metric].idxmax() if maximise else runs[metric].idxmin()].to_dict()
+    if progress and runs["diverged"].any():
+        progress(f"sweep: {int((runs['diverged'] > 0).sum())} of {len(runs)} run rows have "
+                 "models that diverged (non-finite training loss): NaN metrics, ranked last")
+    values = runs[metric].to_numpy(float)[:, None]
+    pick = finite_members(top_k(values, None, 1, maximise), values, None,
+                          f"sweep, best by {metric}")[0][0]
+    best = runs.loc[pick].to_dict()
     summary = outer = inner = None
     if nested is not None:
         summary, outer, inner = select(target, combos, nested_outputs, data.targets, nested,
@@ -307,7 +314,7 @@ def _fit_group(cfg: Config, target: ScaleSpec, canon: ScaleSpec, specs: list[Sca
         init = narrow_init(scale_model(canon, scale_dims(canon, data)), specs,
                            layout_folds.n_models)
     fit = fit_models(canon, data, layout, init_params=init, progress=progress, label=label,
-                     devices=devices, snapshots=lengths)
+                     devices=devices, snapshots=lengths, keep_diverged=True)
     per, total = group_folds.n_models, layout_folds.n_models
     scored = fit.snapshots if lengths else (fit.outputs,)
     out = [[_scored(spec, at, jax.tree.map(lambda a: a[r * total:(r + 1) * total], outputs),
@@ -344,15 +351,24 @@ def _scored(spec: ScaleSpec, combo: dict, outputs, per: int, data, folds,
             nested: bool) -> tuple:
     """One combination's (run row of pooled metrics, per-fold rows, nested models' outputs or
     None) from its models' ``outputs``: the ``per`` models of its own folds, then (nested)
-    its nested models."""
+    its nested models. A model that diverged (NaN outputs, ``fitting.nonfinite``) makes its
+    fold's metrics NaN, and the combination's pooled ones; ``diverged`` counts its models
+    that did."""
     own = jax.tree.map(lambda a: a[:per], outputs)
     inner = jax.tree.map(lambda a: a[per:], outputs) if nested else None
     m = scale_metrics(spec, own, data.targets, folds.train, folds.val, folds.fold_of_row,
                       folds.n_cv)
-    pooled = {h: v.get("pooled_val", {}) for h, v in m["heads"].items()}
-    folds_rows = [{**combo, "fold": f, **metric_columns(fm["val"])}
+    bad = nonfinite(outputs)
+    pooled = _nan_if(bad[:per].any(),
+                     metric_columns({h: v.get("pooled_val", {}) for h, v in m["heads"].items()}))
+    folds_rows = [{**combo, "fold": f, **_nan_if(bad[f], metric_columns(fm["val"]))}
                   for f, fm in enumerate(m["folds"])]
-    return {**combo, **metric_columns(pooled)}, folds_rows, inner
+    return {**combo, **pooled, "diverged": int(bad.sum())}, folds_rows, inner
+
+
+def _nan_if(bad: bool, columns: dict) -> dict:
+    """Metric ``columns`` as they are, or all NaN when ``bad`` (a model diverged)."""
+    return {k: float("nan") for k in columns} if bad else columns
 
 
 def _train_row_scalers(cfg: Config, target: str) -> tuple[Config, list[str]]:

@@ -406,6 +406,13 @@ def check_finite(history: History) -> None:
             raise NonFiniteLoss(int(model), int(history.epoch[model, column]), name)
 
 
+def diverged(history: History) -> np.ndarray:
+    """(M,) bool: the models whose training loss of some head went NaN or infinite."""
+    bad = [~np.isfinite(v).all(axis=1) for name, v in history.train.items()
+           if not name.endswith("total")]
+    return np.any(bad, axis=0) if bad else np.zeros(history.n_models, bool)
+
+
 ChunkCallback = Callable[[TrainState, History, int, float], None]
 
 
@@ -415,7 +422,8 @@ def train_models(task: Task, data: dict, batch: ModelBatch, *, epochs: int,
                  init_params: Params | None = None,
                  history: History | None = None,
                  on_chunk: ChunkCallback | None = None,
-                 devices: list | None = None) -> tuple[TrainState, History]:
+                 devices: list | None = None,
+                 keep_diverged: bool = False) -> tuple[TrainState, History]:
     """Train every model of ``batch`` on ``task`` for ``epochs``, in compiled chunks.
 
     data: arrays shared by all models (a scale task: {"inputs": {GROUP: (N, ...)}, "targets":
@@ -426,7 +434,8 @@ def train_models(task: Task, data: dict, batch: ModelBatch, *, epochs: int,
     there are several; see :mod:`parallel`). Returns the final state and the
     :class:`history.History` of the evaluated epochs.
     Raises :class:`NonFiniteLoss` at the end of the chunk in which a training loss became
-    non-finite.
+    non-finite, unless ``keep_diverged`` (sweeps: the other models of the batch go on, and
+    :func:`diverged` of the history names the ones that went bad).
     """
     from . import parallel
 
@@ -450,7 +459,8 @@ def train_models(task: Task, data: dict, batch: ModelBatch, *, epochs: int,
         state, record = chunk(state, batch, data, n)
         record = jax.tree.map(lambda v: v[:n_models], parallel.to_host(record))  # (M, n_eval)
         record = History.of_chunk(record, evaluated_epochs(done, n, eval_every))
-        check_finite(record)
+        if not keep_diverged:
+            check_finite(record)
         history = record if history is None else history.extend(record)
         done += n
         if on_chunk is not None:

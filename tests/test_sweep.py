@@ -273,8 +273,40 @@ def test_outer_folds_may_choose_settings_whose_latents_differ_in_width(tmp_path,
     err = np.concatenate([outputs[chosen[o]].heads["y"][o * (inner + 1) + last][nf.outer == o]
                           - y[nf.outer == o] for o in range(k)])
     assert summary["outer"] == pytest.approx(np.abs(err).mean(), rel=1e-6)
+    members = [np.flatnonzero(allowed[:, o]) for o in range(k)]  # no ensemble takes more
+    assert [sorted(c) for c in summary["ensemble"]["chosen"]] == [[0], [1], [0, 1]]
     mean = np.concatenate([np.mean([outputs[s].heads["y"][o * (inner + 1) + last]
-                                    for s in (0, 1)], axis=0)[nf.outer == o] - y[nf.outer == o]
-                           for o in range(k)])
+                                    for s in members[o]], axis=0)[nf.outer == o]
+                           - y[nf.outer == o] for o in range(k)])
     assert summary["ensemble"]["outer"] == pytest.approx(np.abs(mean).mean(), rel=1e-6)
 
+
+def test_a_setting_that_diverges_scores_nan_ranks_last_and_never_enters_an_ensemble(chain):
+    """Learning rate 1e30: its training loss goes non-finite in epoch 1. The other settings
+    of the same compiled program train on; the diverged one's metrics are NaN, it is never
+    the best nor any outer split's choice, and each outer split's ensemble of 3 is the
+    ensemble of the 2 that did not diverge (the sweep without it, --ensemble 2)."""
+    grid = {"training.learning_rate": [3e-3, 1e30, 1e-2]}
+    r = sweep(chain, grid, outer_folds=3, ensemble=3)
+    assert r.n_groups == 1
+    bad = (r.runs["training.learning_rate"] == 1e30).to_numpy()
+    assert r.runs.loc[bad, "y.mae"].isna().all() and (r.runs.loc[bad, "diverged"] > 0).all()
+    assert (r.runs.loc[~bad, "diverged"] == 0).all()
+    assert np.isfinite(r.runs.loc[~bad, "y.mae"]).all()
+    alone = sweep(chain, {"training.learning_rate": [3e-3, 1e-2]}, outer_folds=3, ensemble=2)
+    np.testing.assert_allclose(r.runs.loc[~bad, "y.mae"], alone.runs["y.mae"], rtol=1e-5)
+    assert r.best["training.learning_rate"] == alone.best["training.learning_rate"]
+    assert (r.outer["training.learning_rate"] != 1e30).all()
+    assert r.nested["outer"] == pytest.approx(alone.nested["outer"], rel=1e-5)
+    assert r.nested["ensemble"]["chosen"] == [[(0, 2)[i] for i in members]  # alone's 0, 1
+                                              for members in alone.nested["ensemble"]["chosen"]]
+    assert r.nested["ensemble"]["outer"] == pytest.approx(alone.nested["ensemble"]["outer"],
+                                                          rel=1e-5)
+
+
+def test_a_sweep_where_everything_diverged_says_so_in_one_line(chain):
+    from nested_ae_jax.errors import NestedAEError
+
+    with pytest.raises(NestedAEError, match=r"all 2 setting\(s\) it may choose diverged") as e:
+        sweep(chain, {"training.learning_rate": [1e30, 1e31]})
+    assert "\n" not in str(e.value) and "learning_rate" in str(e.value)

@@ -10,7 +10,7 @@ import pandas as pd
 import pytest
 
 from conftest import tiny_scale
-from nested_ae_jax.config import load_config, parse_config
+from nested_ae_jax.config import load_config, override, parse_config
 from nested_ae_jax.errors import ConfigError
 from nested_ae_jax.runner import fit_config
 from nested_ae_jax.tune import (Dim, Rung, Space, default_space, load_space, sample, schedule,
@@ -48,6 +48,17 @@ def test_halving_keeps_the_planted_best_setting_and_each_race_reads_only_its_sco
         again = survivors(poisoned, before, rung.keep)
         assert (again[:, 1:] == alive[:, 1:]).all()  # ... the other races do not
     assert (np.flatnonzero(alive.any(axis=1)) == [13]).all()
+
+
+def test_settings_that_diverged_survive_a_race_only_when_too_few_others_have_a_score():
+    nan, inf = np.nan, np.inf
+    scores = np.array([[inf, 0.3], [0.5, nan], [nan, 0.1], [0.7, 0.2]])
+    alive = np.array([[True, True], [True, True], [True, True], [False, True]])
+    # race 0: one alive setting has a score (1); of the two that diverged, the lower index
+    assert survivors(scores, alive, 2).tolist() == [[True, False], [True, False],
+                                                    [False, True], [False, True]]
+    assert survivors(-scores, alive, 1, maximise=True)[:, 0].tolist() == [False, True, False,
+                                                                          False]
 
 
 def test_budget_shrinks_the_rest_of_the_plan_until_its_projection_fits():
@@ -288,9 +299,10 @@ def test_ensemble_is_each_outer_splits_best_k_and_its_figure_is_their_mean_predi
         alive = rows[[str(o) in a.split() for a in rows.alive_in]]
         best.append(alive.sort_values(f"inner{o} y.mae", kind="stable").index[:2].tolist())
     expect = [rows.setting[b].tolist() for b in best]
-    assert r.ensemble.chosen.tolist() == expect and r.ensemble.chosen[:, 0].tolist() == \
-        r.chosen.tolist()
-    assert r.ensemble.chosen_epochs.tolist() == [rows.epochs[b].tolist() for b in best]
+    assert [c.tolist() for c in r.ensemble.chosen] == expect
+    assert [c[0] for c in r.ensemble.chosen] == r.chosen.tolist()
+    assert [n.tolist() for n in r.ensemble.chosen_epochs] == [rows.epochs[b].tolist()
+                                                              for b in best]
     final_race = rows[rows.alive_in.str.contains("final")].sort_values("cv y.mae", kind="stable")
     assert r.ensemble.final.tolist() == final_race.setting[:2].tolist()
     assert r.ensemble.final_epochs.tolist() == final_race.epochs[:2].tolist()
@@ -299,7 +311,7 @@ def test_ensemble_is_each_outer_splits_best_k_and_its_figure_is_their_mean_predi
     outer = r.last.nested_folds.outer
     doc = json.loads(write_outputs(r, tmp_path / "out")[0].read_text())["ensemble"]
     assert doc["k"] == 2 and doc["chosen"] == expect
-    assert doc["chosen_epochs"] == r.ensemble.chosen_epochs.tolist()
+    assert doc["chosen_epochs"] == [n.tolist() for n in r.ensemble.chosen_epochs]
     assert [f["setting"] for f in doc["final"]] == r.ensemble.final.tolist()
     mae = doc["heads"]["y"]["mae"]
     assert mae["outer"] == pytest.approx(np.abs(err).mean(), rel=1e-5)
@@ -337,6 +349,29 @@ def test_the_configured_setting_is_the_first_trial_so_a_poor_space_cannot_beat_i
     assert t.final == 0 and (t.chosen == 0).all()
     plain = fit_config(cfg).results["s"].metrics["heads"]["y"]["pooled_val"]["mae"]
     assert t.final_cv == pytest.approx(plain, rel=1e-5)
+
+
+def test_settings_that_diverge_never_enter_a_choice_or_an_ensemble(tuned):
+    """A space of learning rates near 1e30 (training goes non-finite in epoch 1) beside the
+    configured setting: the tune runs on; every race and every ensemble of 2 holds trial 0
+    alone, so the ensemble's figure is the single choice's. When the configured setting
+    diverges too, one line says so."""
+    from nested_ae_jax.errors import NestedAEError
+
+    tmp, _ = tuned
+    cfg = _config(tmp, "clean")
+    wild = Space((Dim("training.learning_rate", 1e29, 1e30, log=True),))
+    t = tune(cfg, trials=3, eta=3, rungs=1, outer_folds=3, space=wild, seed=0, lengths=1,
+             ensemble=2)
+    assert t.final == 0 and (t.chosen == 0).all()
+    assert [c.tolist() for c in t.ensemble.chosen] == [[0]] * 3
+    assert t.ensemble.final.tolist() == [0]
+    assert t.ensemble.nested["outer"] == pytest.approx(t.nested["outer"], rel=1e-6)
+    assert t.trials["cv y.mae"].isna().sum() == 2
+    lost = override(cfg, {"s.training.learning_rate": 1e30})
+    with pytest.raises(NestedAEError, match="diverged") as e:
+        tune(lost, trials=2, eta=2, rungs=1, outer_folds=3, space=wild, seed=0, lengths=1)
+    assert "\n" not in str(e.value)
 
 
 def test_tune_refuses_settings_that_cannot_run_with_one_line_errors(tmp_path, tiny_frame):

@@ -14,6 +14,7 @@ from typing import Callable, NamedTuple
 import numpy as np
 
 from ..errors import ConfigError
+from ..selection import top_k
 
 
 class Rung(NamedTuple):
@@ -58,10 +59,9 @@ def training_lengths(epochs: int, n: int, chunk: int) -> np.ndarray:
 def survivors(scores: np.ndarray, alive: np.ndarray, keep: int, maximise: bool = False
               ) -> np.ndarray:
     """(S, J) bool: per race (column), its ``keep`` best alive settings by ``scores`` (S, J)
-    (ties: the lower index). Dead settings stay dead; NaN scores rank last."""
-    bad = -np.inf if maximise else np.inf
-    ranked = np.where(alive & ~np.isnan(scores), scores, bad)
-    order = np.argsort(-ranked if maximise else ranked, axis=0, kind="stable")[:keep]
+    (ties: the lower index). Dead settings stay dead; a setting that diverged (NaN or
+    infinite score) is kept only where fewer than ``keep`` alive settings have a score."""
+    order = top_k(scores, alive, keep, maximise)
     out = np.zeros_like(alive, dtype=bool)
     np.put_along_axis(out, order, True, axis=0)
     return out & alive

@@ -34,7 +34,7 @@ import pandas as pd
 from .. import datasets, io
 from ..errors import ConfigError
 from ..config import Config, config_to_dict, override, resolve_data_path
-from ..selection import top_k
+from ..selection import finite_members, top_k
 from ..sweep import SweepResult, default_metric, maximised, sweep
 from .halving import (Rung, check_lengths, projected_seconds, schedule, survivors,
                       training_lengths, within_budget)
@@ -52,13 +52,14 @@ class Candidates(NamedTuple):
 
 
 class Ensemble(NamedTuple):
-    """``tune --ensemble K`` > 1: per outer split (rows) its K best candidates' settings and
-    training lengths, best first (K columns); the final race's K best (K,) with their
-    plain-fold CV; nested: the ensembles' figure (``selection.select``'s "ensemble")."""
+    """``tune --ensemble K`` > 1: per outer split its K best candidates' settings and
+    training lengths, best first (one (K,) array each, shorter where some diverged); the
+    final race's K best with their plain-fold CV; nested: the ensembles' figure
+    (``selection.select``'s "ensemble")."""
 
     k: int
-    chosen: np.ndarray
-    chosen_epochs: np.ndarray
+    chosen: list[np.ndarray]
+    chosen_epochs: list[np.ndarray]
     final: np.ndarray
     final_epochs: np.ndarray
     final_cv: np.ndarray
@@ -177,8 +178,10 @@ def tune(cfg: Config, *, scale: str | None = None, trials: int = 16, eta: int = 
         "reduced": [c["note"] for c in checks if c["rungs_after"] != c["rungs_before"]],
         "checks": checks}
     picked = res.outer["setting"].to_numpy()  # candidates of the last rung
-    finals = top_k(cand_scores[:, -1:], cands.alive[:, -1:], ensemble, maximise)[:, 0]
-    final = finals[0]  # every survivor diverged: the first survivor
+    final_scores, final_alive = cand_scores[:, -1:], cands.alive[:, -1:]
+    finals = finite_members(top_k(final_scores, final_alive, ensemble, maximise),
+                            final_scores, final_alive, "tune, the final choice on all rows")[0]
+    final = finals[0]
     return TuneResult(name, metric, cfg, settings, plan, pd.DataFrame(rows),
                       cands.setting[picked], cands.epochs[picked], int(cands.setting[final]),
                       int(cands.epochs[final]), float(cand_scores[final, -1]), res.nested,
@@ -190,13 +193,13 @@ def _ensemble(res: SweepResult, cands: Candidates, scores: np.ndarray, finals: n
               ) -> Ensemble | None:
     """The last rung's ensembles (None without --ensemble): each outer split's K best
     candidates (``res.nested``) and the final race's, ``finals``, with their plain-fold CV
-    (``scores[:, -1]``)."""
-    if len(finals) == 1:
+    (``scores[:, -1]``); candidates that diverged are left out of each."""
+    if "ensemble" not in res.nested:
         return None
-    members = np.asarray(res.nested["ensemble"]["chosen"])
-    return Ensemble(len(finals), cands.setting[members], cands.epochs[members],
-                    cands.setting[finals], cands.epochs[finals], scores[finals, -1],
-                    res.nested["ensemble"])
+    members = [np.asarray(m, np.int64) for m in res.nested["ensemble"]["chosen"]]
+    return Ensemble(res.nested["ensemble"]["k"], [cands.setting[m] for m in members],
+                    [cands.epochs[m] for m in members], cands.setting[finals],
+                    cands.epochs[finals], scores[finals, -1], res.nested["ensemble"])
 
 
 def _check_ensemble(k, trials: int) -> None:
@@ -319,7 +322,8 @@ def _ensemble_summary(result: TuneResult) -> dict:
     e = result.ensemble
     folds = pd.DataFrame(e.nested["folds"])
     return {"k": e.k, "heads": _heads(e.nested["heads"], folds),
-            "chosen": e.chosen.tolist(), "chosen_epochs": e.chosen_epochs.tolist(),
+            "chosen": [c.tolist() for c in e.chosen],
+            "chosen_epochs": [n.tolist() for n in e.chosen_epochs],
             "final": [{**_setting(result, i, n), "cv": float(cv)}
                       for i, n, cv in zip(e.final, e.final_epochs, e.final_cv)]}
 
