@@ -84,3 +84,51 @@ def test_compilation_cache_folder_default_relocated_off_and_explicit(monkeypatch
     assert compilation_cache_dir() is None
     monkeypatch.setenv("JAX_COMPILATION_CACHE_DIR", str(tmp_path / "explicit"))
     assert compilation_cache_dir() == str(tmp_path / "explicit")
+
+
+@pytest.fixture
+def tiny_sweep_config(tmp_path, tiny_frame):
+    """A one-scale config of 6 epochs in chunks of 3 (so --lengths 2 scores 3 and 6)."""
+    from conftest import tiny_scale
+    from nested_ae_jax.io import dumps_toml
+
+    tiny_frame.to_csv(tmp_path / "s.csv", index=False)
+    scale = tiny_scale(data=str(tmp_path / "s.csv"), epochs=6)
+    scale["training"]["chunk_epochs"] = 3
+    (tmp_path / "c.toml").write_text(dumps_toml({"scales": {"s": scale}}))
+    return tmp_path / "c.toml"
+
+
+def test_sweep_lengths_scores_each_combination_at_each_length_of_one_run(
+        tiny_sweep_config, tmp_path, capsys):
+    """--lengths 2: one row per combination and length (3 and 6 epochs); the full-length rows
+    are the plain sweep's, to the float."""
+    from nested_ae_jax.cli import main
+
+    base = ["sweep", str(tiny_sweep_config), "--grid", "heads.y.dropout=0,0.1", "--quiet"]
+    assert main([*base, "--out", str(tmp_path / "plain")]) == 0
+    assert main([*base, "--lengths", "2", "--out", str(tmp_path / "both")]) == 0
+    assert "2 combinations x 2 lengths x folds = 6 models" in capsys.readouterr().out
+    plain = pd.read_csv(tmp_path / "plain" / "sweep_runs.csv")
+    both = pd.read_csv(tmp_path / "both" / "sweep_runs.csv")
+    assert "training.epochs" not in plain and len(plain) == 2
+    assert both["training.epochs"].tolist() == [3, 6, 3, 6]
+    assert both["heads.y.dropout"].tolist() == [0, 0, 0.1, 0.1]
+    full = both[both["training.epochs"] == 6]
+    np.testing.assert_allclose(full[["y.mae", "y.rmse"]].to_numpy(float),
+                               plain[["y.mae", "y.rmse"]].to_numpy(float), rtol=1e-6)
+    best = json.loads((tmp_path / "both" / "best.json").read_text())
+    assert best["y.mae"] == both["y.mae"].min() and best["training.epochs"] in (3, 6)
+
+
+def test_sweep_lengths_below_one_is_a_one_line_error_before_training(
+        tiny_sweep_config, tmp_path, capsys, monkeypatch):
+    from nested_ae_jax import fitting
+    from nested_ae_jax.cli import main
+
+    monkeypatch.setattr(fitting, "train_models", lambda *a, **k: pytest.fail("trained"))
+    assert main(["sweep", str(tiny_sweep_config), "--grid", "heads.y.dropout=0,0.1",
+                 "--lengths", "0", "--out", str(tmp_path / "out")]) == 2
+    err = capsys.readouterr().err.strip()
+    assert err.splitlines() == ["error: sweep --lengths 0: use a whole number, at least 1"]
+    assert not (tmp_path / "out").exists()

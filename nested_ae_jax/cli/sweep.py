@@ -28,6 +28,11 @@ def add_parser(sub):
                    "honest error of 'sweep, then pick the best'; same compiled groups; "
                    "upstream scales of a chain also train one model per nested model, "
                    "without its validation entities)")
+    p.add_argument("--lengths", type=int, default=1, metavar="N",
+                   help="also score every combination after 1/N, 2/N, ... of the swept "
+                   "scale's training.epochs (rounded to whole chunks) from the same run: one "
+                   "row per combination and length, column training.epochs (default 1: the "
+                   "configured epochs alone; needs training.select = 'last')")
     p.add_argument("--top", type=int, default=10, help="rows of the table to print")
     p.add_argument("--data-root", help="folder for relative data paths")
     p.add_argument("--set", action="append", metavar="KEY=VALUE",
@@ -46,16 +51,19 @@ def run(args) -> int:
     from .. import io
     from ..config import load_config
     from ..sweep import maximised, parse_grid, relative_keys, sweep
+    from ..tune.halving import check_lengths
     from .train import leak_warnings
 
+    check_lengths(args.lengths, "sweep")  # before anything loads or trains
     if args.coordinator:
         jax.distributed.initialize(args.coordinator, num_processes=args.num_processes,
                                    process_id=args.process_id)
     cfg = settings(load_config(args.config), args)
     grid = relative_keys(parse_grid(args.grid or []), cfg, args.scale)
+    lengths = _lengths(cfg, args.scale, args.lengths)
     result = sweep(cfg, grid, scale=args.scale, seeds=args.seeds, data_root=args.data_root,
                    progress=printer(args.quiet), metric=args.metric,
-                   outer_folds=args.outer_folds)
+                   outer_folds=args.outer_folds, lengths=lengths)
     if jax.process_index() != 0:
         return 0
     out = Path(args.out)
@@ -74,10 +82,13 @@ def run(args) -> int:
     ascending = not maximised(result.metric)
     shown = result.runs.sort_values(result.metric, ascending=ascending).head(args.top)
     print(shown.to_string(index=False, float_format=lambda v: f"{v:.4g}"))
-    print(f"{len(result.runs)} combinations x folds = {result.n_models} models in "
+    per = f" x {len(lengths)} lengths" if lengths else ""
+    print(f"{len(result.runs) // max(1, len(lengths))} combinations{per} x folds = "
+          f"{result.n_models} models in "
           f"{result.n_groups} compiled group(s), {result.seconds:.1f} s on "
           f"{jax.device_count()} device(s); best by {result.metric}: "
-          + json.dumps({k: result.best[k] for k in [*grid, "training.seed", result.metric]
+          + json.dumps({k: result.best[k] for k in [*grid, "training.seed", "training.epochs",
+                                              result.metric]
                         if k in result.best}))
     if result.nested:
         n = result.nested
@@ -92,3 +103,14 @@ def run(args) -> int:
               "nested models got a latent from an upstream model trained on their entity")
     print("wrote " + ", ".join(str(out / w) for w in written))
     return 0
+
+
+def _lengths(cfg, scale: str | None, n: int) -> tuple[int, ...]:
+    """``--lengths N`` as sweep's lengths: the swept scale's epochs x 1/N, ..., 1 in whole
+    chunks (``training_lengths``); N = 1: none (the configured epochs alone, as without)."""
+    from ..tune.halving import training_lengths
+
+    if n == 1:
+        return ()
+    t = cfg.scale(scale or cfg.scales[-1].name).training
+    return tuple(int(e) for e in training_lengths(t.epochs, n, t.chunk_epochs))

@@ -40,10 +40,10 @@ def schedule(trials: int, epochs: int, eta: int = 3, rungs: int | None = None,
                  max(min_epochs, int(round(epochs / eta ** (n - 1 - r))))) for r in range(n)]
 
 
-def check_lengths(n) -> None:
-    """``tune --lengths N``: a whole number, at least 1."""
+def check_lengths(n, command: str = "tune") -> None:
+    """``tune --lengths N`` (or ``command``'s): a whole number, at least 1."""
     if isinstance(n, bool) or not isinstance(n, (int, np.integer)) or n < 1:
-        raise ConfigError(f"tune --lengths {n}: use a whole number, at least 1")
+        raise ConfigError(f"{command} --lengths {n}: use a whole number, at least 1")
 
 
 def training_lengths(epochs: int, n: int, chunk: int) -> np.ndarray:
