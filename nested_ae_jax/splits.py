@@ -42,14 +42,14 @@ def assign_folds(
         raise DataError(f"n_splits={n_splits} is invalid; use an integer n_splits >= 2")
     if n_rows < n_splits:
         raise DataError(f"only {n_rows} rows for n_splits={n_splits} folds; use more rows or fewer folds")
-    # imported here: scikit-learn takes seconds to import and most commands never split
-    from sklearn.model_selection import GroupKFold, KFold, StratifiedKFold
-
     n_splits, rs = int(n_splits), (random_state if shuffle else None)
-    dummy = np.zeros((n_rows, 1))
     if kind == "kfold":
-        splits = KFold(n_splits, shuffle=shuffle, random_state=rs).split(dummy)
-    elif kind == "group":
+        return kfold_ids(n_rows, n_splits, shuffle, rs)
+    # imported here: scikit-learn takes over a second to import (scipy.stats)
+    from sklearn.model_selection import GroupKFold, StratifiedKFold
+
+    dummy = np.zeros((n_rows, 1))
+    if kind == "group":
         codes = _codes(_column(groups, "groups", kind, n_rows))
         n_groups = int(codes.max()) + 1
         if n_groups < n_splits:
@@ -78,6 +78,25 @@ def assign_folds(
     for f, (_, valid) in enumerate(splits):
         fold_ids[valid] = f
     assert (fold_ids >= 0).all(), "every row must be a validation row once"
+    return fold_ids
+
+
+def kfold_ids(n_rows: int, n_splits: int, shuffle: bool, random_state: int | None
+              ) -> np.ndarray:
+    """Fold ids (n_rows,) int32 of scikit-learn's ``KFold(n_splits, shuffle=shuffle,
+    random_state=random_state)``: the rows in the order of ``RandomState(random_state)
+    .shuffle`` (the global one when None), cut into consecutive folds, the first
+    n_rows % n_splits one row longer (tests/test_splits.py compares them). Without importing
+    scikit-learn, which costs ``nested-ae train`` over a second."""
+    order = np.arange(n_rows)
+    if shuffle:
+        rng = np.random.mtrand._rand if random_state is None else \
+            np.random.RandomState(random_state)
+        rng.shuffle(order)
+    sizes = np.full(n_splits, n_rows // n_splits)
+    sizes[:n_rows % n_splits] += 1
+    fold_ids = np.empty(n_rows, np.int32)
+    fold_ids[order] = np.repeat(np.arange(n_splits, dtype=np.int32), sizes)
     return fold_ids
 
 

@@ -15,6 +15,17 @@ def test_kfold_reproduces_sklearn_for_the_papers_setting():
         np.testing.assert_array_equal(np.flatnonzero(fold_ids == f), valid)
 
 
+@pytest.mark.parametrize("n_rows,n_splits,seed", [(7, 2, 0), (10, 3, 5), (101, 4, 42),
+                                                  (1000, 10, 3), (12, 12, 1)])
+def test_kfold_ids_are_sklearns_kfold_without_importing_it(n_rows, n_splits, seed):
+    for shuffle in (True, False):
+        fold_ids = assign_folds(n_rows, kind="kfold", n_splits=n_splits, shuffle=shuffle,
+                                random_state=seed)
+        splits = KFold(n_splits, shuffle=shuffle, random_state=seed if shuffle else None)
+        for f, (_, valid) in enumerate(splits.split(np.zeros(n_rows))):
+            np.testing.assert_array_equal(np.flatnonzero(fold_ids == f), valid)
+
+
 def test_unshuffled_kfold_is_contiguous_and_ignores_random_state():
     fold_ids = assign_folds(10, kind="kfold", n_splits=3, shuffle=False, random_state=123)
     np.testing.assert_array_equal(fold_ids, [0, 0, 0, 0, 1, 1, 1, 2, 2, 2])
