@@ -134,11 +134,14 @@ def model_batch(spec: ScaleSpec, data: ScaleData, layout: Layout, stats: dict | 
 
 
 def progress_printer(label: str, epochs: int, out: Progress | None) -> Callable | None:
-    """A chunk callback that prints one progress line: epochs done, losses, speed."""
+    """A chunk callback that prints one progress line: epochs done, losses and the seconds
+    since the callback was made (one clock across the resumed runs of training lengths)."""
     if out is None:
         return None
+    start = time.perf_counter()
 
-    def on_chunk(state, history, done, seconds):
+    def on_chunk(state, history, done, _seconds):
+        seconds = time.perf_counter() - start
         now = history.last()
         total = [k for k in now.train if k.endswith("total")][-1]
         train, val = np.nanmean(now.train[total]), now.val[total]

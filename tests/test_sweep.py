@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import re
+
 import numpy as np
 import pandas as pd
 import pytest
@@ -88,11 +90,15 @@ def test_shorter_training_lengths_read_from_one_run_score_like_runs_of_that_leng
         calls.append((kw["epochs"], kw["state"] is not None))
         return train(*args, **kw)
 
-    grid = {"heads.y.dropout": [0.0, 0.1]}
+    grid, lines = {"heads.y.dropout": [0.0, 0.1]}, []
     with monkeypatch.context() as m:
         m.setattr(fitting, "train_models", recording)
-        both = sweep(override(chain, {"down.training.chunk_epochs": 3}), grid, lengths=(2, 5))
+        both = sweep(override(chain, {"down.training.chunk_epochs": 3}), grid, lengths=(2, 5),
+                     progress=lines.append)
     assert calls == [(5, False), (2, False), (5, True)]  # upstream, then one resumed run
+    shown = [re.search(r"epoch (\d+)/5 .* ([\d.]+)s$", x) for x in lines if "[down" in x]
+    assert [int(m[1]) for m in shown] == [2, 3, 5]  # one clock across the resumed run:
+    assert np.all(np.diff([float(m[2]) for m in shown]) >= 0)  # seconds never restart
     assert both.runs["training.epochs"].tolist() == [2, 5, 2, 5]
     cols = ["y.mae", "y.rmse", "x.mae"]
     for epochs in (2, 5):
