@@ -386,9 +386,10 @@ TUNE_SPACE_PCE = "experiments/perovskite/tune_space_pce.toml"
 def tune_steps(config: str, trials: int, settings: list[str], quick_scales: tuple[str, ...],
                *, scale: str | None = None, space: str | None = None,
                budget_minutes: int | None = None, ensemble: int = 1, lengths: int = 1,
-               quick_trials: int | None = None, plain: list[str] | None = None) -> Callable:
-    """`nested-ae tune` of ``config`` (``--scale``; ``trials`` settings, eta = trials, 2
-    rungs, 5 outer folds: a matched chain's own folds, else KFold; ``settings``: --set
+               quick_trials: int | None = None, plain: list[str] | None = None,
+               eta: int | None = None, rungs: int = 2) -> Callable:
+    """`nested-ae tune` of ``config`` (``--scale``; ``trials`` settings, eta (default
+    trials), rungs (default 2), 5 outer folds: a matched chain's own folds, else KFold; ``settings``: --set
     arguments; ``--space``, ``--budget-minutes``, ``--ensemble``, ``--lengths``) into
     OUT/tune; quick: 16
     epochs on ``quick_scales`` and ``quick_trials`` settings. plain: then ``train`` of the
@@ -402,7 +403,8 @@ def tune_steps(config: str, trials: int, settings: list[str], quick_scales: tupl
                 *(["--ensemble", str(ensemble)] if ensemble > 1 else []),
                 "--lengths", str(lengths)]
         argv = [["tune", config, *(["--scale", scale] if scale else []), "--trials", n,
-                 "--eta", n, "--rungs", "2", "--outer-folds", "5", *settings, *opts, *epochs,
+                 "--eta", str(eta) if eta else n, "--rungs", str(rungs), "--outer-folds", "5",
+                 *settings, *opts, *epochs,
                  "--quiet", "--out", "{out}/tune"]]
         if plain is not None:
             argv.append(["train", config, *plain, *epochs, "--quiet", "--out", "{out}/plain"])
@@ -410,14 +412,16 @@ def tune_steps(config: str, trials: int, settings: list[str], quick_scales: tupl
     return steps
 
 
-def tune_ae1(trials: int, with_plain: bool = False, ensemble: int = 1, lengths: int = 1
-             ) -> Callable:
+def tune_ae1(trials: int, with_plain: bool = False, ensemble: int = 1, lengths: int = 1,
+             eta: int | None = None, rungs: int = 2) -> Callable:
     """AE1 tuned (``trials`` settings, the KFold folds of `train` as outer folds, 2 inner
-    folds, TUNE_SPACE, ``--ensemble``, ``--lengths``); with_plain: then the plain config with
-    ``scaler = "train"`` trained on the same folds, for comparison."""
+    folds, TUNE_SPACE, ``--ensemble``, ``--lengths``, ``--eta`` (default trials),
+    ``--rungs``); with_plain: then the plain config with ``scaler = "train"`` trained on the
+    same folds, for comparison."""
     return tune_steps(PAPER_AE1, trials, ["--set", "atomic.cv.n_splits=2"], ("atomic",),
                       space=TUNE_SPACE, ensemble=ensemble, lengths=lengths,
-                      plain=["--set", "atomic.scaler=train"] if with_plain else None)
+                      plain=["--set", "atomic.scaler=train"] if with_plain else None,
+                      eta=eta, rungs=rungs)
 
 
 def tune_pce(trials: int) -> Callable:
@@ -521,6 +525,13 @@ JOBS: dict[str, Job] = {j.name: j for j in [
     Job("tune_ae1_16_ens5", tune_ae1(16, ensemble=5), read_tune),
     Job("tune_ae1_8_ens3_len4", tune_ae1(8, ensemble=3, lengths=4), read_tune),
     Job("tune_ae1_16_ens5_len4", tune_ae1(16, ensemble=5, lengths=4), read_tune),
+    Job("tune_ae1_64_ens5_len4", tune_ae1(64, ensemble=5, lengths=4), read_tune),
+    Job("tune_ae1_32_eta4_ens5_len4", tune_ae1(32, ensemble=5, lengths=4, eta=4, rungs=3),
+        read_tune),
+    Job("tune_ae1_32_eta4_ens10_len4", tune_ae1(32, ensemble=10, lengths=4, eta=4, rungs=3),
+        read_tune),
+    Job("tune_ae1_32_eta4_ens16_len4", tune_ae1(32, ensemble=16, lengths=4, eta=4, rungs=3),
+        read_tune),
     Job("tune_pce", tune_pce(4), read_tuned("pce", "%")),
     Job("tune_synthetic_smooth", tune_synthetic(SMOOTH, 8),
         read_tuned("f5_f13", "std. units", "ae2")),

@@ -183,3 +183,13 @@ def _mean_over_models(entries: list[dict | None]) -> dict:
     if not entries:
         return {}
     return {k: float(np.mean([e[k] for e in entries])) for k in entries[0] if k != "n"}
+
+
+def diverged_models(outputs) -> np.ndarray:
+    """(M,) bool: the models (leading axis of ``outputs``' leaves) whose outputs are NaN on
+    every row, as ``fitting.fit_models(keep_diverged=True)`` marks a model whose training
+    loss went non-finite (read from training, so never from validation rows)."""
+    leaves = [np.asarray(a) for a in jax.tree.leaves(outputs)]
+    flags = [np.isnan(a.reshape(len(a), -1)).all(axis=1) for a in leaves
+             if np.issubdtype(a.dtype, np.floating) and a.size]
+    return np.any(flags, axis=0) if flags else np.zeros(len(leaves[0]), bool)

@@ -196,7 +196,8 @@ def fit_models(spec: ScaleSpec, data: ScaleData, layout: Layout, *,
     schedule and keys folded by epoch, the parameters after L epochs are those of a run of
     L epochs, so one run scores every training length up to ``epochs``. keep_diverged: a
     model whose training loss goes non-finite does not stop the others (``train_models``);
-    its outputs are NaN from then on (:func:`nonfinite` finds them).
+    its outputs are NaN on every row from then on (``evaluation.diverged_models`` finds
+    them; under training.select = best too, though its best epoch may come before).
     """
     start = time.perf_counter()
     model = scale_model(spec, scale_dims(spec, data))
@@ -241,15 +242,6 @@ def _nan_where(bad: np.ndarray, outputs):
         return outputs
     return jax.tree.map(lambda a: jnp.where(bad.reshape(-1, *[1] * (a.ndim - 1)), jnp.nan, a)
                         if jnp.issubdtype(a.dtype, jnp.floating) else a, outputs)
-
-
-def nonfinite(outputs) -> np.ndarray:
-    """(M,) bool: the models (leading axis of ``outputs``' leaves) with a NaN or infinite
-    output (a model that diverged, :func:`fit_models` with keep_diverged)."""
-    leaves = [np.asarray(a) for a in jax.tree.leaves(outputs)]
-    flags = [~np.isfinite(a.reshape(len(a), -1)).all(axis=1) for a in leaves
-             if np.issubdtype(a.dtype, np.floating)]
-    return np.any(flags, axis=0) if flags else np.zeros(len(leaves[0]), bool)
 
 
 def check_snapshots(spec: ScaleSpec, snapshots: Sequence[int], epochs: int,

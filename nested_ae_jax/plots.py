@@ -8,6 +8,7 @@ and nothing leaks between calls. The functions never save: the caller decides wh
 
 from __future__ import annotations
 
+import io
 import math
 from collections.abc import Mapping, Sequence
 
@@ -35,6 +36,14 @@ def _new_figure(figsize: tuple[float, float]) -> Figure:
     fig = Figure(figsize=figsize, layout="constrained", dpi=100)
     FigureCanvasAgg(fig)  # headless canvas, independent of the global backend
     return fig
+
+
+def warm_up() -> None:
+    """Draw one small figure to memory: matplotlib's fonts and renderer are loaded, so the
+    next figure draws at its own cost (``nested-ae train`` runs this during the fit)."""
+    fig = _new_figure((1.0, 1.0))
+    fig.gca().set_title("warm-up")
+    fig.savefig(io.BytesIO(), format="png")
 
 
 def _categorical_colours(n: int) -> list:

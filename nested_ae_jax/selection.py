@@ -20,9 +20,9 @@ import numpy as np
 import pandas as pd
 
 from .config import ScaleSpec
-from .errors import ConfigError, NestedAEError
-from .evaluation import ensemble_summary, metric_columns, scale_metrics
-from .fitting import nonfinite
+from .errors import ConfigError
+from .evaluation import diverged_models, ensemble_summary, metric_columns, scale_metrics
+from .ranking import finite_members, top_k
 from .splits import Folds, assign_folds
 
 
@@ -117,46 +117,20 @@ def inner_errors(spec: ScaleSpec, outputs: list, targets: dict, nested: NestedFo
     """(S, K): the pooled inner-fold ``metric`` of every setting in every outer fold, from
     the nested models' outputs (per setting, leaves (K*(I+1), N, ...)); only the inner
     models (trained and validated inside outer fold o's training rows) are read; NaN where
-    one of them diverged."""
+    one of outer fold o's models diverged (its outer model too: a setting whose outer model
+    diverged cannot be chosen nor join an ensemble there; divergence is read from training
+    on outer-training rows only)."""
     per, k = nested.n_inner + 1, nested.n_outer
     inner = np.zeros((len(outputs), k))
+    bad = np.array([diverged_models(out).reshape(k, per).any(axis=1) for out in outputs])
     for s, out in enumerate(outputs):
         for o in range(k):
             idx = np.arange(o * per, o * per + nested.n_inner)
             sub = jax.tree.map(lambda a: a[idx], out)
-            inner[s, o] = np.nan if nonfinite(sub).any() else _pooled(
+            inner[s, o] = np.nan if bad[s, o] else _pooled(
                 spec, sub, targets, nested.train[idx], nested.val[idx], nested.inner[o],
                 metric)[1]
     return inner
-
-
-def top_k(scores: np.ndarray, allowed: np.ndarray | None, k: int, maximise: bool
-          ) -> np.ndarray:
-    """(k, J): per column of ``scores`` (S, J), its k best rows, best first: the ``allowed``
-    (S, J) bool (default all) with a finite score (ties: the lower index), then the allowed
-    that diverged (NaN or infinite), then the rest. Row 0 is the choice of a column (see
-    :func:`finite_members` for the members that may be used)."""
-    allowed = np.ones(scores.shape, bool) if allowed is None else allowed
-    bad = ~np.isfinite(scores)
-    key = np.where(bad, 0.0, -scores if maximise else scores)
-    return np.lexsort((key, bad, ~allowed), axis=0)[:k]
-
-
-def finite_members(top: np.ndarray, scores: np.ndarray, allowed: np.ndarray | None,
-                   what: str) -> list[np.ndarray]:
-    """Per column of ``top`` (k, J) (:func:`top_k` of ``scores`` (S, J)), its rows that are
-    allowed and have a finite score, best first: a setting that diverged never enters a
-    choice or an ensemble. A column with none raises one NestedAEError naming ``what`` (the
-    column's race, e.g. "outer fold 2")."""
-    allowed = np.ones(scores.shape, bool) if allowed is None else allowed
-    cols = np.arange(top.shape[1])
-    ok = allowed[top, cols] & np.isfinite(scores[top, cols])
-    for j in np.flatnonzero(~ok.any(axis=0)):
-        raise NestedAEError(f"{what.format(j)}: all {int(allowed[:, j].sum())} setting(s) it "
-                            "may choose diverged (metric NaN or infinite); lower "
-                            "training.learning_rate or the weight penalties, or look for "
-                            "extreme values in the data")
-    return [top[ok[:, j], j] for j in cols]
 
 
 def select(spec: ScaleSpec, settings: list[dict], outputs: list, targets: dict,

@@ -18,7 +18,7 @@ import dataclasses
 import itertools
 import time
 from dataclasses import dataclass
-from typing import Any, Callable, Sequence
+from typing import Any, Callable, NamedTuple, Sequence
 
 import jax
 import numpy as np
@@ -27,14 +27,14 @@ import pandas as pd
 from . import links
 from .config import Config, ScaleSpec, override, parse_value
 from .errors import ConfigError
-from .evaluation import metric_columns, scale_metrics
+from .evaluation import diverged_models, metric_columns, scale_metrics
 from .fitting import (Replica, check_snapshots, fit_models, latent_maskable, narrow_init,
-                      nonfinite, replica_layout)
+                      replica_layout)
 from .nested_chain import n_entities, nested_latents, nested_leaky_rows, upstream_nested
 from .nesting import row_columns, upstream_of
 from .runner import chain_report, fit_config, plan_chain, prepare_scale, trained_record
-from .selection import (NestedFolds, finite_members, nested_folds, per_model_inputs, select,
-                        top_k, with_nested)
+from .ranking import finite_members, top_k
+from .selection import NestedFolds, nested_folds, per_model_inputs, select, with_nested
 from .splits import assign_folds, groups_from_rows, make_folds
 from .model import scale_dims, scale_model
 from .training import hyperparameters
@@ -149,6 +149,8 @@ class SweepResult:
     nested_folds: NestedFolds | None = None  # the nested models' masks
     nested_outputs: list | None = None  # per combination: the nested models' outputs
     inner_errors: np.ndarray | None = None  # (combinations, outer folds): pooled inner metric
+    prepare_seconds: float = 0.0  # upstream training and data before the combinations
+    #                               (0 when read back from ``reuse``)
 
 
 def default_metric(spec: ScaleSpec) -> str:
@@ -167,7 +169,7 @@ def sweep(cfg: Config, grid: dict[str, list] | list[dict], *, scale: str | None 
           progress: Callable[[str], None] | None = None, metric: str | None = None,
           devices: list | None = None, outer_folds: int = 0,
           allowed: np.ndarray | None = None, ensemble: int = 1,
-          lengths: Sequence[int] = ()) -> SweepResult:
+          lengths: Sequence[int] = (), reuse: dict | None = None) -> SweepResult:
     """Train every combination of ``grid`` (keys: settings of the swept scale, e.g.
     ``encoder.l1`` or ``heads.gap.dropout``; a list of {KEY: value} is taken as the
     combinations themselves) with cross-validation; ``seeds`` adds a grid over
@@ -182,7 +184,10 @@ def sweep(cfg: Config, grid: dict[str, list] | list[dict], *, scale: str | None 
     :func:`selection.select`); lengths: training lengths (epochs, at most every combination's
     training.epochs) scored from the same run (``fitting.fit_models`` snapshots): each
     combination counts as one per length, {**combination, "training.epochs": L}, combination-
-    major (``allowed`` and every result row in that order).
+    major (``allowed`` and every result row in that order). reuse: a dict kept between
+    sweeps of the same config (``tune``'s rungs): what comes before the swept scale's
+    training (the upstream models, plain and nested, the swept scale's data and folds,
+    :class:`Prepared`) is made once and read back, as it would come out the same.
     """
     start = time.perf_counter()
     target = cfg.scale(scale or cfg.scales[-1].name)
@@ -193,18 +198,17 @@ def sweep(cfg: Config, grid: dict[str, list] | list[dict], *, scale: str | None 
     target = cfg.scale(target.name)
     combos, specs = _settings(cfg, target, grid, seeds, outer_folds)
     lengths = _check_lengths(specs, combos, lengths, allowed)
-    position = [s.name for s in cfg.scales].index(target.name)
-    upstream = fit_config(cfg, data_root=data_root, progress=progress,
-                          stop_before=target.name).trained if position else {}
-    plan = plan_chain(cfg, data_root=data_root)
-    data, folds, feeders = prepare_scale(cfg, target, upstream, plan)
+    key, fresh = (cfg, target.name, outer_folds, data_root), reuse is None
+    if fresh or key not in reuse:
+        fresh, prep = True, _prepare(cfg, target, data_root, outer_folds, progress, devices)
+        if reuse is not None:
+            reuse[key] = prep
+    else:
+        prep = reuse[key]
+    plan, data, folds, nested = prep.plan, prep.data, prep.folds, prep.nested
+    chain = dict(prep.chain)
     metric = metric or default_metric(target)
     maximise = maximised(metric)
-    chain = _chain_report(cfg, target, upstream, plan, data, folds, feeders)
-    nested = None
-    if outer_folds:
-        nested, data = _nested_inputs(cfg, target, data, folds, plan, outer_folds, chain,
-                                      progress, devices)
     nonzero = _nonzero_settings(specs)
     groups: dict[ScaleSpec, list[int]] = {}
     for i, s in enumerate(specs):
@@ -231,7 +235,9 @@ def sweep(cfg: Config, grid: dict[str, list] | list[dict], *, scale: str | None 
                           f"{[c for c in runs.columns if '.' in c]}")
     if progress and runs["diverged"].any():
         progress(f"sweep: {int((runs['diverged'] > 0).sum())} of {len(runs)} run rows have "
-                 "models that diverged (non-finite training loss): NaN metrics, ranked last")
+                 "models that diverged (non-finite training loss; column diverged): a row "
+                 "whose own fold models did has NaN metrics, and a setting never joins a "
+                 "choice in an outer fold where one of its models did")
     values = runs[metric].to_numpy(float)[:, None]
     pick = finite_members(top_k(values, None, 1, maximise), values, None,
                           f"sweep, best by {metric}")[0][0]
@@ -244,7 +250,38 @@ def sweep(cfg: Config, grid: dict[str, list] | list[dict], *, scale: str | None 
         summary["scaler_train"] = refit
     return SweepResult(runs, pd.DataFrame(fold_rows), best, metric, len(groups), n_models,
                        time.perf_counter() - start, summary, outer, chain, nested,
-                       nested_outputs, inner)
+                       nested_outputs, inner, prep.seconds if fresh else 0.0)
+
+
+class Prepared(NamedTuple):
+    """What a sweep trains on, made before any combination trains: the chain's plan, the
+    swept scale's data (with every nested model's upstream latents under nested CV) and
+    folds, its leaky-row report, the nested folds (or None), and the seconds it took."""
+
+    plan: Any
+    data: Any
+    folds: Any
+    chain: dict
+    nested: NestedFolds | None
+    seconds: float
+
+
+def _prepare(cfg: Config, target: ScaleSpec, data_root: str | None, outer_folds: int,
+             progress, devices) -> Prepared:
+    """The upstream scales trained as configured (and, under nested CV, one upstream model
+    per nested model), and the swept scale's data and folds (:class:`Prepared`)."""
+    start = time.perf_counter()
+    position = [s.name for s in cfg.scales].index(target.name)
+    upstream = fit_config(cfg, data_root=data_root, progress=progress,
+                          stop_before=target.name).trained if position else {}
+    plan = plan_chain(cfg, data_root=data_root)
+    data, folds, feeders = prepare_scale(cfg, target, upstream, plan)
+    chain = _chain_report(cfg, target, upstream, plan, data, folds, feeders)
+    nested = None
+    if outer_folds:
+        nested, data = _nested_inputs(cfg, target, data, folds, plan, outer_folds, chain,
+                                      progress, devices)
+    return Prepared(plan, data, folds, chain, nested, time.perf_counter() - start)
 
 
 def _settings(cfg: Config, target: ScaleSpec, grid, seeds: int | None, outer_folds: int
@@ -351,14 +388,14 @@ def _scored(spec: ScaleSpec, combo: dict, outputs, per: int, data, folds,
             nested: bool) -> tuple:
     """One combination's (run row of pooled metrics, per-fold rows, nested models' outputs or
     None) from its models' ``outputs``: the ``per`` models of its own folds, then (nested)
-    its nested models. A model that diverged (NaN outputs, ``fitting.nonfinite``) makes its
+    its nested models. A model that diverged (``evaluation.diverged_models``) makes its
     fold's metrics NaN, and the combination's pooled ones; ``diverged`` counts its models
     that did."""
     own = jax.tree.map(lambda a: a[:per], outputs)
     inner = jax.tree.map(lambda a: a[per:], outputs) if nested else None
     m = scale_metrics(spec, own, data.targets, folds.train, folds.val, folds.fold_of_row,
                       folds.n_cv)
-    bad = nonfinite(outputs)
+    bad = diverged_models(outputs)
     pooled = _nan_if(bad[:per].any(),
                      metric_columns({h: v.get("pooled_val", {}) for h, v in m["heads"].items()}))
     folds_rows = [{**combo, "fold": f, **_nan_if(bad[f], metric_columns(fm["val"]))}

@@ -26,6 +26,18 @@ def test_kfold_ids_are_sklearns_kfold_without_importing_it(n_rows, n_splits, see
             np.testing.assert_array_equal(np.flatnonzero(fold_ids == f), valid)
 
 
+def test_kfold_assignment_does_not_import_scikit_learn():
+    import subprocess
+    import sys
+
+    code = ("import sys; from nested_ae_jax.splits import assign_folds; "
+            "assign_folds(50, kind='kfold', n_splits=5, random_state=0); "
+            "print('sklearn' in sys.modules)")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                         check=True)
+    assert out.stdout.strip() == "False"
+
+
 def test_unshuffled_kfold_is_contiguous_and_ignores_random_state():
     fold_ids = assign_folds(10, kind="kfold", n_splits=3, shuffle=False, random_state=123)
     np.testing.assert_array_equal(fold_ids, [0, 0, 0, 0, 1, 1, 1, 2, 2, 2])

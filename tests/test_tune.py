@@ -61,6 +61,22 @@ def test_settings_that_diverged_survive_a_race_only_when_too_few_others_have_a_s
                                                                           False]
 
 
+def test_finite_members_leave_out_what_diverged_or_is_not_allowed_and_name_an_empty_race():
+    from nested_ae_jax.errors import NestedAEError
+    from nested_ae_jax.ranking import finite_members, top_k
+
+    scores = np.array([[0.1, np.nan], [np.inf, 0.2], [0.3, 0.4]])
+    allowed = np.array([[True, True], [True, True], [False, True]])
+    top = top_k(scores, allowed, 3, maximise=False)
+    assert [m.tolist() for m in finite_members(top, scores, allowed, "race {}")] == \
+        [[0], [1, 2]]
+    with pytest.raises(NestedAEError, match=r"^race 1: all 2 setting\(s\) it may choose "
+                       "diverged"):
+        lost = np.array([[0.1, np.nan], [0.2, np.inf], [0.3, 0.4]])  # race 1 may not
+        only = np.array([[True, True], [True, True], [True, False]])  # take row 2
+        finite_members(top_k(lost, only, 2, maximise=False), lost, only, "race {}")
+
+
 def test_budget_shrinks_the_rest_of_the_plan_until_its_projection_fits():
     """1 s per setting-epoch; 4 races; 27 settings now, count(keep): alive in any race after
     each keeps ``keep``. Survivors are halved and rungs that would not narrow any race dropped,
@@ -244,8 +260,10 @@ def test_a_budget_spent_by_the_first_rung_still_ends_with_a_nested_cv_figure(tun
     assert np.isfinite(r.nested["outer"]) and len(r.outer) == 3
     budget = json.loads(write_outputs(r, tmp_path / "out")[0].read_text())["budget"]
     assert budget["minutes"] == 1.5 and budget["spent_s"] == 400 and not budget["within"]
-    assert budget["projected_s"] == pytest.approx(200 + len(last) * 8 * 200 / 16)
-    (check,) = budget["checks"]
+    (check,) = budget["checks"]  # the rate leaves out what later rungs reuse (data, folds)
+    assert 0 < check["reused_s"] < 200
+    assert budget["projected_s"] == pytest.approx(
+        200 + len(last) * 8 * (200 - check["reused_s"]) / 16)
     assert check["rungs_before"] == [{"keep": 2, "epochs": 8}]
     assert check["rungs_after"] == [{"keep": 1, "epochs": 8}] and not check["fits"]
     assert budget["reduced"] == [check["note"]] and check["note"] in notes

@@ -33,8 +33,8 @@ def train_and_write(cfg, out: Path, *, data_root=None, overwrite=False, resume=F
     from ..runner import fit_config
 
     progress = printer(quiet)
-    warm = _warm_up_figures()
     out = store.prepare_out_dir(out, overwrite=overwrite, resume=resume)
+    warm = _warm_up_figures()
     resolved = store.resolved_config(cfg, data_root, out)
     states = store.resume_states(out, resolved) if resume else None
     if states and progress:
@@ -55,19 +55,18 @@ def train_and_write(cfg, out: Path, *, data_root=None, overwrite=False, resume=F
 
 
 def _warm_up_figures():
-    """A started thread that imports matplotlib and draws one small figure (loading its
-    fonts) while the fit runs: compiled training leaves the interpreter idle, so the run
-    directory's figures cost about 1 s less at the end. Join it before drawing."""
+    """A started thread running ``plots.warm_up`` while the fit runs: compiled training
+    leaves the interpreter idle, so the run directory's figures cost about 1 s less at the
+    end. Join it before drawing. A failure there is left to the figures themselves."""
     import threading
 
     def warm_up():
-        import io
+        try:
+            from .. import plots
 
-        from .. import plots
-
-        fig = plots._new_figure((1.0, 1.0))
-        fig.gca().set_title("warm-up")
-        fig.savefig(io.BytesIO(), format="png")
+            plots.warm_up()
+        except Exception:  # noqa: BLE001 - write_run draws again and reports the error
+            pass
 
     thread = threading.Thread(target=warm_up, daemon=True)
     thread.start()

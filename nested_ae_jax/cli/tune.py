@@ -68,8 +68,10 @@ def run(args) -> int:
           f"{n['inner']:.4g})")
     if result.ensemble:
         e = result.ensemble
+        short = sorted({len(c) for c in e.chosen if len(c) < e.k})
+        fewer = f"; {', '.join(map(str, short))} where members diverged" if short else ""
         print(f"ensemble of {e.k} (mean prediction of each outer split's {e.k} best by "
-              f"its inner folds): {result.metric} {e.nested['outer']:.4g} on the same outer "
+              f"its inner folds{fewer}): {result.metric} {e.nested['outer']:.4g} on the same outer "
               f"validation rows (single setting {n['outer']:.4g}); final ensemble: settings "
               + ", ".join(f"{int(i)} ({int(m)} epochs)" for i, m in zip(e.final, e.final_epochs)))
     print("every head, same outer models: " + "; ".join(

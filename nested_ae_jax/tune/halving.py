@@ -14,7 +14,7 @@ from typing import Callable, NamedTuple
 import numpy as np
 
 from ..errors import ConfigError
-from ..selection import top_k
+from ..ranking import top_k
 
 
 class Rung(NamedTuple):

@@ -34,7 +34,7 @@ import pandas as pd
 from .. import datasets, io
 from ..errors import ConfigError
 from ..config import Config, config_to_dict, override, resolve_data_path
-from ..selection import finite_members, top_k
+from ..ranking import finite_members, top_k
 from ..sweep import SweepResult, default_metric, maximised, sweep
 from .halving import (Rung, check_lengths, projected_seconds, schedule, survivors,
                       training_lengths, within_budget)
@@ -135,6 +135,7 @@ def tune(cfg: Config, *, scale: str | None = None, trials: int = 16, eta: int = 
     plan = _at_least(schedule(trials, target.training.epochs, eta, rungs), ensemble)
     alive = np.ones((len(settings), outer_folds + 1), bool)  # races: outer splits, final
     rows, n_models, work, checks, r = [], 0, 0, [], 0
+    reuse, prepared, swept = {}, 0.0, 0.0  # upstream models and data: made at rung 0 only
     while True:  # the plan's tail may shrink after each rung (budget_minutes)
         rung, last = plan[r], r == len(plan) - 1
         idx = np.flatnonzero(alive.any(axis=1))
@@ -149,8 +150,9 @@ def tune(cfg: Config, *, scale: str | None = None, trials: int = 16, eta: int = 
                     scale=name, data_root=data_root, progress=progress, metric=metric,
                     devices=devices, outer_folds=outer_folds,
                     allowed=cands.alive[:, :outer_folds] if last else None,
-                    ensemble=ensemble if last else 1, lengths=at)
+                    ensemble=ensemble if last else 1, lengths=at, reuse=reuse)
         n_models += res.n_models
+        prepared, swept = prepared + res.prepare_seconds, swept + res.seconds
         cand_scores = np.column_stack([res.inner_errors, res.runs[metric].to_numpy()])
         rows += _trial_rows(r, rung, cands, settings, cand_scores, metric)
         work += len(idx) * rung.epochs
@@ -162,8 +164,10 @@ def tune(cfg: Config, *, scale: str | None = None, trials: int = 16, eta: int = 
             def settings_after(keep: int) -> int:  # the next rung's, if each race keeps keep
                 return int(survivors(scores, alive, keep, maximise).any(axis=1).sum())
 
-            check = _budget_check(plan, r, clock() - start, work, 60 * budget_minutes,
-                                  outer_folds + 1, settings_after, ensemble)
+            elapsed = clock() - start  # its share made once, on tune's clock:
+            check = _budget_check(plan, r, elapsed, work, 60 * budget_minutes,
+                                  outer_folds + 1, settings_after, ensemble,
+                                  elapsed * prepared / max(swept, 1e-9))
             plan = plan[:r + 1] + check.pop("plan")
             checks.append(check)
             if progress:
@@ -214,12 +218,15 @@ def _at_least(plan: list[Rung], k: int) -> list[Rung]:
 
 
 def _budget_check(plan: list[Rung], r: int, seconds: float, work: int, budget: float,
-                  races: int, count: Callable[[int], int], floor: int = 1) -> dict:
-    """After rung r (0-based; ``seconds`` so far for ``work`` setting-epochs): the rest of ``plan``
-    within the ``budget`` seconds left (:func:`within_budget`; ``races``, ``count``,
-    ``floor``: its arguments) and a record of the check: the projections before and after,
-    the rungs before and after, whether it fits, and a note saying what was cut."""
-    rest, rate, left = plan[r + 1:], seconds / work, budget - seconds
+                  races: int, count: Callable[[int], int], floor: int = 1,
+                  once: float = 0.0) -> dict:
+    """After rung r (0-based; ``seconds`` so far for ``work`` setting-epochs, ``once`` of
+    them spent on what later rungs reuse: the upstream models and data): the rest of
+    ``plan`` within the ``budget`` seconds left (:func:`within_budget` at the rate of the
+    other seconds; ``races``, ``count``, ``floor``: its arguments) and a record of the
+    check: the projections before and after, the rungs before and after, whether it fits,
+    and a note saying what was cut."""
+    rest, rate, left = plan[r + 1:], (seconds - once) / work, budget - seconds
     before = projected_seconds(rest, count, races, rate)
     kept, after = within_budget(rest, count, races, rate, left, floor)
     note = (f"tune budget: rung {r + 1} done at {seconds:.1f} s of {budget:.0f} s"
@@ -232,6 +239,7 @@ def _budget_check(plan: list[Rung], r: int, seconds: float, work: int, budget: f
                  "figure needs the last rung)")
     return {"after_rung": r, "seconds": seconds, "left_s": left, "projected_s": before,
             "projected_after_s": after, "fits": bool(after <= left), "note": note,
+            "reused_s": once,
             "plan": kept, "rungs_before": [x._asdict() for x in rest],
             "rungs_after": [x._asdict() for x in kept]}
 
