@@ -466,6 +466,9 @@ def read_tuned(head: str, unit: str, plain_scale: str | None = None
         if t.get("budget"):  # --budget-minutes
             values += [Value("budget.spent_s", t["budget"]["spent_s"], "s", TIMING),
                        Value("budget.within", int(t["budget"]["within"]), "", EXACT)]
+            if t["budget"]["projected_s"] is not None:  # at the first check, for the whole
+                values += [Value("budget.projected_s", t["budget"]["projected_s"], "s",
+                                 TIMING)]
         if plain_scale and (out / "plain").exists():
             m = metrics(out / "plain")
             values += [Value("plain", pooled(m, plain_scale, head)["mae"], unit, ACCURACY)]
