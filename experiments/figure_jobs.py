@@ -424,14 +424,15 @@ def tune_ae1(trials: int, with_plain: bool = False, ensemble: int = 1, lengths: 
                       eta=eta, rungs=rungs)
 
 
-def tune_pce(trials: int) -> Callable:
+def tune_pce(trials: int, ensemble: int = 1) -> Callable:
     """The paper chain's device scale tuned with the honest settings (HONEST: the matched
     folds of `compare`'s matched column are the outer folds; every scaler fit on training
     rows), TUNE_SPACE_PCE (the default space without the batch-size choice: one compiled
     group per rung), within 15 minutes. Inner folds: the configured 5 (a matched chain needs
     the same cv.n_splits on every scale, and fewer would change the outer folds)."""
     return tune_steps(PAPER_CHAIN, trials, HONEST, ("atomic", "device"), scale="device",
-                      space=TUNE_SPACE_PCE, budget_minutes=15, quick_trials=2)
+                      space=TUNE_SPACE_PCE, budget_minutes=15,
+                      quick_trials=max(2, ensemble), ensemble=ensemble)
 
 
 def tune_synthetic(config: str, trials: int) -> Callable:
@@ -536,6 +537,7 @@ JOBS: dict[str, Job] = {j.name: j for j in [
     Job("tune_ae1_32_eta4_ens16_len4", tune_ae1(32, ensemble=16, lengths=4, eta=4, rungs=3),
         read_tune),
     Job("tune_pce", tune_pce(4), read_tuned("pce", "%")),
+    Job("tune_pce_8_ens5", tune_pce(8, ensemble=5), read_tuned("pce", "%")),
     Job("tune_synthetic_smooth", tune_synthetic(SMOOTH, 8),
         read_tuned("f5_f13", "std. units", "ae2")),
     Job("tune_synthetic_noisy", tune_synthetic(NOISY, 8),
