@@ -26,7 +26,7 @@ import pandas as pd
 
 from . import links
 from .config import Config, ScaleSpec, override, parse_value
-from .errors import ConfigError
+from .errors import ConfigError, NestedAEError
 from .evaluation import diverged_models, metric_columns, scale_metrics
 from .fitting import (Replica, check_snapshots, fit_models, latent_maskable, narrow_init,
                       replica_layout)
@@ -239,8 +239,11 @@ def sweep(cfg: Config, grid: dict[str, list] | list[dict], *, scale: str | None 
                  "whose own fold models did has NaN metrics, and a setting never joins a "
                  "choice in an outer fold where one of its models did")
     values = runs[metric].to_numpy(float)[:, None]
-    pick = finite_members(top_k(values, None, 1, maximise), values, None,
-                          f"sweep, best by {metric}")[0][0]
+    try:
+        pick = finite_members(top_k(values, None, 1, maximise), values, None,
+                              f"sweep, best by {metric}")[0][0]
+    except NestedAEError as err:
+        raise AllDiverged(str(err), runs, pd.DataFrame(fold_rows)) from None
     best = runs.loc[pick].to_dict()
     summary = outer = inner = None
     if nested is not None:
@@ -251,6 +254,15 @@ def sweep(cfg: Config, grid: dict[str, list] | list[dict], *, scale: str | None 
     return SweepResult(runs, pd.DataFrame(fold_rows), best, metric, len(groups), n_models,
                        time.perf_counter() - start, summary, outer, chain, nested,
                        nested_outputs, inner, prep.seconds if fresh else 0.0)
+
+
+class AllDiverged(NestedAEError):
+    """Every combination of a sweep diverged; ``runs`` and ``folds`` are its tables (the
+    ``diverged`` column says how many models of each went bad), for the CLI to write."""
+
+    def __init__(self, message: str, runs: pd.DataFrame, folds: pd.DataFrame):
+        super().__init__(message)
+        self.runs, self.folds = runs, folds
 
 
 class Prepared(NamedTuple):

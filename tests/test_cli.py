@@ -132,3 +132,21 @@ def test_sweep_lengths_below_one_is_a_one_line_error_before_training(
     err = capsys.readouterr().err.strip()
     assert err.splitlines() == ["error: sweep --lengths 0: use a whole number, at least 1"]
     assert not (tmp_path / "out").exists()
+
+
+def test_a_sweep_where_every_setting_diverged_still_writes_its_tables(
+        tiny_sweep_config, tmp_path, capsys):
+    """Learning rates of 1e30: every model's training loss goes non-finite. One error line
+    names the choice and the table, and sweep_runs.csv holds the NaN rows with the number of
+    models that diverged; no best.json is written."""
+    from nested_ae_jax.cli import main
+
+    out = tmp_path / "out"
+    assert main(["sweep", str(tiny_sweep_config), "--grid",
+                 "training.learning_rate=1e30,1e31", "--quiet", "--out", str(out)]) == 2
+    (err,) = capsys.readouterr().err.strip().splitlines()
+    assert err.startswith("error: sweep, best by y.mae: all 2 setting(s) it may choose "
+                          "diverged") and err.endswith("sweep_runs.csv (column diverged)")
+    runs = pd.read_csv(out / "sweep_runs.csv")
+    assert runs["y.mae"].isna().all() and (runs["diverged"] == 3).all()  # 3 fold models
+    assert (out / "sweep_folds.csv").exists() and not (out / "best.json").exists()

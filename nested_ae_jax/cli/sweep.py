@@ -50,7 +50,7 @@ def run(args) -> int:
 
     from .. import io
     from ..config import load_config
-    from ..sweep import maximised, parse_grid, relative_keys, sweep
+    from ..sweep import AllDiverged, maximised, parse_grid, relative_keys, sweep
     from ..tune.halving import check_lengths
     from .train import leak_warnings
 
@@ -61,15 +61,19 @@ def run(args) -> int:
     cfg = settings(load_config(args.config), args)
     grid = relative_keys(parse_grid(args.grid or []), cfg, args.scale)
     lengths = _lengths(cfg, args.scale, args.lengths)
-    result = sweep(cfg, grid, scale=args.scale, seeds=args.seeds, data_root=args.data_root,
-                   progress=printer(args.quiet), metric=args.metric,
-                   outer_folds=args.outer_folds, lengths=lengths)
+    out = Path(args.out)
+    try:
+        result = sweep(cfg, grid, scale=args.scale, seeds=args.seeds,
+                       data_root=args.data_root, progress=printer(args.quiet),
+                       metric=args.metric, outer_folds=args.outer_folds, lengths=lengths)
+    except AllDiverged as err:  # the tables still say what went wrong
+        if jax.process_index() == 0:
+            _write_tables(out, err.runs, err.folds)
+        raise AllDiverged(f"{err}; wrote {out / 'sweep_runs.csv'} (column diverged)",
+                          err.runs, err.folds) from None
     if jax.process_index() != 0:
         return 0
-    out = Path(args.out)
-    out.mkdir(parents=True, exist_ok=True)
-    io.atomic_write_csv(out / "sweep_runs.csv", result.runs)
-    io.atomic_write_csv(out / "sweep_folds.csv", result.folds)
+    _write_tables(out, result.runs, result.folds)
     io.atomic_write_json(out / "best.json", {"metric": result.metric, **result.best,
                                              **({"nested": result.nested} if result.nested
                                                 else {}),
@@ -103,6 +107,15 @@ def run(args) -> int:
               "nested models got a latent from an upstream model trained on their entity")
     print("wrote " + ", ".join(str(out / w) for w in written))
     return 0
+
+
+def _write_tables(out: Path, runs, folds) -> None:
+    """sweep_runs.csv and sweep_folds.csv under ``out`` (each written atomically)."""
+    from .. import io
+
+    out.mkdir(parents=True, exist_ok=True)
+    io.atomic_write_csv(out / "sweep_runs.csv", runs)
+    io.atomic_write_csv(out / "sweep_folds.csv", folds)
 
 
 def _lengths(cfg, scale: str | None, n: int) -> tuple[int, ...]:
