@@ -211,9 +211,9 @@ def fit_models(spec: ScaleSpec, data: ScaleData, layout: Layout, *,
             if callback:
                 callback(state, history, done, seconds)
 
-    def predict(params):
-        return predict_models(model, params, batch.stats, arrays["inputs"], batch.own_inputs,
-                              batch.latent_mask)
+    def predict(params):  # after training to ``history``: its diverged models NaN
+        return _nan_where(diverged(history), predict_models(
+            model, params, batch.stats, arrays["inputs"], batch.own_inputs, batch.latent_mask))
 
     state, history = resume if resume is not None else (None, None)
     check_snapshots(spec, snapshots, epochs,
@@ -228,10 +228,9 @@ def fit_models(spec: ScaleSpec, data: ScaleData, layout: Layout, *,
                                       on_chunk=chunk_done, devices=devices,
                                       keep_diverged=keep_diverged)
         if stop in snapshots:  # on the host: L snapshots must not hold L x device memory
-            taken[stop] = jax.device_get(_nan_where(diverged(history), predict(state.params)))
+            taken[stop] = jax.device_get(predict(state.params))
     params = selected_params(spec, state)
-    outputs = taken[epochs] if epochs in taken else _nan_where(diverged(history),
-                                                               predict(params))
+    outputs = taken[epochs] if epochs in taken else predict(params)
     return ModelsFit(model, batch, state, history, params, outputs, time.perf_counter() - start,
                      tuple(taken[e] for e in snapshots))
 

@@ -198,13 +198,13 @@ def sweep(cfg: Config, grid: dict[str, list] | list[dict], *, scale: str | None 
     target = cfg.scale(target.name)
     combos, specs = _settings(cfg, target, grid, seeds, outer_folds)
     lengths = _check_lengths(specs, combos, lengths, allowed)
-    key, fresh = (cfg, target.name, outer_folds, data_root), reuse is None
-    if fresh or key not in reuse:
-        fresh, prep = True, _prepare(cfg, target, data_root, outer_folds, progress, devices)
+    key = (cfg, target.name, outer_folds, data_root)
+    prep = None if reuse is None else reuse.get(key)
+    fresh = prep is None
+    if fresh:
+        prep = _prepare(cfg, target, data_root, outer_folds, progress, devices)
         if reuse is not None:
             reuse[key] = prep
-    else:
-        prep = reuse[key]
     plan, data, folds, nested = prep.plan, prep.data, prep.folds, prep.nested
     chain = dict(prep.chain)
     metric = metric or default_metric(target)

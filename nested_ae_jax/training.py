@@ -397,10 +397,7 @@ def _compiled_chunk(task: Task, n_steps: int, may_be_empty: bool, every: int) ->
 def check_finite(history: History) -> None:
     """Raise :class:`NonFiniteLoss` naming the first model, epoch (counted from 1, as in
     history.csv) and head whose training loss went bad (the evaluated epochs of one chunk)."""
-    for name, values in history.train.items():
-        if name.endswith("total"):
-            continue
-        bad = ~np.isfinite(values)
+    for name, bad in _nonfinite_losses(history).items():
         if bad.any():
             model, column = np.argwhere(bad)[0]
             raise NonFiniteLoss(int(model), int(history.epoch[model, column]), name)
@@ -408,9 +405,15 @@ def check_finite(history: History) -> None:
 
 def diverged(history: History) -> np.ndarray:
     """(M,) bool: the models whose training loss of some head went NaN or infinite."""
-    bad = [~np.isfinite(v).all(axis=1) for name, v in history.train.items()
-           if not name.endswith("total")]
+    bad = [b.any(axis=1) for b in _nonfinite_losses(history).values()]
     return np.any(bad, axis=0) if bad else np.zeros(history.n_models, bool)
+
+
+def _nonfinite_losses(history: History) -> dict[str, np.ndarray]:
+    """{HEAD: (M, E) bool}: where each head's training loss is NaN or infinite (the
+    totals left out)."""
+    return {name: ~np.isfinite(v) for name, v in history.train.items()
+            if not name.endswith("total")}
 
 
 ChunkCallback = Callable[[TrainState, History, int, float], None]
